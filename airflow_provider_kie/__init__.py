@@ -1,0 +1,58 @@
+"""Apache Airflow provider for Kie.ai's generation jobs API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_INTEGRATION = "Kie.ai"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+    def modules(*names: str) -> list[dict[str, Any]]:
+        return [{"integration-name": _INTEGRATION, "python-modules": list(names)}]
+
+    return {
+        "package-name": "airflow-provider-kie",
+        "name": "Kie.ai",
+        "description": "Image and video generation jobs on `Kie.ai <https://kie.ai>`__ (Seedream 4.5 and more).",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://docs.kie.ai",
+                "tags": ["service", "ai"],
+            }
+        ],
+        "hooks": modules("airflow_provider_kie.hooks.kie"),
+        "connection-types": [
+            {
+                "connection-type": "kie",
+                "hook-class-name": "airflow_provider_kie.hooks.kie.KieHook",
+                "hook-name": "Kie.ai",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"password": "API key", "host": "Base URL"},
+                    "placeholders": {
+                        "password": "API key from https://kie.ai/api-key",
+                        "host": "https://api.kie.ai (set only for a proxy or the local emulator)",
+                    },
+                },
+                "conn-fields": {
+                    "upload_base_url": {
+                        "label": "Upload base URL",
+                        "description": "Base URL of Kie's file upload API.",
+                        "schema": {"type": ["string", "null"], "default": "https://kieai.redpandaai.co"},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Timeout of each HTTP request to Kie.",
+                        "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                },
+            }
+        ],
+    }

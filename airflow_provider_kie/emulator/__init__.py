@@ -1,0 +1,128 @@
+"""An offline Kie.ai API for tests and demos: ``python -m airflow_provider_kie.emulator --port 8765``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_kie.emulator.server import (
+    FAULT_KINDS,
+    EmulatorConfig,
+    EmulatorState,
+    Fault,
+    RequestRecord,
+    build_app,
+    callback_signature,
+)
+
+__all__ = [
+    "FAULT_KINDS",
+    "EmulatorConfig",
+    "Fault",
+    "KieEmulator",
+    "RequestRecord",
+    "callback_signature",
+]
+
+
+class KieEmulator:
+    """The emulator running in a background thread of this process, on 127.0.0.1.
+
+    ``with KieEmulator() as kie: ...`` gives ``kie.url`` (base URL for the connection's host),
+    ``kie.state`` (tasks, request log, faults) and helpers to inject faults and count requests.
+    """
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.state = EmulatorState(config)
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def config(self) -> EmulatorConfig:
+        return self.state.config
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def connection_uri(self, api_key: str = "emulator-key", conn_type: str = "kie") -> str:
+        """A JSON connection for ``AIRFLOW_CONN_<ID>`` pointing at this emulator."""
+        return json.dumps(
+            {
+                "conn_type": conn_type,
+                "password": api_key,
+                "host": self.url,
+                "extra": {"upload_base_url": self.url},
+            }
+        )
+
+    def start(self) -> KieEmulator:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as error:
+                failure.append(error)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="kie-emulator", daemon=True)
+        self._thread.start()
+        started.wait(30)
+        if failure:
+            raise failure[0]
+        return self
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        self.state.public_url = self.url
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> KieEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def add_fault(self, kind: str, endpoint: str = "*", times: int | None = 1, **kwargs: Any) -> None:
+        self.state.add_fault(Fault(kind=kind, endpoint=endpoint, times=times, **kwargs))
+
+    def count(self, endpoint: str) -> int:
+        """Requests received on ``endpoint`` ('createTask', 'recordInfo', 'credit', 'download-url', 'upload')."""
+        return self.state.count(endpoint)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self.state.lock:
+            return list(self.state.requests)

@@ -1,0 +1,398 @@
+"""Hooks for Kie.ai: the connection, auth, transport and retries. Replies are parsed by ``api.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from typing import IO, Any
+
+import aiohttp
+import requests
+import urllib3.exceptions
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_kie import __version__, api, get_provider_info
+from airflow_provider_kie.api import KieTask
+from airflow_provider_kie.exceptions import (
+    KieAmbiguousCreateError,
+    KieAuthError,
+    KieConnectionError,
+    KieError,
+    KieInputError,
+)
+
+USER_AGENT = f"airflow-provider-kie/{__version__}"
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter; ``Retry-After`` is honoured when longer."""
+
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise KieInputError("max_attempts", f"must be at least 1, got {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise KieInputError("base_delay", "delays must not be negative")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        jittered = random.uniform(backoff / 2, backoff)
+        return max(jittered, min(retry_after, self.max_delay * 4)) if retry_after else jittered
+
+
+@dataclass(frozen=True)
+class KieConnectionSettings:
+    """What a hook needs from an Airflow connection of type ``kie``."""
+
+    conn_id: str
+    api_key: str = field(repr=False)
+    base_url: str = api.DEFAULT_BASE_URL
+    upload_base_url: str = api.DEFAULT_UPLOAD_BASE_URL
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> KieConnectionSettings:
+        conn_id = conn.conn_id
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise KieAuthError(
+                "the connection has no API key: set its password to a key from https://kie.ai/api-key",
+                conn_id=conn_id,
+            )
+        _mask(api_key)
+        extra = conn.extra_dejson or {}
+        timeout = extra.get("timeout", DEFAULT_TIMEOUT)
+        try:
+            timeout = float(timeout)
+        except (TypeError, ValueError):
+            timeout = -1.0
+        if timeout <= 0:
+            raise KieInputError(
+                "timeout", f"extra 'timeout' of connection {conn_id!r} must be a positive number"
+            )
+        return cls(
+            conn_id=conn_id,
+            api_key=api_key,
+            base_url=_base_url(conn.host, conn.schema, conn.port) or api.DEFAULT_BASE_URL,
+            upload_base_url=str(extra.get("upload_base_url") or api.DEFAULT_UPLOAD_BASE_URL).rstrip("/"),
+            timeout=timeout,
+        )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT}
+
+
+def _base_url(host: str | None, schema: str | None, port: int | None) -> str | None:
+    if not host:
+        return None
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        # The UI keeps only a host name when the scheme is missing; Kie and proxies speak https.
+        host = f"https://{host}"
+    if port and host.count(":") < 2:
+        host = f"{host}:{port}"
+    return host
+
+
+def _mask(secret: str) -> None:
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return
+    mask_secret(secret)
+
+
+class _KieHookBase(BaseHook):
+    conn_name_attr = "kie_conn_id"
+    default_conn_name = "kie_default"
+    conn_type = "kie"
+    hook_name = "Kie.ai"
+
+    def __init__(
+        self,
+        kie_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        retry_ambiguous_create: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kie_conn_id = kie_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.retry_ambiguous_create = retry_ambiguous_create
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kie_conn_id={self.kie_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The form declared in the provider info, for Airflow 2 which reads it from the hook."""
+        behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+        return {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
+        }
+
+    def _retry_delay(self, error: KieError, *, operation: str, attempt: int) -> float:
+        """Seconds to wait before the next attempt; raises ``error`` (or why) when giving up."""
+        error.conn_id = self.kie_conn_id
+        if operation == api.CREATE_TASK and error.may_have_created_task and not self.retry_ambiguous_create:
+            raise KieAmbiguousCreateError(
+                f"the request may have reached Kie, so a task may exist and be billed, but its reply was "
+                f"lost ({error.message}); it was not resent",
+                operation=operation,
+                conn_id=self.kie_conn_id,
+                code=error.code,
+                http_status=error.http_status,
+            ) from error
+        if not error.retryable or attempt >= self.retry_policy.max_attempts:
+            raise error
+        delay = self.retry_policy.delay(attempt, error.retry_after)
+        self.log.warning(
+            "Kie %s failed (%s); attempt %d of %d, retrying in %.1f s",
+            operation,
+            error.message,
+            attempt,
+            self.retry_policy.max_attempts,
+            delay,
+        )
+        return delay
+
+
+class KieHook(_KieHookBase):
+    """Synchronous Kie client on ``requests`` with one pooled session.
+
+    :param kie_conn_id: connection of type ``kie``; the API key is its password.
+    :param retry_policy: backoff for 429, 455, 5xx and connection errors.
+    :param retry_ambiguous_create: resend a createTask whose reply was lost (may pay twice).
+    """
+
+    @cached_property
+    def settings(self) -> KieConnectionSettings:
+        return KieConnectionSettings.from_connection(self.get_connection(self.kie_conn_id))
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(self.settings.headers)
+        return session
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
+        """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``."""
+        body = api.create_task_body(model, input, callback_url)
+        data = self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
+        task_id = api.parse_task_id(data)
+        self.log.info("Created Kie task %s (model %s)", task_id, model)
+        return task_id
+
+    def get_task(self, task_id: str) -> KieTask:
+        """Read one task (``GET /api/v1/jobs/recordInfo``)."""
+        data = self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": task_id})
+        return api.parse_task(data)
+
+    def get_credits(self) -> Decimal:
+        return api.parse_credits(self._request("GET", api.CREDITS_PATH, api.GET_CREDITS))
+
+    def get_download_url(self, url: str) -> str:
+        """A direct link (valid 20 minutes) to a Kie-generated file."""
+        data = self._request("POST", api.DOWNLOAD_URL_PATH, api.GET_DOWNLOAD_URL, json={"url": url})
+        return api.parse_download_url(data)
+
+    def upload_file(
+        self,
+        file: str | os.PathLike[str] | bytes | IO[bytes] | None = None,
+        *,
+        file_url: str | None = None,
+        base64_data: str | None = None,
+        upload_path: str = "airflow",
+        file_name: str | None = None,
+    ) -> str:
+        """Upload a file to Kie's temporary storage and return its download URL.
+
+        Give exactly one of ``file`` (a path, bytes or a binary file: streamed), ``file_url`` (Kie
+        fetches it) or ``base64_data`` (plain base64 or a ``data:`` URI).
+        """
+        given = [
+            name
+            for name, value in (("file", file), ("file_url", file_url), ("base64_data", base64_data))
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise KieInputError(
+                "file", f"give exactly one of file, file_url, base64_data (got {given or 'none'})"
+            )
+        upload_path = upload_path.strip("/")
+        if not upload_path:
+            raise KieInputError("upload_path", "must be a non-empty folder name such as 'airflow'")
+        fields = {"uploadPath": upload_path, **({"fileName": file_name} if file_name else {})}
+        base = self.settings.upload_base_url
+        if file_url is not None:
+            data = self._request(
+                "POST", api.UPLOAD_URL_PATH, api.UPLOAD_FILE, base=base, json={"fileUrl": file_url, **fields}
+            )
+        elif base64_data is not None:
+            data = self._request(
+                "POST",
+                api.UPLOAD_BASE64_PATH,
+                api.UPLOAD_FILE,
+                base=base,
+                json={"base64Data": base64_data, **fields},
+            )
+        else:
+            content, name = _read_file(file)
+            data = self._request(
+                "POST",
+                api.UPLOAD_STREAM_PATH,
+                api.UPLOAD_FILE,
+                base=base,
+                data=fields,
+                files={"file": (file_name or name, content)},
+            )
+        return api.parse_upload(data)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Ask the credits endpoint; used by ``airflow connections test`` and the UI's Test button."""
+        try:
+            credits = self.get_credits()
+        except KieError as error:
+            return False, str(error)
+        return True, f"Connected to Kie at {self.settings.base_url}: {credits} credits left"
+
+    def _request(
+        self, method: str, path: str, operation: str, *, base: str | None = None, **kwargs: Any
+    ) -> Any:
+        url = f"{base or self.settings.base_url}{path}"
+        for attempt in range(1, self.retry_policy.max_attempts + 1):
+            self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
+            try:
+                response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+                return api.parse_reply(
+                    response.content,
+                    http_status=response.status_code,
+                    operation=operation,
+                    retry_after=api.parse_retry_after(response.headers.get("Retry-After")),
+                )
+            except requests.RequestException as exc:
+                error: KieError = _connection_error(exc, operation)
+            except KieError as exc:
+                error = exc
+            time.sleep(self._retry_delay(error, operation=operation, attempt=attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connection_error(exc: requests.RequestException, operation: str) -> KieConnectionError:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
+    return KieConnectionError(
+        f"{type(exc).__name__}: {exc}", request_sent=not never_sent, operation=operation
+    )
+
+
+def _read_file(file: Any) -> tuple[bytes, str]:
+    if isinstance(file, (bytes, bytearray)):
+        return bytes(file), "upload.bin"
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as handle:
+            return handle.read(), os.path.basename(os.fspath(file))
+    if hasattr(file, "read"):
+        return file.read(), os.path.basename(getattr(file, "name", "upload.bin"))
+    raise KieInputError("file", f"must be a path, bytes or a binary file, got {type(file).__name__}")
+
+
+class KieAsyncHook(_KieHookBase):
+    """Asynchronous Kie client on ``aiohttp``, for triggers: one ``ClientSession`` per hook.
+
+    Use it as ``async with KieAsyncHook(...) as hook:`` or call :meth:`close` when done.
+    """
+
+    def __init__(self, kie_conn_id: str = _KieHookBase.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(kie_conn_id, **kwargs)
+        self._settings: KieConnectionSettings | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> KieAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def get_settings(self) -> KieConnectionSettings:
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import get_async_connection
+
+            conn = await get_async_connection(self.kie_conn_id)
+            self._settings = KieConnectionSettings.from_connection(conn)
+        return self._settings
+
+    async def get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            settings = await self.get_settings()
+            self._session = aiohttp.ClientSession(
+                headers=settings.headers, timeout=aiohttp.ClientTimeout(total=settings.timeout)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
+        body = api.create_task_body(model, input, callback_url)
+        data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
+        return api.parse_task_id(data)
+
+    async def get_task(self, task_id: str) -> KieTask:
+        data = await self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": task_id})
+        return api.parse_task(data)
+
+    async def get_credits(self) -> Decimal:
+        return api.parse_credits(await self._request("GET", api.CREDITS_PATH, api.GET_CREDITS))
+
+    async def _request(self, method: str, path: str, operation: str, **kwargs: Any) -> Any:
+        session = await self.get_session()
+        url = f"{(await self.get_settings()).base_url}{path}"
+        for attempt in range(1, self.retry_policy.max_attempts + 1):
+            self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
+            try:
+                async with session.request(method, url, **kwargs) as response:
+                    body = await response.read()
+                    return api.parse_reply(
+                        body,
+                        http_status=response.status,
+                        operation=operation,
+                        retry_after=api.parse_retry_after(response.headers.get("Retry-After")),
+                    )
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+                error: KieError = KieConnectionError(
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    request_sent=not never_sent,
+                    operation=operation,
+                )
+            except KieError as exc:
+                error = exc
+            await asyncio.sleep(self._retry_delay(error, operation=operation, attempt=attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
