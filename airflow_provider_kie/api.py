@@ -7,6 +7,7 @@ hooks only move bytes and the emulator's tests check the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import re
@@ -144,7 +145,7 @@ class KieTask:
 
 
 def create_task_body(model: str, input: Mapping[str, Any], callback_url: str | None = None) -> dict[str, Any]:
-    """The JSON body of ``POST /api/v1/jobs/createTask``."""
+    """The JSON body of ``POST /api/v1/jobs/createTask``, input validated for the models we know."""
     if not isinstance(model, str) or not model.strip():
         raise KieInputError("model", f"must be a non-empty model name such as {SEEDREAM_EDIT_MODEL!r}")
     if not isinstance(input, Mapping):
@@ -154,7 +155,7 @@ def create_task_body(model: str, input: Mapping[str, Any], callback_url: str | N
     body: dict[str, Any] = {"model": model}
     if callback_url is not None:
         body["callBackUrl"] = validate_callback_url(callback_url)
-    body["input"] = dict(input)
+    body["input"] = validate_model_input(model, input)
     return body
 
 
@@ -460,10 +461,8 @@ def _parse_param(value: Any) -> Mapping[str, Any] | None:
         return None
     param = dict(param)
     if isinstance(param.get("input"), str):  # double-encoded input, seen in callbacks
-        try:
+        with contextlib.suppress(ValueError):
             param["input"] = json.loads(param["input"])
-        except ValueError:
-            pass
     return param
 
 

@@ -112,7 +112,9 @@ class KieEmulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def reset(self) -> None:
+    def reset(self, config: EmulatorConfig | None = None) -> None:
+        """Forget tasks, requests, faults and files; start over from ``config`` (defaults if None)."""
+        self.state.config = config or EmulatorConfig()
         self.state.reset()
 
     def add_fault(self, kind: str, endpoint: str = "*", times: int | None = 1, **kwargs: Any) -> None:

@@ -43,12 +43,10 @@ ENDPOINTS = {
     api.UPLOAD_BASE64_PATH: "upload",
 }
 
+_BODY_CODES = (400, 401, 402, 404, 408, 422, 429, 433, 455, 500, 501, 505)
 FAULT_KINDS = {
-    "429": "body code 429 on HTTP 200",
+    **{str(code): f"body code {code} on HTTP 200" for code in _BODY_CODES},
     "429-http": "HTTP 429 with Retry-After and body code 429",
-    "433": "body code 433 (sub-key limit)",
-    "455": "body code 455 (maintenance)",
-    "500": "body code 500 on HTTP 200",
     "500-http": "HTTP 500 with body code 500",
     "502-html": "HTTP 502 with an HTML page",
     "503-http": "HTTP 503 with no body",
@@ -129,6 +127,7 @@ class RequestRecord:
     query: dict[str, str]
     body: Any
     key_sha256: str | None  # which key was used, without keeping the key
+    user_agent: str = ""
     status: int = 0
     code: int | None = None
     at: float = field(default_factory=time.time)
@@ -203,6 +202,9 @@ class EmulatorState:
                 return fault
         return None
 
+    def balance(self) -> Decimal:
+        return Decimal(str(self.config.credits)) - self.spent
+
     def count(self, endpoint: str) -> int:
         with self.lock:
             return sum(1 for r in self.requests if r.endpoint == endpoint)
@@ -221,8 +223,8 @@ class EmulatorState:
 
 
 # Fault kinds that replace the reply before the request is handled, by endpoint-independent shape.
-_EARLY_FAULTS = {"429", "429-http", "433", "455", "500", "500-http", "502-html", "503-http", "html-200", "empty",
-                 "truncated", "drop", "delay", "drop-after"}  # fmt: skip
+_EARLY_FAULTS = {*map(str, _BODY_CODES), "429-http", "500-http", "502-html", "503-http", "html-200",
+                 "empty", "truncated", "drop", "delay", "drop-after"}  # fmt: skip
 _RECORD_FAULTS = {
     "not-found",
     "unknown-state",
@@ -233,9 +235,14 @@ _RECORD_FAULTS = {
 }
 
 
+STATE_KEY = web.AppKey("state", EmulatorState)
+CALLBACKS_KEY = web.AppKey("callback_tasks", set)
+RECORD_KEY: Any = web.RequestKey("record", RequestRecord) if hasattr(web, "RequestKey") else "record"
+
+
 def build_app(state: EmulatorState) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_make_middleware(state)])
-    app["state"] = state
+    app[STATE_KEY] = state
     app.router.add_post(api.CREATE_TASK_PATH, _create_task)
     app.router.add_get(api.RECORD_INFO_PATH, _record_info)
     app.router.add_get(api.CREDITS_PATH, _credits)
@@ -252,7 +259,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/_emulator/config", _control_config)
     app.router.add_post("/_emulator/faults", _control_faults)
     app.router.add_post("/_emulator/reset", _control_reset)
-    app["callback_tasks"] = set()
+    app[CALLBACKS_KEY] = set()
     app.on_cleanup.append(_cancel_callbacks)
     return app
 
@@ -270,10 +277,11 @@ def _make_middleware(state: EmulatorState) -> Any:
             query=dict(request.query),
             body=await _peek_json(request),
             key_sha256=_key_hash(request),
+            user_agent=request.headers.get("User-Agent", ""),
         )
         with state.lock:
             state.requests.append(record)
-        request["record"] = record
+        request[RECORD_KEY] = record
         if state.config.latency_seconds:
             await asyncio.sleep(state.config.latency_seconds)
         fault = state.take_fault(endpoint, _EARLY_FAULTS)
@@ -299,9 +307,9 @@ async def _faulty_reply(
     if kind == "drop":
         _drop(request)
         return web.Response(status=499)
-    if kind in ("429", "433", "455", "500"):
+    if kind.isdigit():
         record.code = int(kind)
-        return _envelope(state, int(kind), _FAULT_MESSAGES[int(kind)])
+        return _envelope(state, int(kind), _FAULT_MESSAGES.get(int(kind), f"error {kind}"))
     if kind in ("429-http", "500-http"):
         code = int(kind[:3])
         record.status = record.code = code
@@ -331,10 +339,15 @@ async def _faulty_reply(
 _FAULT_MESSAGES = {
     401: "You do not have access permissions",
     402: "Credits insufficient",
+    404: "Task not found",
+    408: "Upstream returned no result for over 10 minutes",
+    422: "Validation error",
     429: "Rate limit exceeded",
     433: "Sub-key usage exceeds limit",
     455: "Service unavailable: system maintenance",
     500: "Server Error - An unexpected error occurred while processing the request",
+    501: "Generation failed",
+    505: "Feature disabled",
 }
 
 
@@ -368,22 +381,22 @@ def _key_hash(request: web.Request) -> str | None:
 
 
 def _auth_error(request: web.Request, state: EmulatorState) -> web.Response | None:
-    key_hash = request["record"].key_sha256
+    key_hash = request[RECORD_KEY].key_sha256
     allowed = state.config.api_keys
     if key_hash is None or (
         allowed is not None and key_hash not in {hashlib.sha256(k.encode()).hexdigest() for k in allowed}
     ):
-        request["record"].code = 401
+        request[RECORD_KEY].code = 401
         return _envelope(state, 401, _FAULT_MESSAGES[401])
     return None
 
 
 def _throttle(request: web.Request, state: EmulatorState, kind: str) -> web.Response | None:
-    if not state.config.rate_limits or not state.throttled(request["record"].key_sha256, kind):
+    if not state.config.rate_limits or not state.throttled(request[RECORD_KEY].key_sha256, kind):
         return None
-    request["record"].code = 429
+    request[RECORD_KEY].code = 429
     status = state.config.rate_limit_http_status
-    request["record"].status = status
+    request[RECORD_KEY].status = status
     headers = {"Retry-After": "1"} if status == 429 else None
     return _envelope(state, 429, _FAULT_MESSAGES[429], status=status, headers=headers)
 
@@ -391,29 +404,31 @@ def _throttle(request: web.Request, state: EmulatorState, kind: str) -> web.Resp
 def _reply(
     request: web.Request, state: EmulatorState, code: int, message: str, data: Any = None
 ) -> web.Response:
-    request["record"].code = code
+    request[RECORD_KEY].code = code
     return _envelope(state, code, message, data)
 
 
 async def _create_task(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if (error := _auth_error(request, state) or _throttle(request, state, "createTask")) is not None:
         return error
-    body = request["record"].body
+    body = request[RECORD_KEY].body
     if not isinstance(body, dict):
         return _reply(
             request, state, state.config.validation_error_code, "request body must be a JSON object"
         )
     model, task_input, callback = body.get("model"), body.get("input"), body.get("callBackUrl")
     try:
+        if not isinstance(model, str) or not model:
+            raise KieInputError("model", "is required")
         if not isinstance(task_input, dict):
             raise KieInputError("input", "is required and must be an object")
-        api.create_task_body(model, api.validate_model_input(model, task_input), callback)
+        api.create_task_body(model, task_input, callback)
     except KieInputError as error:
         return _reply(request, state, state.config.validation_error_code, str(error))
     config = state.config
     with state.lock:
-        if state.config.credits - state.spent < config.credits_per_task:
+        if state.balance() < Decimal(str(config.credits_per_task)):
             return _reply(request, state, 402, _FAULT_MESSAGES[402])
         task_id = uuid.uuid4().hex
         prompt = str(task_input.get("prompt", ""))
@@ -421,13 +436,13 @@ async def _create_task(request: web.Request) -> web.Response:
             task_id=task_id,
             model=model,
             body=body,
-            key_sha256=request["record"].key_sha256,
+            key_sha256=request[RECORD_KEY].key_sha256,
             created=time.time(),
             waiting=config.waiting_seconds,
             queuing=config.queuing_seconds,
             generating=config.generating_seconds,
             fails=config.fail_marker in prompt or random.random() < config.fail_rate,
-            credits=config.credits_per_task,
+            credits=Decimal(str(config.credits_per_task)),
         )
         state.tasks[task_id] = task
         if not task.fails:
@@ -479,7 +494,7 @@ def task_record(
 
 
 async def _record_info(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if (error := _auth_error(request, state) or _throttle(request, state, "recordInfo")) is not None:
         return error
     task_id = request.query.get("taskId", "").strip()
@@ -496,19 +511,19 @@ async def _record_info(request: web.Request) -> web.Response:
 
 
 async def _credits(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if (error := _auth_error(request, state)) is not None:
         return error
-    balance = state.config.credits - state.spent
+    balance = state.balance()
     value: int | float = int(balance) if balance == balance.to_integral_value() else float(balance)
     return _reply(request, state, 200, "success", value)
 
 
 async def _download_url(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if (error := _auth_error(request, state)) is not None:
         return error
-    body = request["record"].body
+    body = request[RECORD_KEY].body
     url = body.get("url") if isinstance(body, dict) else None
     if not url:
         return _reply(request, state, 422, "url is required")
@@ -520,7 +535,7 @@ async def _download_url(request: web.Request) -> web.Response:
 def _upload_reply(
     request: web.Request, state: EmulatorState, code: int, message: str, data: Any = None
 ) -> web.Response:
-    request["record"].code = code
+    request[RECORD_KEY].code = code
     return web.json_response({"success": code == 200, "code": code, "msg": message, "data": data})
 
 
@@ -561,7 +576,7 @@ def _sniff_mime(content: bytes) -> str | None:
 
 
 async def _upload_stream(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if _auth_error(request, state):
         return _upload_reply(request, state, 401, _FAULT_MESSAGES[401])
     if not request.content_type.startswith("multipart/"):
@@ -570,7 +585,7 @@ async def _upload_stream(request: web.Request) -> web.Response:
     upload = form.get("file")
     if not isinstance(upload, web.FileField):
         return _upload_reply(request, state, 400, "Missing required parameter: file")
-    request["record"].body = {"uploadPath": form.get("uploadPath"), "fileName": form.get("fileName")}
+    request[RECORD_KEY].body = {"uploadPath": form.get("uploadPath"), "fileName": form.get("fileName")}
     content = upload.file.read()
     return _store_upload(
         request, state, content, form.get("uploadPath"), form.get("fileName") or upload.filename
@@ -578,10 +593,10 @@ async def _upload_stream(request: web.Request) -> web.Response:
 
 
 async def _upload_url(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if _auth_error(request, state):
         return _upload_reply(request, state, 401, _FAULT_MESSAGES[401])
-    body = request["record"].body or {}
+    body = request[RECORD_KEY].body or {}
     url = body.get("fileUrl")
     if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https"):
         return _upload_reply(request, state, 400, "Missing required parameter: fileUrl")
@@ -605,10 +620,10 @@ async def _upload_url(request: web.Request) -> web.Response:
 
 
 async def _upload_base64(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if _auth_error(request, state):
         return _upload_reply(request, state, 401, _FAULT_MESSAGES[401])
-    body = request["record"].body or {}
+    body = request[RECORD_KEY].body or {}
     data = body.get("base64Data")
     if not isinstance(data, str) or not data:
         return _upload_reply(request, state, 400, "Missing required parameter: base64Data")
@@ -618,7 +633,7 @@ async def _upload_base64(request: web.Request) -> web.Response:
         content = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         return _upload_reply(request, state, 400, "base64Data is not valid base64")
-    request["record"].body = {**body, "base64Data": f"<{len(content)} bytes>"}
+    request[RECORD_KEY].body = {**body, "base64Data": f"<{len(content)} bytes>"}
     return _store_upload(request, state, content, body.get("uploadPath"), body.get("fileName"))
 
 
@@ -643,7 +658,7 @@ def _find_file(state: EmulatorState, path: str) -> tuple[bytes, str] | None:
 
 
 async def _serve_file(request: web.Request) -> web.Response:
-    found = _find_file(request.app["state"], request.match_info["path"])
+    found = _find_file(request.app[STATE_KEY], request.match_info["path"])
     if found is None:
         raise web.HTTPNotFound()
     content, mime = found
@@ -661,8 +676,8 @@ def callback_signature(secret: str, task_id: str, timestamp: str) -> str:
 
 def _schedule_callback(app: web.Application, state: EmulatorState, task: EmulatedTask) -> None:
     job = asyncio.ensure_future(_deliver_callback(state, task))
-    app["callback_tasks"].add(job)
-    job.add_done_callback(app["callback_tasks"].discard)
+    app[CALLBACKS_KEY].add(job)
+    job.add_done_callback(app[CALLBACKS_KEY].discard)
 
 
 async def _deliver_callback(state: EmulatorState, task: EmulatedTask) -> None:
@@ -703,7 +718,7 @@ async def _deliver_callback(state: EmulatorState, task: EmulatedTask) -> None:
 
 
 async def _cancel_callbacks(app: web.Application) -> None:
-    for job in list(app["callback_tasks"]):
+    for job in list(app[CALLBACKS_KEY]):
         job.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await job
@@ -713,13 +728,13 @@ async def _cancel_callbacks(app: web.Application) -> None:
 
 
 async def _control_requests(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     with state.lock:
         return web.json_response([r.to_dict() for r in state.requests])
 
 
 async def _control_tasks(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     now = time.time()
     with state.lock:
         tasks = list(state.tasks.values())
@@ -728,7 +743,7 @@ async def _control_tasks(request: web.Request) -> web.Response:
 
 async def _control_task(request: web.Request) -> web.Response:
     """Force a task's state, e.g. ``{"state": "success"}`` to end it now."""
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     body = await request.json()
     with state.lock:
         task = state.tasks.get(request.match_info["task_id"])
@@ -739,13 +754,13 @@ async def _control_task(request: web.Request) -> web.Response:
 
 
 async def _control_callbacks(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     with state.lock:
         return web.json_response(list(state.callbacks))
 
 
 async def _control_config(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     if request.method == "POST":
         try:
             with state.lock:
@@ -756,7 +771,7 @@ async def _control_config(request: web.Request) -> web.Response:
 
 
 async def _control_faults(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app["state"]
+    state: EmulatorState = request.app[STATE_KEY]
     try:
         state.add_fault(Fault(**await request.json()))
     except (KieInputError, TypeError) as error:
@@ -765,5 +780,5 @@ async def _control_faults(request: web.Request) -> web.Response:
 
 
 async def _control_reset(request: web.Request) -> web.Response:
-    request.app["state"].reset()
+    request.app[STATE_KEY].reset()
     return web.json_response({"reset": True})

@@ -33,11 +33,12 @@ DEFAULT_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff with full jitter; ``Retry-After`` is honoured when longer."""
+    """Bounded exponential backoff with jitter; a longer ``Retry-After`` wins, up to ``max_retry_after``."""
 
     max_attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 30.0
+    max_retry_after: float = 120.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -48,7 +49,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         jittered = random.uniform(backoff / 2, backoff)
-        return max(jittered, min(retry_after, self.max_delay * 4)) if retry_after else jittered
+        return max(jittered, min(retry_after, self.max_retry_after)) if retry_after else jittered
 
 
 @dataclass(frozen=True)

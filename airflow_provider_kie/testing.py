@@ -1,0 +1,36 @@
+"""pytest plugin (entry point ``pytest11``): a running Kie emulator for your DAG tests.
+
+``kie_emulator`` gives a :class:`~airflow_provider_kie.emulator.KieEmulator` on 127.0.0.1, reset for
+the test, with the Airflow connection ``kie_default`` pointing at it (through
+``AIRFLOW_CONN_KIE_DEFAULT``)::
+
+    def test_my_dag(kie_emulator):
+        kie_emulator.config.generating_seconds = 0.1
+        ...  # run code that uses KieHook / the operators
+        assert kie_emulator.count("createTask") == 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_kie.emulator import KieEmulator
+
+EMULATOR_API_KEY = "emulator-test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def kie_emulator_server() -> Iterator[KieEmulator]:
+    """One emulator for the whole session; prefer ``kie_emulator``, which resets it per test."""
+    with KieEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def kie_emulator(kie_emulator_server: KieEmulator, monkeypatch: pytest.MonkeyPatch) -> KieEmulator:
+    """The emulator, reset, with connection ``kie_default`` pointing at it."""
+    kie_emulator_server.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", kie_emulator_server.connection_uri(EMULATOR_API_KEY))
+    return kie_emulator_server
