@@ -718,7 +718,8 @@ async def _deliver_callback(state: EmulatorState, task: EmulatedTask) -> None:
 
 
 async def _cancel_callbacks(app: web.Application) -> None:
-    for job in list(app[CALLBACKS_KEY]):
+    jobs: set[Any] = app[CALLBACKS_KEY]
+    for job in list(jobs):
         job.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await job

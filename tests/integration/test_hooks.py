@@ -54,7 +54,9 @@ class TestSyncHook:
         assert all(r.user_agent == USER_AGENT for r in kie_emulator.requests)
 
     def test_recorded_states_walk_to_success(self, hook, kie_emulator):
-        kie_emulator.config.update({"waiting_seconds": 0.2, "queuing_seconds": 0.2, "generating_seconds": 0.2})
+        kie_emulator.config.update(
+            {"waiting_seconds": 0.2, "queuing_seconds": 0.2, "generating_seconds": 0.2}
+        )
         task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         seen = []
         while not seen or seen[-1] != "success":
@@ -65,7 +67,9 @@ class TestSyncHook:
         assert seen == ["waiting", "queuing", "generating", "success"]
 
     def test_failed_task(self, hook):
-        task = wait_done(hook, hook.create_task(api.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "prompt": "[fail] x"}))
+        task = wait_done(
+            hook, hook.create_task(api.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "prompt": "[fail] x"})
+        )
         assert task.state is TaskState.FAIL and task.fail_code == "500" and task.fail_msg
         assert task.credits_consumed == 0
 
@@ -136,17 +140,23 @@ class TestSyncHook:
         hook = KieHook(retry_policy=fast_retries, retry_ambiguous_create=True)
         task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 2
-        assert task_id in kie_emulator.state.tasks and len(kie_emulator.state.tasks) == 2  # paid twice, as warned
+        assert (
+            task_id in kie_emulator.state.tasks and len(kie_emulator.state.tasks) == 2
+        )  # paid twice, as warned
 
     def test_create_slower_than_timeout_is_ambiguous(self, kie_emulator, fast_retries, monkeypatch):
-        conn = kie_emulator.connection_uri(EMULATOR_API_KEY).replace('"extra": {', '"extra": {"timeout": 0.2, ')
+        conn = kie_emulator.connection_uri(EMULATOR_API_KEY).replace(
+            '"extra": {', '"extra": {"timeout": 0.2, '
+        )
         monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", conn)
         kie_emulator.add_fault("delay", "createTask", delay=0.6)
         with pytest.raises(KieAmbiguousCreateError, match="ReadTimeout"):
             KieHook(retry_policy=fast_retries).create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 1
 
-    @pytest.mark.parametrize("fault", ["429", "429-http", "455", "500", "500-http", "502-html", "drop", "truncated"])
+    @pytest.mark.parametrize(
+        "fault", ["429", "429-http", "455", "500", "500-http", "502-html", "drop", "truncated"]
+    )
     def test_get_task_retries_transient_faults(self, hook, kie_emulator, fault):
         task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         kie_emulator.add_fault(fault, "recordInfo", times=2, retry_after=0.01)
@@ -217,7 +227,9 @@ class TestSyncHook:
         assert kie_emulator.count("createTask") == 0
 
     def test_connection_without_key(self, kie_emulator, monkeypatch):
-        monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", f'{{"conn_type": "kie", "host": "{kie_emulator.url}"}}')
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_KIE_DEFAULT", f'{{"conn_type": "kie", "host": "{kie_emulator.url}"}}'
+        )
         with pytest.raises(KieAuthError, match="no API key"):
             KieHook().get_credits()
         assert not kie_emulator.requests

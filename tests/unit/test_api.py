@@ -58,7 +58,9 @@ class TestEnvelope:
         assert info.value.message == "Unauthorized"
 
     def test_code_as_string(self):
-        assert api.parse_reply(b'{"code": "200", "msg": "ok", "data": 5}', http_status=200, operation="x") == 5
+        assert (
+            api.parse_reply(b'{"code": "200", "msg": "ok", "data": 5}', http_status=200, operation="x") == 5
+        )
 
     def test_decoded_value_accepted(self):
         assert api.parse_reply({"code": 200, "msg": "ok", "data": 1}, http_status=200, operation="x") == 1
@@ -118,7 +120,8 @@ class TestEnvelope:
         assert info.value.retryable
 
     @pytest.mark.parametrize(
-        "body", [b"", b"<html>Just a moment</html>", b'{"code": 200, "msg": "suc', b"\xff\xfe", b"[1, 2]", b"null"]
+        "body",
+        [b"", b"<html>Just a moment</html>", b'{"code": 200, "msg": "suc', b"\xff\xfe", b"[1, 2]", b"null"],
     )
     def test_not_an_envelope_on_http_200(self, body):
         with pytest.raises(KieProtocolError) as info:
@@ -238,7 +241,11 @@ class TestOtherReplies:
             api.parse_download_url(None)
 
     def test_upload_both_documented_shapes(self):
-        spec = {"fileName": "a.png", "filePath": "p/a.png", "downloadUrl": "https://tempfile.redpandaai.co/a.png"}
+        spec = {
+            "fileName": "a.png",
+            "filePath": "p/a.png",
+            "downloadUrl": "https://tempfile.redpandaai.co/a.png",
+        }
         quickstart = {"fileId": "f", "fileUrl": "https://x/a.png", "downloadUrl": "https://y/a.png"}
         assert api.parse_upload(spec) == "https://tempfile.redpandaai.co/a.png"
         assert api.parse_upload(quickstart) == "https://y/a.png"
@@ -287,14 +294,19 @@ class TestRequests:
             api.seedream_input(prompt="p", image_urls="https://a/b.png", aspect_ratio="5:4", edit=True)
 
     def test_single_url_string_and_limits(self):
-        assert api.seedream_input(prompt="x" * 3000, image_urls="https://a/b.png", edit=True)["image_urls"] == [
-            "https://a/b.png"
-        ]
-        assert len(api.seedream_input(prompt="p", image_urls=["https://a/b"] * 14, edit=True)["image_urls"]) == 14
+        assert api.seedream_input(prompt="x" * 3000, image_urls="https://a/b.png", edit=True)[
+            "image_urls"
+        ] == ["https://a/b.png"]
+        assert (
+            len(api.seedream_input(prompt="p", image_urls=["https://a/b"] * 14, edit=True)["image_urls"])
+            == 14
+        )
 
     def test_text_to_image_rejects_image_urls(self):
         with pytest.raises(KieInputError, match="image_urls"):
-            api.validate_model_input(api.SEEDREAM_TEXT_TO_IMAGE_MODEL, {"prompt": "p", "image_urls": ["https://a"]})
+            api.validate_model_input(
+                api.SEEDREAM_TEXT_TO_IMAGE_MODEL, {"prompt": "p", "image_urls": ["https://a"]}
+            )
 
     def test_unknown_field_for_known_model(self):
         with pytest.raises(KieInputError, match="n_images"):

@@ -7,9 +7,9 @@ import json
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import airflow
 import jsonschema
 
-import airflow
 from airflow_provider_kie import get_provider_info
 
 
@@ -23,7 +23,11 @@ def test_provider_info_validates_against_airflow_schema():
 
 
 def test_entry_point_is_registered():
-    found = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_kie")]
+    found = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_kie")
+    ]
     assert len(found) == 1
     assert found[0].load() is get_provider_info
 

@@ -1,0 +1,144 @@
+"""The emulator's own promises: rate limits, callbacks with Kie's HMAC, control API, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from aiohttp import web
+
+from airflow_provider_kie import api
+from airflow_provider_kie.emulator import callback_signature
+from airflow_provider_kie.exceptions import KieRateLimitError
+from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
+from tests.integration.conftest import EDIT_INPUT
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def test_kie_rate_limits_per_key(kie_emulator):
+    kie_emulator.config.update({"rate_limits": True, "null_seconds": 0})
+    hook = KieHook(retry_policy=NO_RETRY)
+    task_ids = [hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT) for _ in range(20)]
+    with pytest.raises(KieRateLimitError):
+        hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+    for _ in range(10):
+        hook.get_task(task_ids[0])
+    with pytest.raises(KieRateLimitError):
+        hook.get_task(task_ids[0])
+    assert len(kie_emulator.state.tasks) == 20
+
+
+def test_rate_limit_as_http_429(kie_emulator):
+    kie_emulator.config.update({"rate_limits": True, "record_limit": [1, 60], "rate_limit_http_status": 429})
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer k"
+    url = f"{kie_emulator.url}{api.RECORD_INFO_PATH}?taskId=x"
+    session.get(url)
+    reply = session.get(url)
+    assert reply.status_code == 429 and reply.headers["Retry-After"] == "1" and reply.json()["code"] == 429
+
+
+async def _receiver(received: list):
+    async def handle(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.json()))
+        return web.json_response({"code": 200, "msg": "success"})
+
+    app = web.Application()
+    app.router.add_post("/callback", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("prompt", ["a calm sea", "[fail] a calm sea"])
+async def test_callback_payload_and_signature(kie_emulator, prompt):
+    kie_emulator.config.update(
+        {"callback_secret": "hmac-key", "generating_seconds": 0.1, "waiting_seconds": 0}
+    )
+    received: list = []
+    runner, port = await _receiver(received)
+    try:
+        hook = KieHook()
+        task_id = await asyncio.to_thread(
+            hook.create_task,
+            api.SEEDREAM_EDIT_MODEL,
+            {**EDIT_INPUT, "prompt": prompt},
+            f"http://127.0.0.1:{port}/callback",
+        )
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    ((headers, body),) = received
+    success = "[fail]" not in prompt
+    assert body["code"] == (200 if success else 501)
+    assert body["msg"] == (
+        "Playground task completed successfully." if success else "Playground task failed."
+    )
+    task = api.parse_task(body["data"])
+    assert task.task_id == task_id and task.state.value == ("success" if success else "fail")
+    timestamp = headers["X-Webhook-Timestamp"]
+    assert abs(int(timestamp) - time.time()) < 30
+    assert headers["X-Webhook-Signature"] == callback_signature("hmac-key", task_id, timestamp)
+    assert kie_emulator.state.callbacks[0]["delivered"] is True
+
+
+def test_control_api(kie_emulator):
+    url = kie_emulator.url
+    assert (
+        requests.post(f"{url}/_emulator/config", json={"generating_seconds": 60}).json()["generating_seconds"]
+        == 60
+    )
+    assert requests.post(f"{url}/_emulator/config", json={"nope": 1}).status_code == 400
+    assert requests.post(f"{url}/_emulator/faults", json={"kind": "429", "endpoint": "createTask"}).ok
+    assert requests.post(f"{url}/_emulator/faults", json={"kind": "boom"}).status_code == 400
+    hook = KieHook(retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01))
+    task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+    forced = requests.post(f"{url}/_emulator/tasks/{task_id}", json={"state": "success"}).json()
+    assert forced["state"] == "success"
+    log = requests.get(f"{url}/_emulator/requests").json()
+    assert [r["code"] for r in log if r["endpoint"] == "createTask"] == [429, 200]
+    assert all("emulator" not in json.dumps(r) or r["key_sha256"] for r in log)
+    assert requests.get(f"{url}/_emulator/tasks").json()[0]["taskId"] == task_id
+    requests.post(f"{url}/_emulator/reset")
+    assert requests.get(f"{url}/_emulator/tasks").json() == []
+
+
+def test_command_line(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_kie.emulator",
+            "--port",
+            str(port),
+            "--generating-seconds",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert f"http://127.0.0.1:{port}" in process.stdout.readline()
+        conn = json.loads(process.stdout.readline().partition("=")[2])
+        reply = requests.get(
+            f"{conn['host']}{api.CREDITS_PATH}", headers={"Authorization": "Bearer k"}, timeout=5
+        )
+        assert reply.json() == {"code": 200, "msg": "success", "data": 1000}
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
