@@ -27,7 +27,11 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service", "ai"],
             }
         ],
+        "operators": modules("airflow_provider_kie.operators.kie", "airflow_provider_kie.operators.seedream"),
+        "sensors": modules("airflow_provider_kie.sensors.kie"),
         "hooks": modules("airflow_provider_kie.hooks.kie"),
+        "triggers": modules("airflow_provider_kie.triggers.kie"),
+        "extra-links": ["airflow_provider_kie.links.KieResultLink"],
         "connection-types": [
             {
                 "connection-type": "kie",
