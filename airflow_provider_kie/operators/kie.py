@@ -114,17 +114,18 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     def is_job_succeeded(self, status: str) -> bool:
         return status == TaskState.SUCCESS.value
 
-    def poll_until_complete(self, external_id: Any, context: Any) -> None:
+    def poll_until_complete(self, external_id: Any, context: Any) -> Any:
+        # The mixin returns this value as is when it reconnects to a stored task, hence the result.
         task_id, deadline = external_id["task_id"], float(external_id["deadline"])
         context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
-        if not self.wait_for_completion:
-            return
-        if self.deferrable:
+        if self.wait_for_completion and self.deferrable:
             self.defer(
                 trigger=KieTaskTrigger(task_id, deadline, self.kie_conn_id, self.poll_policy.to_dict()),
                 method_name="execute_complete",
             )
-        self._finished = wait_for_task(self.hook, task_id, self.poll_policy, deadline, self.log)
+        if self.wait_for_completion:
+            self._finished = wait_for_task(self.hook, task_id, self.poll_policy, deadline, self.log)
+        return self.get_job_result(external_id, context)
 
     def get_job_result(self, external_id: Any, context: Any) -> Any:
         if not self.wait_for_completion:

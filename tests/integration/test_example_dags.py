@@ -1,0 +1,93 @@
+"""Each example DAG through `airflow dags test` against the emulator, asserting the XCom it produced."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_airflow_cli import AIRFLOW
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "KIE_POLL_INTERVAL": "0.1",
+        "KIE_OUTPUT_DIR": str(home / "output"),
+    }
+    result = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return env
+
+
+def dags_test(env, kie_emulator, dag_id):
+    env = {**env, "AIRFLOW_CONN_KIE_DEFAULT": kie_emulator.connection_uri()}
+    result = subprocess.run(
+        [AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    db = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    (run_id,) = db.execute(
+        "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,)
+    ).fetchone()
+    (state,) = db.execute("SELECT state FROM dag_run WHERE run_id = ?", (run_id,)).fetchone()
+    rows = db.execute(
+        "SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+    ).fetchall()
+    xcom = {(task, index, key): json.loads(value) for task, index, key, value in rows}
+    return state, xcom, result.stdout + result.stderr
+
+
+def test_kie_seedream_edit(airflow_env, kie_emulator):
+    state, xcom, output = dags_test(airflow_env, kie_emulator, "kie_seedream_edit")
+    assert state == "success"
+    (task_id,) = kie_emulator.state.tasks
+    urls = xcom[("edit_image", -1, "return_value")]
+    assert urls == [f"{kie_emulator.url}/files/results/{task_id}.png"]
+    assert xcom[("edit_image", -1, "kie_task_id")] == task_id
+    record = xcom[("edit_image", -1, "kie_task")]
+    assert record["state"] == "success" and record["result_urls"] == urls and record["credits_consumed"] == 6
+    saved = Path(xcom[("save_result", -1, "return_value")])
+    assert saved.read_bytes().startswith(b"\x89PNG")
+    (sent,) = [r.body for r in kie_emulator.requests if r.endpoint == "createTask"]
+    assert sent["input"]["aspect_ratio"] == "1:1" and sent["input"]["quality"] == "basic"
+    assert sent["input"]["image_urls"] == [
+        "https://static.aiquickdraw.com/tools/example/1764851484363_ScV1s2aq.webp"
+    ]
+    assert "emulator-key" not in output
+
+
+def test_kie_seedream_batch(airflow_env, kie_emulator):
+    state, xcom, _ = dags_test(airflow_env, kie_emulator, "kie_seedream_batch")
+    assert state == "success"
+    assert kie_emulator.count("createTask") == 3 and len(kie_emulator.state.tasks) == 3
+    prompts = [t.body["input"]["prompt"] for t in kie_emulator.state.tasks.values()]
+    by_prompt = {t.body["input"]["prompt"]: t.task_id for t in kie_emulator.state.tasks.values()}
+    collected = xcom[("collect", -1, "return_value")]
+    from example_dags.kie_seedream_batch import PROMPTS
+
+    assert sorted(prompts) == sorted(PROMPTS)
+    assert collected == [f"{kie_emulator.url}/files/results/{by_prompt[p]}.png" for p in PROMPTS]
+    for index in range(3):
+        assert xcom[("edit", index, "return_value")] == [collected[index]]
+
+
+def test_kie_task_sensor(airflow_env, kie_emulator):
+    state, xcom, _ = dags_test(airflow_env, kie_emulator, "kie_task_sensor")
+    assert state == "success"
+    (task_id,) = kie_emulator.state.tasks
+    assert xcom[("create", -1, "return_value")] == task_id
+    assert xcom[("wait", -1, "return_value")] == [f"{kie_emulator.url}/files/results/{task_id}.png"]
+    assert xcom[("wait", -1, "kie_task")]["state"] == "success"
+    assert kie_emulator.count("createTask") == 1
