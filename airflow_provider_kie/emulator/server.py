@@ -13,7 +13,6 @@ import binascii
 import contextlib
 import dataclasses
 import hashlib
-import hmac
 import json
 import mimetypes
 import random
@@ -29,6 +28,7 @@ from urllib.parse import urlparse
 from aiohttp import ClientSession, ClientTimeout, web
 
 from airflow_provider_kie import api
+from airflow_provider_kie.callbacks import sign as callback_signature
 from airflow_provider_kie.emulator.images import result_png
 from airflow_provider_kie.exceptions import KieInputError
 
@@ -666,12 +666,6 @@ async def _serve_file(request: web.Request) -> web.Response:
 
 
 # --------------------------------------------------------------------------- callbacks
-
-
-def callback_signature(secret: str, task_id: str, timestamp: str) -> str:
-    """Kie's ``X-Webhook-Signature``: base64(HMAC-SHA256(secret, taskId + "." + timestamp))."""
-    digest = hmac.new(secret.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
 
 
 def _schedule_callback(app: web.Application, state: EmulatorState, task: EmulatedTask) -> None:
