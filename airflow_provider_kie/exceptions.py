@@ -67,7 +67,7 @@ class KieError(Exception):
     def from_event(event: dict[str, Any], *, conn_id: str | None = None) -> KieError:
         """Rebuild the error described by :meth:`to_event` (unknown classes become ``KieError``)."""
         cls = _ERROR_CLASSES.get(str(event.get("error_class")), KieError)
-        return cls(
+        error = cls(
             str(event.get("message", "")),
             code=event.get("code"),
             http_status=event.get("http_status"),
@@ -75,6 +75,8 @@ class KieError(Exception):
             task_id=event.get("task_id"),
             conn_id=conn_id,
         )
+        error.retryable = bool(event.get("retryable", cls.retryable))
+        return error
 
 
 class KieAuthError(KieError):

@@ -20,3 +20,36 @@ FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
 @pytest.fixture
 def fast_retries() -> RetryPolicy:
     return FAST_RETRIES
+
+
+# --------------------------------------------------------------------------- docs/reliability.md
+# Tests marked `fault` or `bad_input` are rows of docs/reliability.md. With KIE_RELIABILITY_REPORT=path
+# set, the session writes that table from its own results (scripts/reliability-report does this).
+
+_ROWS: list[dict] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("fault") or item.get_closest_marker("bad_input")
+    if marker is None or report.when != "call":
+        return
+    _ROWS.append(
+        {
+            "kind": marker.name,
+            "test": item.nodeid,
+            "passed": report.passed,
+            **marker.kwargs,
+            **dict(report.user_properties),
+        }
+    )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("KIE_RELIABILITY_REPORT")
+    if path and _ROWS:
+        from tests.reliability_report import write_report
+
+        write_report(path, _ROWS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from typing import Any
 
 from aiohttp import web
@@ -112,8 +113,15 @@ class KieEmulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Wait for requests still being handled (a delayed createTask may yet create a task)."""
+        deadline = time.monotonic() + timeout
+        while self.state.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def reset(self, config: EmulatorConfig | None = None) -> None:
         """Forget tasks, requests, faults and files; start over from ``config`` (defaults if None)."""
+        self.wait_until_idle()
         self.state.config = config or EmulatorConfig()
         self.state.reset()
 

@@ -174,6 +174,7 @@ class EmulatorState:
         self.config = config or EmulatorConfig()
         self.lock = threading.RLock()
         self.public_url = ""
+        self.in_flight = 0  # Kie requests being handled now
         self.reset()
 
     def reset(self) -> None:
@@ -281,22 +282,33 @@ def _make_middleware(state: EmulatorState) -> Any:
         )
         with state.lock:
             state.requests.append(record)
+            state.in_flight += 1
         request[RECORD_KEY] = record
-        if state.config.latency_seconds:
-            await asyncio.sleep(state.config.latency_seconds)
-        fault = state.take_fault(endpoint, _EARLY_FAULTS)
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.delay)
-            fault = None
-        if fault is not None and fault.kind != "drop-after":
-            return await _faulty_reply(request, fault, record, state)
-        response = await handler(request)
-        record.status = response.status
-        if fault is not None:  # drop-after: the work is done, the reply is lost
-            _drop(request)
-        return response
+        try:
+            return await _handle(request, handler, record, endpoint, state)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
 
     return middleware
+
+
+async def _handle(
+    request: web.Request, handler: Any, record: RequestRecord, endpoint: str, state: EmulatorState
+) -> web.StreamResponse:
+    if state.config.latency_seconds:
+        await asyncio.sleep(state.config.latency_seconds)
+    fault = state.take_fault(endpoint, _EARLY_FAULTS)
+    if fault is not None and fault.kind == "delay":
+        await asyncio.sleep(fault.delay)
+        fault = None
+    if fault is not None and fault.kind != "drop-after":
+        return await _faulty_reply(request, fault, record, state)
+    response = await handler(request)
+    record.status = response.status
+    if fault is not None:  # drop-after: the work is done, the reply is lost
+        _drop(request)
+    return response
 
 
 async def _faulty_reply(

@@ -52,6 +52,9 @@ class RetryPolicy:
         return max(jittered, min(retry_after, self.max_retry_after)) if retry_after else jittered
 
 
+DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
 @dataclass(frozen=True)
 class KieConnectionSettings:
     """What a hook needs from an Airflow connection of type ``kie``."""
@@ -130,7 +133,7 @@ class _KieHookBase(BaseHook):
     ) -> None:
         super().__init__()
         self.kie_conn_id = kie_conn_id
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
         self.retry_ambiguous_create = retry_ambiguous_create
 
     def __repr__(self) -> str:

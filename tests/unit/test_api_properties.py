@@ -13,7 +13,9 @@ from airflow_provider_kie.exceptions import KieError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
 )
 record_fields = st.fixed_dictionaries(
@@ -33,7 +35,11 @@ record_fields = st.fixed_dictionaries(
 replies = (
     st.binary(max_size=200)
     | json_values.map(lambda v: json.dumps(v).encode())
-    | st.builds(lambda code, data: {"code": code, "msg": "m", "data": data}, st.integers(0, 999) | json_values, json_values)
+    | st.builds(
+        lambda code, data: {"code": code, "msg": "m", "data": data},
+        st.integers(0, 999) | json_values,
+        json_values,
+    )
     | record_fields.map(lambda r: json.dumps({"code": 200, "msg": "success", "data": r}))
 )
 
