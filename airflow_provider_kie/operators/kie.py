@@ -138,9 +138,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         return event_result(context, event, self.kie_conn_id)
 
 
-def check_wait_arguments(poll_interval: Any, timeout: Any) -> None:
+def check_wait_arguments(poll_interval: Any, timeout: Any, interval_name: str = "poll_interval") -> None:
     if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-        raise KieInputError("poll_interval", f"must be a positive number of seconds, got {poll_interval!r}")
+        raise KieInputError(interval_name, f"must be a positive number of seconds, got {poll_interval!r}")
     if not isinstance(timeout, timedelta) or timeout.total_seconds() <= 0:
         raise KieInputError("timeout", f"must be a positive datetime.timedelta, got {timeout!r}")
 

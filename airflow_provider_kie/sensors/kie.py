@@ -46,7 +46,7 @@ class KieTaskSensor(BaseSensorOperator):
         self.kie_task_id = kie_task_id
         self.kie_conn_id = kie_conn_id
         self.deferrable = deferrable
-        check_wait_arguments(self.poke_interval, timedelta(seconds=self.timeout))
+        check_wait_arguments(self.poke_interval, timedelta(seconds=self.timeout), "poke_interval")
 
     @cached_property
     def hook(self) -> KieHook:
