@@ -108,6 +108,11 @@ class TestOperator:
         assert "500" in str(info.value) and "internal error" in str(info.value)
         assert next(iter(kie_emulator.state.tasks)) in str(info.value)
 
+    @pytest.mark.fault(
+        fault="task slower than timeout",
+        where="the task",
+        expected="clear failure at the deadline, no retries",
+    )
     def test_timeout_fails_without_retries(self, kie_emulator):
         kie_emulator.config.generating_seconds = 30
         with pytest.raises(AirflowFailException, match="deadline"):
@@ -185,6 +190,11 @@ def test_bad_wait_arguments_fail_at_dag_definition(kwargs, parameter):
 
 @pytest.mark.skipif(not AIRFLOW_33, reason="task_state_store arrived in Airflow 3.3")
 class TestResume:
+    @pytest.mark.fault(
+        fault="worker killed after createTask, before the wait",
+        where="worker (non-deferrable)",
+        expected="retry resumes the same Kie task",
+    )
     def test_retry_after_crash_between_create_and_wait_resumes(self, kie_emulator, monkeypatch):
         store = DictStateStore()
 
@@ -200,6 +210,11 @@ class TestResume:
         assert kie_emulator.count("createTask") == 1
         assert urls == retry["ti"].xcom["kie_task"]["result_urls"]
 
+    @pytest.mark.fault(
+        fault="deferred task retried (worker lost after deferring)",
+        where="worker (deferrable)",
+        expected="same Kie task, same deadline",
+    )
     def test_retry_of_deferred_task_defers_on_the_same_kie_task(self, kie_emulator):
         store = DictStateStore()
         kie_emulator.config.generating_seconds = 30

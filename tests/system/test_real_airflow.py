@@ -52,6 +52,7 @@ class RealAirflow:
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
             "AIRFLOW_CONN_KIE_DEFAULT": conn,
             "KIE_POLL_INTERVAL": "0.5",
             "KIE_OUTPUT_DIR": str(home / "output"),
@@ -80,6 +81,13 @@ class RealAirflow:
     def log(self, component: str) -> str:
         return (self.home / f"{component}.log").read_text(errors="replace")
 
+    def kill(self, component: str) -> None:
+        """Kill a component as a crash would (SIGKILL, no clean shutdown)."""
+        process = self.processes.pop(component)
+        os.killpg(process.pid, 9)
+        process.wait(20)
+        (self.home / f"{component}.log").rename(self.home / f"{component}.killed.log")
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -106,10 +114,13 @@ class RealAirflow:
         raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
+API_KEY = "kie-sk-" + secrets.token_hex(16)
+
+
 @pytest.fixture
 def real_airflow(tmp_path, kie_emulator):
-    kie_emulator.config.update({"waiting_seconds": 1, "generating_seconds": 4})
-    instance = RealAirflow(tmp_path, kie_emulator.connection_uri())
+    kie_emulator.config.update({"waiting_seconds": 1, "generating_seconds": 12})
+    instance = RealAirflow(tmp_path, kie_emulator.connection_uri(API_KEY))
     instance.cli("db", "migrate")
     for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
         instance.start(component)
@@ -123,7 +134,23 @@ def dag_run_state(airflow_instance: RealAirflow, dag_id: str) -> str | None:
     return row[0] if row and row[0] in ("success", "failed") else None
 
 
-def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator):
+def secret_occurrences(root: Path, secret: str) -> dict[str, int]:
+    """Every file under ``root`` (logs, the SQLite database with XCom, rendered fields, triggers...)."""
+    found = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            count = path.read_bytes().count(secret.encode())
+            if count:
+                found[str(path.relative_to(root))] = count
+    return found
+
+
+@pytest.mark.fault(
+    fault="triggerer killed mid-wait, new triggerer started",
+    where="triggerer process",
+    expected="success, one createTask",
+)
+def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_property):
     def parsed():
         with real_airflow.db() as db:
             return db.execute("SELECT 1 FROM dag WHERE dag_id = 'kie_seedream_edit'").fetchone()
@@ -131,6 +158,19 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator):
     real_airflow.wait_for("the DAG to be parsed", parsed)
     real_airflow.cli("dags", "unpause", "kie_seedream_edit")
     real_airflow.cli("dags", "trigger", "kie_seedream_edit")
+
+    def trigger_kwargs():
+        with real_airflow.db() as db:
+            row = db.execute("SELECT kwargs FROM trigger").fetchone()
+        return row and kie_emulator.count("recordInfo") >= 2 and row[0]
+
+    # Deferred and polled by the first triggerer: its stored kwargs carry no key. Then it crashes.
+    kwargs = real_airflow.wait_for("the trigger to poll", trigger_kwargs)
+    assert API_KEY not in kwargs and "kie_task_id" in kwargs
+    real_airflow.kill("triggerer")
+    polls_before_restart = kie_emulator.count("recordInfo")
+    real_airflow.start("triggerer")
+
     state = real_airflow.wait_for(
         "the run to finish", lambda: dag_run_state(real_airflow, "kie_seedream_edit")
     )
@@ -138,6 +178,9 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator):
 
     (task_id,) = kie_emulator.state.tasks
     assert kie_emulator.count("createTask") == 1
+    record_property("create_requests", kie_emulator.count("createTask"))
+    record_property("tasks_created", len(kie_emulator.state.tasks))
+    assert kie_emulator.count("recordInfo") > polls_before_restart  # the new triggerer resumed polling
     with real_airflow.db() as db:
         xcom = {
             (task, key): json.loads(value)
@@ -165,7 +208,6 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator):
         "trigger completed",
     ]
     assert all(step in events for step in journey), events
-    assert any(e.startswith("trigger kie_seedream_edit/") and e.endswith("starting") for e in events)
     polls = [r for r in kie_emulator.requests if r.endpoint == "recordInfo"]
     assert polls and all(r.user_agent.startswith("airflow-provider-kie/") for r in polls)
     with real_airflow.db() as db:
@@ -174,3 +216,11 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator):
             "SELECT try_number FROM task_instance WHERE dag_id = 'kie_seedream_edit' AND task_id = 'edit_image'"
         ).fetchone()
     assert try_number == 1
+    starts = [e for e in events if e.startswith("trigger kie_seedream_edit/") and e.endswith("starting")]
+    assert len(starts) >= 2, starts  # once per triggerer
+
+    # The key was used (the emulator saw it) but appears nowhere Airflow wrote: logs, DB, XCom, triggers.
+    assert all(r.key_sha256 for r in kie_emulator.requests)
+    leaks = secret_occurrences(real_airflow.home, API_KEY)
+    record_property("secret_occurrences", sum(leaks.values()))
+    assert leaks == {}
