@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 
 import pytest
-
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowNotFoundException
 
 from airflow_provider_kie import api
