@@ -55,16 +55,16 @@ class KieEmulator:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def connection_uri(self, api_key: str = "emulator-key", conn_type: str = "kie") -> str:
-        """A JSON connection for ``AIRFLOW_CONN_<ID>`` pointing at this emulator."""
-        return json.dumps(
-            {
-                "conn_type": conn_type,
-                "password": api_key,
-                "host": self.url,
-                "extra": {"upload_base_url": self.url},
-            }
-        )
+    def connection_uri(self, api_key: str = "emulator-key", *, client_rate_limits: bool | None = None) -> str:
+        """A JSON connection for ``AIRFLOW_CONN_<ID>`` pointing at this emulator.
+
+        The client's own rate limiter follows the emulator's (``config.rate_limits``) unless
+        ``client_rate_limits`` says otherwise, so tests are not slowed by limits nobody enforces.
+        """
+        extra: dict[str, Any] = {"upload_base_url": self.url}
+        if not (self.config.rate_limits if client_rate_limits is None else client_rate_limits):
+            extra["rate_limits"] = {}
+        return json.dumps({"conn_type": "kie", "password": api_key, "host": self.url, "extra": extra})
 
     def start(self) -> KieEmulator:
         started = threading.Event()

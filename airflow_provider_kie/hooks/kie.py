@@ -26,6 +26,7 @@ from airflow_provider_kie.exceptions import (
     KieError,
     KieInputError,
 )
+from airflow_provider_kie.hooks import limits
 
 USER_AGENT = f"airflow-provider-kie/{__version__}"
 DEFAULT_TIMEOUT = 30.0
@@ -64,6 +65,7 @@ class KieConnectionSettings:
     base_url: str = api.DEFAULT_BASE_URL
     upload_base_url: str = api.DEFAULT_UPLOAD_BASE_URL
     timeout: float = DEFAULT_TIMEOUT
+    rate_limits: tuple[tuple[str, int, float], ...] = tuple((k, *v) for k, v in limits.DEFAULT_LIMITS.items())
 
     @classmethod
     def from_connection(cls, conn: Any) -> KieConnectionSettings:
@@ -91,11 +93,45 @@ class KieConnectionSettings:
             base_url=_base_url(conn.host, conn.schema, conn.port) or api.DEFAULT_BASE_URL,
             upload_base_url=str(extra.get("upload_base_url") or api.DEFAULT_UPLOAD_BASE_URL).rstrip("/"),
             timeout=timeout,
+            rate_limits=_rate_limits(conn_id, extra.get("rate_limits", limits.DEFAULT_LIMITS)),
         )
+
+    @property
+    def cache_key(self) -> tuple[Any, ...]:
+        """Identifies what a shared session depends on, without holding the key itself."""
+        return (self.conn_id, self.base_url, limits._fingerprint(self.api_key), self.timeout)
+
+    def limiter(self, operation: str) -> limits.SlidingWindowLimiter | None:
+        kind = _LIMITED_OPERATIONS.get(operation)
+        configured = {name: (limit, window) for name, limit, window in self.rate_limits}
+        return limits.limiter_for(self.base_url, self.api_key, kind, configured) if kind else None
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT}
+
+
+_LIMITED_OPERATIONS = {api.CREATE_TASK: "createTask", api.GET_TASK: "recordInfo"}
+
+
+def _rate_limits(conn_id: str, value: Any) -> tuple[tuple[str, int, float], ...]:
+    """Extra ``rate_limits``: ``{"createTask": [20, 10], "recordInfo": [10, 1]}``; ``{}`` turns them off."""
+    if not isinstance(value, Mapping):
+        raise KieInputError(
+            "rate_limits", f"extra of connection {conn_id!r} must be an object like {limits.DEFAULT_LIMITS}"
+        )
+    parsed = []
+    for kind, pair in value.items():
+        if kind not in limits.DEFAULT_LIMITS or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise KieInputError(
+                "rate_limits",
+                f"expected {{kind: [calls, seconds]}} with kind in {list(limits.DEFAULT_LIMITS)}, got {value!r}",
+            )
+        calls, seconds = pair
+        if not isinstance(calls, int) or calls < 1 or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise KieInputError("rate_limits", f"{kind} needs a positive call count and window, got {pair!r}")
+        parsed.append((kind, calls, float(seconds)))
+    return tuple(parsed)
 
 
 def _base_url(host: str | None, schema: str | None, port: int | None) -> str | None:
@@ -189,17 +225,21 @@ class KieHook(_KieHookBase):
 
     @cached_property
     def session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers.update(self.settings.headers)
-        return session
+        """The process-wide session of this connection (pooled connections, shared by all its hooks)."""
+
+        def new_session() -> requests.Session:
+            session = requests.Session()
+            session.headers.update(self.settings.headers)
+            return session
+
+        return limits.shared_sync_session(self.settings.cache_key, new_session)
 
     def get_conn(self) -> requests.Session:
         return self.session
 
     def close(self) -> None:
-        if "session" in self.__dict__:
-            self.session.close()
-            del self.__dict__["session"]
+        """Forget the session; it stays open for the process's other hooks of this connection."""
+        self.__dict__.pop("session", None)
 
     def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
         """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``."""
@@ -286,8 +326,11 @@ class KieHook(_KieHookBase):
         self, method: str, path: str, operation: str, *, base: str | None = None, **kwargs: Any
     ) -> Any:
         url = f"{base or self.settings.base_url}{path}"
+        limiter = self.settings.limiter(operation)
         for attempt in range(1, self.retry_policy.max_attempts + 1):
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
+            if limiter is not None:
+                time.sleep(limiter.reserve())
             try:
                 response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
                 return api.parse_reply(
@@ -334,7 +377,6 @@ class KieAsyncHook(_KieHookBase):
     def __init__(self, kie_conn_id: str = _KieHookBase.default_conn_name, **kwargs: Any) -> None:
         super().__init__(kie_conn_id, **kwargs)
         self._settings: KieConnectionSettings | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> KieAsyncHook:
         return self
@@ -351,17 +393,17 @@ class KieAsyncHook(_KieHookBase):
         return self._settings
 
     async def get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            settings = await self.get_settings()
-            self._session = aiohttp.ClientSession(
+        """The session this event loop shares for the connection: one for all triggers of a triggerer."""
+        settings = await self.get_settings()
+        return limits.shared_async_session(
+            settings.cache_key,
+            lambda: aiohttp.ClientSession(
                 headers=settings.headers, timeout=aiohttp.ClientTimeout(total=settings.timeout)
-            )
-        return self._session
+            ),
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Nothing to release: the shared session outlives the hook (see ``close_shared_async_sessions``)."""
 
     async def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
         body = api.create_task_body(model, input, callback_url)
@@ -377,9 +419,13 @@ class KieAsyncHook(_KieHookBase):
 
     async def _request(self, method: str, path: str, operation: str, **kwargs: Any) -> Any:
         session = await self.get_session()
-        url = f"{(await self.get_settings()).base_url}{path}"
+        settings = await self.get_settings()
+        url = f"{settings.base_url}{path}"
+        limiter = settings.limiter(operation)
         for attempt in range(1, self.retry_policy.max_attempts + 1):
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
+            if limiter is not None:
+                await asyncio.sleep(limiter.reserve())
             try:
                 async with session.request(method, url, **kwargs) as response:
                     body = await response.read()

@@ -4,6 +4,7 @@ import pytest
 
 from airflow_provider_kie.emulator import KieEmulator
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
+from airflow_provider_kie.hooks.limits import close_shared_async_sessions
 
 
 @pytest.fixture
@@ -19,6 +20,7 @@ async def async_hook(kie_emulator: KieEmulator, fast_retries):
     kie_emulator.config.null_seconds = 0.0
     async with KieAsyncHook(retry_policy=fast_retries) as hook:
         yield hook
+    await close_shared_async_sessions()
 
 
 EDIT_INPUT = {

@@ -17,13 +17,18 @@ from airflow_provider_kie import api
 from airflow_provider_kie.emulator import callback_signature
 from airflow_provider_kie.exceptions import KieRateLimitError
 from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
+from airflow_provider_kie.testing import EMULATOR_API_KEY
 from tests.integration.conftest import EDIT_INPUT
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
-def test_kie_rate_limits_per_key(kie_emulator):
+def test_kie_rate_limits_per_key(kie_emulator, monkeypatch):
     kie_emulator.config.update({"rate_limits": True, "null_seconds": 0})
+    # The client's own limiter off, to see the server's.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KIE_DEFAULT", kie_emulator.connection_uri(EMULATOR_API_KEY, client_rate_limits=False)
+    )
     hook = KieHook(retry_policy=NO_RETRY)
     task_ids = [hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT) for _ in range(20)]
     with pytest.raises(KieRateLimitError):

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from airflow_provider_kie.exceptions import KieConnectionError, KieTaskFailedError
 from airflow_provider_kie.hooks import kie as kie_hooks
 from airflow_provider_kie.hooks.kie import RetryPolicy
+from airflow_provider_kie.hooks.limits import close_shared_async_sessions
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 from airflow_provider_kie.testing import EMULATOR_API_KEY
 from tests.integration.test_operators import FakeTI
@@ -94,8 +95,11 @@ def run(mode, operator, emulator):
         trigger = deferred.trigger
 
         async def first_event():
-            async for event in trigger.run():
-                return event.payload
+            try:
+                async for event in trigger.run():
+                    return event.payload
+            finally:
+                await close_shared_async_sessions()
 
         return getattr(operator, deferred.method_name)(context, asyncio.run(first_event()))
     raise AssertionError("did not defer")

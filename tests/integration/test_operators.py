@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 
 from airflow_provider_kie import api
 from airflow_provider_kie.exceptions import KieInputError, KieTaskFailedError
+from airflow_provider_kie.hooks.limits import close_shared_async_sessions
 from airflow_provider_kie.operators import kie as kie_operators
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator, SeedreamTextToImageOperator
@@ -69,6 +70,7 @@ def quick(kie_emulator):
 def run_trigger(trigger):
     async def first():
         events = [event async for event in trigger.run()]
+        await close_shared_async_sessions()
         assert len(events) == 1
         return events[0].payload
 

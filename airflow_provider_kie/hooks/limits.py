@@ -1,0 +1,96 @@
+"""Process-wide sharing per Kie connection: one rate limiter per API key and kind of call, one HTTP
+session per connection (per event loop for aiohttp), so every hook and trigger of a worker or of the
+triggerer stays under Kie's limits together (kie-api.md §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections import deque
+from typing import Any
+
+# Kie's documented limits per API key: 20 createTask per 10 s, 10 recordInfo per s.
+DEFAULT_LIMITS: dict[str, tuple[int, float]] = {"createTask": (20, 10.0), "recordInfo": (10, 1.0)}
+# Sent is not received: leave a little room so the server's window never sees one too many.
+SLACK_SECONDS = 0.05
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` calls in any ``window`` seconds. Thread-safe; callers sleep the returned delay.
+
+    ``reserve`` books the earliest slot and returns how long to wait for it, so the same limiter
+    serves threads (``time.sleep``) and coroutines (``asyncio.sleep``) without waking them to retry.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError(f"rate limit must be at least 1 call per positive window, got {limit}/{window}s")
+        self.limit = limit
+        self.window = window + SLACK_SECONDS
+        self._slots: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            while self._slots and self._slots[0] <= now - self.window:
+                self._slots.popleft()
+            at = now if len(self._slots) < self.limit else max(now, self._slots[-self.limit] + self.window)
+            self._slots.append(at)
+            return at - now
+
+
+_lock = threading.Lock()
+_limiters: dict[tuple[str, str, str], SlidingWindowLimiter] = {}
+_sync_sessions: dict[tuple[Any, ...], Any] = {}
+_async_sessions: dict[tuple[Any, ...], Any] = {}
+
+
+def limiter_for(
+    base_url: str, api_key: str, kind: str, limits: dict[str, tuple[int, float]]
+) -> SlidingWindowLimiter | None:
+    """The process-wide limiter of this key's ``kind`` calls, or None when that kind is not limited."""
+    if kind not in limits:
+        return None
+    limit, window = limits[kind]
+    key = (base_url, _fingerprint(api_key), kind)
+    with _lock:
+        limiter = _limiters.get(key)
+        if limiter is None or (limiter.limit, limiter.window - SLACK_SECONDS) != (limit, window):
+            limiter = _limiters[key] = SlidingWindowLimiter(limit, window)
+        return limiter
+
+
+def shared_sync_session(settings_key: tuple[Any, ...], factory: Any) -> Any:
+    with _lock:
+        session = _sync_sessions.get(settings_key)
+        if session is None:
+            session = _sync_sessions[settings_key] = factory()
+        return session
+
+
+def shared_async_session(settings_key: tuple[Any, ...], factory: Any) -> Any:
+    """One aiohttp session per connection settings and event loop (sessions are bound to their loop)."""
+    loop = asyncio.get_running_loop()
+    key = (id(loop), *settings_key)
+    with _lock:
+        session = _async_sessions.get(key)
+        if session is None or session.closed or getattr(session, "_loop", loop) is not loop:
+            session = _async_sessions[key] = factory()
+        return session
+
+
+async def close_shared_async_sessions() -> None:
+    """Close this loop's shared sessions (tests, benchmarks, or a clean shutdown)."""
+    loop_id = id(asyncio.get_running_loop())
+    with _lock:
+        mine = [k for k in _async_sessions if k[0] == loop_id]
+        sessions = [_async_sessions.pop(k) for k in mine]
+    for session in sessions:
+        await session.close()
+
+
+def _fingerprint(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
