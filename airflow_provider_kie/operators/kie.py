@@ -33,6 +33,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     :param timeout: how long to wait for the task, as an absolute deadline set when it is created; it
         holds across deferral, triggerer restarts and retries that resume the same Kie task.
     :param retry_ambiguous_create: resend a createTask whose reply was lost (may pay twice).
+    :param end_from_trigger: when deferred, a success ends the task in the triggerer with its XCom,
+        without resuming on a worker. Off by default: Airflow 3.3.2 stores XCom pushed this way
+        JSON-encoded twice, so a downstream task would read a string instead of the URL list.
 
     XCom: ``return_value`` = list of result URLs; ``kie_task_id`` (pushed as soon as the task exists);
     ``kie_task`` = JSON record (state, result_urls, fail_code, fail_msg, credits_consumed, times).
@@ -57,6 +60,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         poll_interval: float = 3.0,
         timeout: timedelta = timedelta(minutes=30),
         retry_ambiguous_create: bool = False,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -69,6 +73,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.retry_ambiguous_create = retry_ambiguous_create
+        self.end_from_trigger = end_from_trigger
         check_wait_arguments(poll_interval, timeout)
         self._finished: KieTask | None = None
 
@@ -120,7 +125,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
         if self.wait_for_completion and self.deferrable:
             self.defer(
-                trigger=KieTaskTrigger(task_id, deadline, self.kie_conn_id, self.poll_policy.to_dict()),
+                trigger=KieTaskTrigger(
+                    task_id, deadline, self.kie_conn_id, self.poll_policy.to_dict(), self.end_from_trigger
+                ),
                 method_name="execute_complete",
             )
         if self.wait_for_completion:

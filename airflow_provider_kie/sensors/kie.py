@@ -26,6 +26,7 @@ class KieTaskSensor(BaseSensorOperator):
         ``KieCreateTaskOperator(wait_for_completion=False)``.
     :param kie_conn_id: connection of type ``kie``.
     :param deferrable: wait in the triggerer (``poke_interval`` is then the first poll interval).
+    :param end_from_trigger: when deferred, a success ends the task in the triggerer (no worker resume).
 
     Modes ``poke`` and ``reschedule`` work as for any sensor; ``timeout`` is the sensor's own.
     """
@@ -39,6 +40,7 @@ class KieTaskSensor(BaseSensorOperator):
         kie_task_id: str,
         kie_conn_id: str = KieHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 3.0)
@@ -46,6 +48,7 @@ class KieTaskSensor(BaseSensorOperator):
         self.kie_task_id = kie_task_id
         self.kie_conn_id = kie_conn_id
         self.deferrable = deferrable
+        self.end_from_trigger = end_from_trigger
         check_wait_arguments(self.poke_interval, timedelta(seconds=self.timeout), "poke_interval")
 
     @cached_property
@@ -66,7 +69,11 @@ class KieTaskSensor(BaseSensorOperator):
         policy = PollPolicy(initial_interval=float(self.poke_interval))
         self.defer(
             trigger=KieTaskTrigger(
-                task_id, time.time() + float(self.timeout), self.kie_conn_id, policy.to_dict()
+                task_id,
+                time.time() + float(self.timeout),
+                self.kie_conn_id,
+                policy.to_dict(),
+                self.end_from_trigger,
             ),
             method_name="execute_complete",
         )

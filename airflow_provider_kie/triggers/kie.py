@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.exceptions import KieError, KieTimeoutError
@@ -21,6 +21,9 @@ class KieTaskTrigger(BaseTrigger):
     Only JSON-safe values are serialized (Kie task id, connection id, poll policy, absolute deadline as
     epoch seconds), never the key: after a triggerer restart the trigger resumes from them alone.
 
+    With ``end_from_trigger`` a success ends the Airflow task right here (``TaskSuccessEvent`` with XCom
+    ``return_value`` and ``kie_task``), so no worker resumes it; other outcomes resume the task.
+
     Events: ``{"status": "success", "task": {...}}``, ``{"status": "failed", "task": {...}, "fail_code",
     "fail_msg"}``, ``{"status": "timeout", "elapsed": s, "message"}``, ``{"status": "error", "error": {...}}``
     (the error keeps its class and code, so the operator can tell a retry from a failure).
@@ -32,6 +35,7 @@ class KieTaskTrigger(BaseTrigger):
         deadline: float,
         kie_conn_id: str = "kie_default",
         poll_policy: dict[str, Any] | None = None,
+        end_from_trigger: bool = False,
     ) -> None:
         super().__init__()
         # Not "task_id": BaseTrigger sets that to the Airflow task's id when the triggerer runs it.
@@ -39,6 +43,7 @@ class KieTaskTrigger(BaseTrigger):
         self.deadline = float(deadline)
         self.kie_conn_id = kie_conn_id
         self.poll_policy = PollPolicy.from_dict(poll_policy) if poll_policy else PollPolicy()
+        self.end_from_trigger = end_from_trigger
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -48,6 +53,7 @@ class KieTaskTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "kie_conn_id": self.kie_conn_id,
                 "poll_policy": self.poll_policy.to_dict(),
+                "end_from_trigger": self.end_from_trigger,
             },
         )
 
@@ -55,7 +61,16 @@ class KieTaskTrigger(BaseTrigger):
         return f"<KieTaskTrigger kie_task_id={self.kie_task_id!r} kie_conn_id={self.kie_conn_id!r} deadline={self.deadline}>"
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        yield TriggerEvent(await self._wait())
+        event = await self._wait()
+        if self.end_from_trigger and event["status"] == "success":
+            # Nothing is left to do on a worker: end the task here, with its XCom, and spare a worker slot.
+            self.log.info(
+                "Kie task %s succeeded; ending the Airflow task from the triggerer", self.kie_task_id
+            )
+            record = event["task"]
+            yield TaskSuccessEvent(xcoms={"return_value": record["result_urls"], "kie_task": record})
+            return
+        yield TriggerEvent(event)
 
     async def _wait(self) -> dict[str, Any]:
         waiting_since = time.time()

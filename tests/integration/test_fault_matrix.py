@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie.exceptions import KieConnectionError, KieTaskFailedError
 from airflow_provider_kie.hooks import kie as kie_hooks
@@ -97,11 +98,14 @@ def run(mode, operator, emulator):
         async def first_event():
             try:
                 async for event in trigger.run():
-                    return event.payload
+                    return event
             finally:
                 await close_shared_async_sessions()
 
-        return getattr(operator, deferred.method_name)(context, asyncio.run(first_event()))
+        event = asyncio.run(first_event())
+        if isinstance(event, TaskSuccessEvent):  # ended in the triggerer, as end_from_trigger does
+            return event.xcoms["return_value"]
+        return getattr(operator, deferred.method_name)(context, event.payload)
     raise AssertionError("did not defer")
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie import api
 from airflow_provider_kie.exceptions import KieInputError, KieTaskFailedError
@@ -93,7 +94,8 @@ class TestOperator:
             operator.execute(context())
         classpath, kwargs = info.value.trigger.serialize()
         assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
-        assert set(kwargs) == {"kie_task_id", "kie_conn_id", "poll_policy", "deadline"}
+        assert set(kwargs) == {"kie_task_id", "kie_conn_id", "poll_policy", "deadline", "end_from_trigger"}
+        assert kwargs["end_from_trigger"] is False
         assert started + 300 <= kwargs["deadline"] <= time.time() + 300
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
         assert info.value.method_name == "execute_complete"
@@ -274,6 +276,29 @@ class TestTrigger:
         policy = {**FAST, "not_found_grace": 0.2}
         event = run_trigger(KieTaskTrigger("f" * 32, time.time() + 30, poll_policy=policy))
         assert event["status"] == "error" and event["error"]["error_class"] == "KieNotFoundError"
+
+    def test_end_from_trigger_success_carries_the_xcom(self):
+        task_id = self.create()
+
+        async def first():
+            trigger = KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST, end_from_trigger=True)
+            events = [event async for event in trigger.run()]
+            await close_shared_async_sessions()
+            return events
+
+        (event,) = asyncio.run(first())
+        assert isinstance(event, TaskSuccessEvent)
+        assert (
+            event.xcoms["return_value"] == event.xcoms["kie_task"]["result_urls"]
+            and event.xcoms["return_value"]
+        )
+
+    def test_end_from_trigger_failure_still_resumes_the_worker(self):
+        task_id = self.create({**EDIT_INPUT, "prompt": "[fail]"})
+        event = run_trigger(
+            KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST, end_from_trigger=True)
+        )
+        assert event["status"] == "failed"
 
     def test_serialize_round_trip(self):
         trigger = KieTaskTrigger("abc", 1234.5, "my_conn", FAST)
