@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 from airflow_provider_kie.hooks.kie import RetryPolicy  # noqa: E402
 
-FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, rate_limited_budget=0.5)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from airflow_provider_kie.exceptions import (
     KieConnectionError,
     KieError,
     KieInputError,
+    KieRateLimitError,
 )
 from airflow_provider_kie.hooks import limits
 
@@ -34,12 +35,17 @@ DEFAULT_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff with jitter; a longer ``Retry-After`` wins, up to ``max_retry_after``."""
+    """Bounded exponential backoff with jitter; a longer ``Retry-After`` wins, up to ``max_retry_after``.
+
+    A 429 creates nothing, so rate-limited calls keep retrying past ``max_attempts`` until
+    ``rate_limited_budget`` seconds have passed: a burst of workers sharing one key waits its turn.
+    """
 
     max_attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 30.0
     max_retry_after: float = 120.0
+    rate_limited_budget: float = 300.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -185,7 +191,7 @@ class _KieHookBase(BaseHook):
             "placeholders": behaviour["placeholders"],
         }
 
-    def _retry_delay(self, error: KieError, *, operation: str, attempt: int) -> float:
+    def _retry_delay(self, error: KieError, *, operation: str, attempt: int, started: float) -> float:
         """Seconds to wait before the next attempt; raises ``error`` (or why) when giving up."""
         error.conn_id = self.kie_conn_id
         if operation == api.CREATE_TASK and error.may_have_created_task and not self.retry_ambiguous_create:
@@ -197,7 +203,11 @@ class _KieHookBase(BaseHook):
                 code=error.code,
                 http_status=error.http_status,
             ) from error
-        if not error.retryable or attempt >= self.retry_policy.max_attempts:
+        patient = (
+            isinstance(error, KieRateLimitError)
+            and time.monotonic() - started < self.retry_policy.rate_limited_budget
+        )
+        if not error.retryable or (attempt >= self.retry_policy.max_attempts and not patient):
             raise error
         delay = self.retry_policy.delay(attempt, error.retry_after)
         self.log.warning(
@@ -327,7 +337,9 @@ class KieHook(_KieHookBase):
     ) -> Any:
         url = f"{base or self.settings.base_url}{path}"
         limiter = self.settings.limiter(operation)
-        for attempt in range(1, self.retry_policy.max_attempts + 1):
+        started, attempt = time.monotonic(), 0
+        while True:
+            attempt += 1
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
             if limiter is not None:
                 time.sleep(limiter.reserve())
@@ -343,8 +355,7 @@ class KieHook(_KieHookBase):
                 error: KieError = _connection_error(exc, operation)
             except KieError as exc:
                 error = exc
-            time.sleep(self._retry_delay(error, operation=operation, attempt=attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+            time.sleep(self._retry_delay(error, operation=operation, attempt=attempt, started=started))
 
 
 def _connection_error(exc: requests.RequestException, operation: str) -> KieConnectionError:
@@ -422,7 +433,9 @@ class KieAsyncHook(_KieHookBase):
         settings = await self.get_settings()
         url = f"{settings.base_url}{path}"
         limiter = settings.limiter(operation)
-        for attempt in range(1, self.retry_policy.max_attempts + 1):
+        started, attempt = time.monotonic(), 0
+        while True:
+            attempt += 1
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
             if limiter is not None:
                 await asyncio.sleep(limiter.reserve())
@@ -444,5 +457,6 @@ class KieAsyncHook(_KieHookBase):
                 )
             except KieError as exc:
                 error = exc
-            await asyncio.sleep(self._retry_delay(error, operation=operation, attempt=attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+            await asyncio.sleep(
+                self._retry_delay(error, operation=operation, attempt=attempt, started=started)
+            )

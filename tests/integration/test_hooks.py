@@ -121,12 +121,20 @@ class TestSyncHook:
         hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert time.monotonic() - started >= 0.3
 
-    def test_rate_limit_gives_up_after_max_attempts(self, hook, kie_emulator, fast_retries):
+    def test_rate_limit_retried_past_max_attempts_until_its_budget(self, hook, kie_emulator, fast_retries):
         kie_emulator.add_fault("429", "createTask", times=None)
+        started = time.monotonic()
         with pytest.raises(KieRateLimitError):
             hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
-        assert kie_emulator.count("createTask") == fast_retries.max_attempts
+        assert time.monotonic() - started >= fast_retries.rate_limited_budget
+        assert kie_emulator.count("createTask") > fast_retries.max_attempts
         assert not kie_emulator.state.tasks
+
+    def test_other_transient_errors_stop_at_max_attempts(self, hook, kie_emulator, fast_retries):
+        kie_emulator.add_fault("455", "createTask", times=None)
+        with pytest.raises(KieMaintenanceError):
+            hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        assert kie_emulator.count("createTask") == fast_retries.max_attempts
 
     @pytest.mark.parametrize("fault", ["drop-after", "502-html", "truncated", "html-200", "empty"])
     def test_lost_create_reply_is_not_resent(self, hook, kie_emulator, fault):
