@@ -15,6 +15,9 @@ PROMPTS = [
     "Turn the dress into polished gold leaf.",
     "Render the scene as a pencil sketch.",
 ]
+# benchmarks/batch.py runs the same DAG with more prompts.
+if (size := int(os.environ.get("KIE_BATCH_SIZE", "0"))) > len(PROMPTS):
+    PROMPTS = [f"{PROMPTS[i % 3]} Variation {i}." for i in range(size)]
 
 with DAG(
     dag_id="kie_seedream_batch",
