@@ -121,7 +121,7 @@ def main() -> None:
                     ("detection latency p99 (s)", fmt(o["latency_p99_s"]), fmt(p["latency_p99_s"]), ""),
                     ("wall time (s)", fmt(o["wall_seconds"]), fmt(p["wall_seconds"]), ""),
                 ]
-            ),  # fmt: skip
+            ),
             "",
             "![requests and poll interval against task age](benchmarks-polling.png)",
             "",
