@@ -44,23 +44,10 @@ def run(tasks: int, generating: float, waiting: float) -> dict:
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
             airflow.start(component)
         try:
-
-            def parsed():
-                with airflow.db() as db:
-                    return db.execute("SELECT 1 FROM dag WHERE dag_id = 'kie_seedream_batch'").fetchone()
-
-            airflow.wait_for("the DAG to be parsed", parsed)
-            airflow.cli("dags", "unpause", "kie_seedream_batch")
-            airflow.cli("dags", "trigger", "kie_seedream_batch")
-
-            def finished():
-                with airflow.db() as db:
-                    row = db.execute(
-                        "SELECT state, start_date, end_date FROM dag_run WHERE dag_id = 'kie_seedream_batch'"
-                    ).fetchone()
-                return row if row and row[0] in ("success", "failed") else None
-
-            state, start, end = airflow.wait_for("the batch to finish", finished, timeout=1800)
+            airflow.trigger_dag("kie_seedream_batch")
+            state, start, end = airflow.wait_for(
+                "the batch to finish", lambda: airflow.finished_run("kie_seedream_batch"), timeout=1800
+            )
             with airflow.db() as db:
                 edit_states = db.execute(
                     "SELECT state, count(*) FROM task_instance WHERE task_id = 'edit' GROUP BY state"

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from aiohttp import web
 
 from airflow_provider_kie.emulator import KieEmulator
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
@@ -29,3 +32,37 @@ EDIT_INPUT = {
     "aspect_ratio": "1:1",
     "quality": "basic",
 }
+
+
+class CallbackReceiver:
+    """A callBackUrl on 127.0.0.1 that records (headers, raw body) of each POST and answers 200."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict, bytes]] = []
+        self.url = ""
+
+    async def wait(self, count: int = 1, timeout: float = 5.0) -> list[tuple[dict, bytes]]:
+        for _ in range(int(timeout / 0.05)):
+            if len(self.received) >= count:
+                break
+            await asyncio.sleep(0.05)
+        return self.received
+
+
+@pytest.fixture
+async def callback_receiver():
+    receiver = CallbackReceiver()
+
+    async def handle(request: web.Request) -> web.Response:
+        receiver.received.append((dict(request.headers), await request.read()))
+        return web.json_response({"code": 200, "msg": "success"})
+
+    app = web.Application()
+    app.router.add_post("/callback", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    receiver.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/callback"
+    yield receiver
+    await runner.cleanup()

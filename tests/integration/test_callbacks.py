@@ -11,7 +11,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from aiohttp import web
 
 from airflow_provider_kie import api
 from airflow_provider_kie.callbacks import KieSignatureError, verify_callback_signature
@@ -85,32 +84,11 @@ def test_bad_bodies(body):
         verify_callback_signature(signed(), body, SECRET)
 
 
-async def test_callbacks_sent_by_the_emulator_verify(kie_emulator):
+async def test_callbacks_sent_by_the_emulator_verify(kie_emulator, callback_receiver):
     kie_emulator.config.update({"callback_secret": SECRET, "waiting_seconds": 0, "generating_seconds": 0.1})
-    verified = []
-
-    async def receive(request: web.Request) -> web.Response:
-        try:
-            verified.append(verify_callback_signature(request.headers, await request.read(), SECRET))
-        except KieSignatureError:
-            return web.Response(status=401)
-        return web.json_response({"code": 200, "msg": "success"})
-
-    app = web.Application()
-    app.router.add_post("/kie", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        task_id = await asyncio.to_thread(
-            KieHook().create_task, api.SEEDREAM_EDIT_MODEL, EDIT_INPUT, f"http://127.0.0.1:{port}/kie"
-        )
-        for _ in range(100):
-            if verified:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await runner.cleanup()
-    assert [t.task_id for t in verified] == [task_id] and verified[0].result_urls
+    task_id = await asyncio.to_thread(
+        KieHook().create_task, api.SEEDREAM_EDIT_MODEL, EDIT_INPUT, callback_receiver.url
+    )
+    ((headers, body),) = await callback_receiver.wait()
+    task = verify_callback_signature(headers, body, SECRET)
+    assert task.task_id == task_id and task.result_urls

@@ -11,7 +11,6 @@ import time
 
 import pytest
 import requests
-from aiohttp import web
 
 from airflow_provider_kie import api
 from airflow_provider_kie.emulator import callback_signature
@@ -20,7 +19,7 @@ from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
 from airflow_provider_kie.testing import EMULATOR_API_KEY
 from tests.integration.conftest import EDIT_INPUT
 
-NO_RETRY = RetryPolicy(max_attempts=1)
+NO_RETRY = RetryPolicy(max_attempts=1, rate_limited_budget=0)
 
 
 def test_kie_rate_limits_per_key(kie_emulator, monkeypatch):
@@ -50,42 +49,19 @@ def test_rate_limit_as_http_429(kie_emulator):
     assert reply.status_code == 429 and reply.headers["Retry-After"] == "1" and reply.json()["code"] == 429
 
 
-async def _receiver(received: list):
-    async def handle(request: web.Request) -> web.Response:
-        received.append((dict(request.headers), await request.json()))
-        return web.json_response({"code": 200, "msg": "success"})
-
-    app = web.Application()
-    app.router.add_post("/callback", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]
-
-
 @pytest.mark.parametrize("prompt", ["a calm sea", "[fail] a calm sea"])
-async def test_callback_payload_and_signature(kie_emulator, prompt):
+async def test_callback_payload_and_signature(kie_emulator, callback_receiver, prompt):
     kie_emulator.config.update(
         {"callback_secret": "hmac-key", "generating_seconds": 0.1, "waiting_seconds": 0}
     )
-    received: list = []
-    runner, port = await _receiver(received)
-    try:
-        hook = KieHook()
-        task_id = await asyncio.to_thread(
-            hook.create_task,
-            api.SEEDREAM_EDIT_MODEL,
-            {**EDIT_INPUT, "prompt": prompt},
-            f"http://127.0.0.1:{port}/callback",
-        )
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await runner.cleanup()
-    ((headers, body),) = received
+    task_id = await asyncio.to_thread(
+        KieHook().create_task,
+        api.SEEDREAM_EDIT_MODEL,
+        {**EDIT_INPUT, "prompt": prompt},
+        callback_receiver.url,
+    )
+    ((headers, raw),) = await callback_receiver.wait()
+    body = json.loads(raw)
     success = "[fail]" not in prompt
     assert body["code"] == (200 if success else 501)
     assert body["msg"] == (

@@ -98,6 +98,25 @@ class RealAirflow:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
 
+    def trigger_dag(self, dag_id: str) -> None:
+        """Wait until the dag-processor has parsed ``dag_id``, then unpause it and start a run."""
+
+        def parsed():
+            with self.db() as db:
+                return db.execute("SELECT 1 FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
+
+        self.wait_for(f"{dag_id} to be parsed", parsed)
+        self.cli("dags", "unpause", dag_id)
+        self.cli("dags", "trigger", dag_id)
+
+    def finished_run(self, dag_id: str) -> tuple[str, str, str] | None:
+        """(state, start_date, end_date) of the latest run of ``dag_id`` once it has finished."""
+        with self.db() as db:
+            row = db.execute(
+                "SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,)
+            ).fetchone()
+        return row if row and row[0] in ("success", "failed") else None
+
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.home / "airflow.db", timeout=30)
 
@@ -128,12 +147,6 @@ def real_airflow(tmp_path, kie_emulator):
     instance.stop()
 
 
-def dag_run_state(airflow_instance: RealAirflow, dag_id: str) -> str | None:
-    with airflow_instance.db() as db:
-        row = db.execute("SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,)).fetchone()
-    return row[0] if row and row[0] in ("success", "failed") else None
-
-
 def secret_occurrences(root: Path, secret: str) -> dict[str, int]:
     """Every file under ``root`` (logs, the SQLite database with XCom, rendered fields, triggers...)."""
     found = {}
@@ -151,13 +164,7 @@ def secret_occurrences(root: Path, secret: str) -> dict[str, int]:
     expected="success, one createTask",
 )
 def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_property):
-    def parsed():
-        with real_airflow.db() as db:
-            return db.execute("SELECT 1 FROM dag WHERE dag_id = 'kie_seedream_edit'").fetchone()
-
-    real_airflow.wait_for("the DAG to be parsed", parsed)
-    real_airflow.cli("dags", "unpause", "kie_seedream_edit")
-    real_airflow.cli("dags", "trigger", "kie_seedream_edit")
+    real_airflow.trigger_dag("kie_seedream_edit")
 
     def trigger_kwargs():
         with real_airflow.db() as db:
@@ -171,8 +178,8 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
     polls_before_restart = kie_emulator.count("recordInfo")
     real_airflow.start("triggerer")
 
-    state = real_airflow.wait_for(
-        "the run to finish", lambda: dag_run_state(real_airflow, "kie_seedream_edit")
+    state, _, _ = real_airflow.wait_for(
+        "the run to finish", lambda: real_airflow.finished_run("kie_seedream_edit")
     )
     assert state == "success", real_airflow.log("scheduler")[-3000:]
 
