@@ -359,3 +359,10 @@ def test_api_key_never_logged(kie_emulator, fast_retries, caplog):
     assert caplog.records, "expected DEBUG log records"
     for text in texts:
         assert EMULATOR_API_KEY not in text
+
+
+def test_api_key_is_registered_with_the_secret_masker(kie_emulator):
+    from airflow.providers.common.compat.sdk import redact
+
+    KieHook().get_credits()
+    assert EMULATOR_API_KEY not in str(redact(f"Authorization: Bearer {EMULATOR_API_KEY}"))
