@@ -32,13 +32,13 @@ def free_port() -> int:
 
 
 class RealAirflow:
-    def __init__(self, home: Path, conn: str):
+    def __init__(self, home: Path, conn: str, dags_folder: Path = EXAMPLES):
         port = free_port()
         self.home = home
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
@@ -53,6 +53,7 @@ class RealAirflow:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
             "AIRFLOW_CONN_KIE_DEFAULT": conn,
             "KIE_POLL_INTERVAL": "0.5",
             "KIE_OUTPUT_DIR": str(home / "output"),
@@ -231,3 +232,90 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
     leaks = secret_occurrences(real_airflow.home, API_KEY)
     record_property("secret_occurrences", sum(leaks.values()))
     assert leaks == {}
+
+
+CRASH_DAG = """
+from datetime import datetime, timedelta
+
+from airflow.providers.common.compat.sdk import DAG
+
+from airflow_provider_kie.operators.seedream import SeedreamEditOperator
+
+with DAG("kie_worker_crash", start_date=datetime(2026, 1, 1), schedule=None, catchup=False):
+    SeedreamEditOperator(
+        task_id="edit_in_worker",
+        prompt="Make it water",
+        image_urls=["https://a/b.png"],
+        deferrable=False,
+        poll_interval=1,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+    )
+"""
+
+
+def task_process(ti_id: str) -> int | None:
+    """The task runner process of ``ti_id`` (Airflow titles it "airflow worker -- <ti id>")."""
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    for line in ps.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.startswith("airflow worker -- ") and args.split()[-1].replace("-", "") == ti_id.replace(
+            "-", ""
+        ):
+            return int(pid)
+    return None
+
+
+@pytest.mark.fault(
+    fault="worker killed (SIGKILL) after createTask, while waiting",
+    where="task process, LocalExecutor",
+    expected="retry resumes the same Kie task",
+)
+def test_killed_worker_is_retried_on_the_same_kie_task(tmp_path, kie_emulator, record_property):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "kie_worker_crash.py").write_text(CRASH_DAG)
+    kie_emulator.config.update({"waiting_seconds": 1, "generating_seconds": 15})
+    airflow_instance = RealAirflow(tmp_path / "home", kie_emulator.connection_uri(API_KEY), dags)
+    airflow_instance.home.mkdir()
+    airflow_instance.cli("db", "migrate")
+    for component in ("api-server", "scheduler", "dag-processor"):
+        airflow_instance.start(component)
+    try:
+        airflow_instance.trigger_dag("kie_worker_crash")
+
+        def running_task():
+            if kie_emulator.count("recordInfo") < 1:  # created, stored, and waiting in the worker
+                return None
+            with airflow_instance.db() as db:
+                row = db.execute("SELECT id FROM task_instance WHERE task_id = 'edit_in_worker'").fetchone()
+            return row and task_process(str(row[0]))
+
+        pid = airflow_instance.wait_for("the worker to wait on Kie", running_task)
+        os.kill(pid, 9)
+        state, _, _ = airflow_instance.wait_for(
+            "the retry to finish", lambda: airflow_instance.finished_run("kie_worker_crash")
+        )
+        with airflow_instance.db() as db:
+            (try_number,) = db.execute(
+                "SELECT try_number FROM task_instance WHERE task_id = 'edit_in_worker'"
+            ).fetchone()
+            (urls,) = db.execute("SELECT value FROM xcom WHERE key = 'return_value'").fetchone()
+    finally:
+        airflow_instance.stop()
+    record_property("create_requests", kie_emulator.count("createTask"))
+    record_property("tasks_created", len(kie_emulator.state.tasks))
+    assert state == "success", airflow_instance.log("scheduler")[-3000:]
+    assert try_number == 2
+    (task_id,) = kie_emulator.state.tasks
+    assert kie_emulator.count("createTask") == 1
+    assert json.loads(urls) == [f"{kie_emulator.url}/files/results/{task_id}.png"]
+    retry_log = next(
+        airflow_instance.home.glob("logs/dag_id=kie_worker_crash/*/task_id=edit_in_worker/attempt=2.log")
+    )
+    # The retry found the stored Kie task: still running (reconnect) or already done (no resubmission).
+    text = retry_log.read_text()
+    assert (
+        "Reconnecting to existing job" in text
+        or "Job already completed successfully, skipping resubmission" in text
+    )
