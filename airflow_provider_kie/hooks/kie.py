@@ -209,15 +209,18 @@ class _KieHookBase(BaseHook):
         )
         if not error.retryable or (attempt >= self.retry_policy.max_attempts and not patient):
             raise error
-        delay = self.retry_policy.delay(attempt, error.retry_after)
-        self.log.warning(
-            "Kie %s failed (%s); attempt %d of %d, retrying in %.1f s",
-            operation,
-            error.message,
-            attempt,
-            self.retry_policy.max_attempts,
-            delay,
-        )
+        delay = self.retry_policy.delay(min(attempt, self.retry_policy.max_attempts), error.retry_after)
+        if patient:
+            self.log.warning("Kie %s rate limited (%s); retrying in %.1f s", operation, error.message, delay)
+        else:
+            self.log.warning(
+                "Kie %s failed (%s); attempt %d of %d, retrying in %.1f s",
+                operation,
+                error.message,
+                attempt,
+                self.retry_policy.max_attempts,
+                delay,
+            )
         return delay
 
 
