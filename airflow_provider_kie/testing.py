@@ -12,6 +12,7 @@ the test, with the Airflow connection ``kie_default`` pointing at it (through
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,13 @@ import pytest
 from airflow_provider_kie.emulator import KieEmulator
 
 EMULATOR_API_KEY = "emulator-test-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for servers, or a refused connection)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,14 +24,10 @@ from typing import Any
 
 import requests
 
+from airflow_provider_kie.testing import free_port
+
 HERE = Path(__file__).resolve().parent
 KEY = "benchmark-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_emulator(port: int, generating: float) -> subprocess.Popen:

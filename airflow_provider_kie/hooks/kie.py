@@ -105,7 +105,7 @@ class KieConnectionSettings:
     @property
     def cache_key(self) -> tuple[Any, ...]:
         """Identifies what a shared session depends on, without holding the key itself."""
-        return (self.conn_id, self.base_url, limits._fingerprint(self.api_key), self.timeout)
+        return (self.conn_id, self.base_url, limits.fingerprint(self.api_key), self.timeout)
 
     def limiter(self, operation: str) -> limits.SlidingWindowLimiter | None:
         kind = _LIMITED_OPERATIONS.get(operation)
@@ -286,7 +286,7 @@ class KieHook(_KieHookBase):
     ) -> str:
         """Upload a file to Kie's temporary storage and return its download URL.
 
-        Give exactly one of ``file`` (a path, bytes or a binary file: streamed), ``file_url`` (Kie
+        Give exactly one of ``file`` (a path, bytes or a binary file, sent to the stream endpoint as multipart/form-data), ``file_url`` (Kie
         fetches it) or ``base64_data`` (plain base64 or a ``data:`` URI).
         """
         given = [

@@ -55,7 +55,7 @@ def limiter_for(
     if kind not in limits:
         return None
     limit, window = limits[kind]
-    key = (base_url, _fingerprint(api_key), kind)
+    key = (base_url, fingerprint(api_key), kind)
     with _lock:
         limiter = _limiters.get(key)
         if limiter is None or (limiter.limit, limiter.window - SLACK_SECONDS) != (limit, window):
@@ -92,5 +92,6 @@ async def close_shared_async_sessions() -> None:
         await session.close()
 
 
-def _fingerprint(api_key: str) -> str:
+def fingerprint(api_key: str) -> str:
+    """A short hash that tells keys apart without holding them."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]

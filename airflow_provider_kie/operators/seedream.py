@@ -21,6 +21,7 @@ class SeedreamTextToImageOperator(KieCreateTaskOperator):
     """
 
     model_name = api.SEEDREAM_TEXT_TO_IMAGE_MODEL
+    image_urls: Any = None  # the edit model's input images
     template_fields: Sequence[str] = ("prompt", "aspect_ratio", "quality", "callback_url")
 
     def __init__(
@@ -41,10 +42,11 @@ class SeedreamTextToImageOperator(KieCreateTaskOperator):
     def build_input(self) -> dict[str, Any]:
         return api.seedream_input(
             prompt=self.prompt,
+            image_urls=self.image_urls,
             aspect_ratio=self.aspect_ratio,
             quality=self.quality,
             nsfw_checker=self.nsfw_checker,
-            edit=False,
+            edit=self.model_name == api.SEEDREAM_EDIT_MODEL,
         )
 
 
@@ -63,13 +65,3 @@ class SeedreamEditOperator(SeedreamTextToImageOperator):
     def __init__(self, *, prompt: str, image_urls: Any, **kwargs: Any) -> None:
         super().__init__(prompt=prompt, **kwargs)
         self.image_urls = image_urls
-
-    def build_input(self) -> dict[str, Any]:
-        return api.seedream_input(
-            prompt=self.prompt,
-            image_urls=self.image_urls,
-            aspect_ratio=self.aspect_ratio,
-            quality=self.quality,
-            nsfw_checker=self.nsfw_checker,
-            edit=True,
-        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from airflow_provider_kie import api
 from airflow_provider_kie.emulator import callback_signature
 from airflow_provider_kie.exceptions import KieRateLimitError
 from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
-from airflow_provider_kie.testing import EMULATOR_API_KEY
+from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
 from tests.integration.conftest import EDIT_INPUT
 
 NO_RETRY = RetryPolicy(max_attempts=1, rate_limited_budget=0)
@@ -97,9 +96,7 @@ def test_control_api(kie_emulator):
 
 
 def test_command_line(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from datetime import timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from airflow_provider_kie.hooks import kie as kie_hooks
 from airflow_provider_kie.hooks.kie import RetryPolicy
 from airflow_provider_kie.hooks.limits import close_shared_async_sessions
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
-from airflow_provider_kie.testing import EMULATOR_API_KEY
+from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
 from tests.integration.test_operators import FakeTI
 
 SUCCESS = "success"
@@ -33,9 +32,7 @@ def setting(**changes):
 
 
 def closed_port(emulator, monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv(
         "AIRFLOW_CONN_KIE_DEFAULT",
         json.dumps({"conn_type": "kie", "password": EMULATOR_API_KEY, "host": f"http://127.0.0.1:{port}"}),

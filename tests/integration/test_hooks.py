@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import socket
 import time
 
 import pytest
@@ -29,7 +28,7 @@ from airflow_provider_kie.exceptions import (
 )
 from airflow_provider_kie.hooks.kie import USER_AGENT, KieAsyncHook, KieHook
 from airflow_provider_kie.hooks.limits import close_shared_async_sessions
-from airflow_provider_kie.testing import EMULATOR_API_KEY
+from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
 from tests.integration.conftest import EDIT_INPUT
 
 
@@ -173,9 +172,7 @@ class TestSyncHook:
         assert kie_emulator.count("recordInfo") == 3
 
     def test_connection_refused_is_retried_then_reported(self, kie_emulator, fast_retries, monkeypatch):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         monkeypatch.setenv(
             "AIRFLOW_CONN_KIE_DEFAULT",
             f'{{"conn_type": "kie", "password": "{EMULATOR_API_KEY}", "host": "http://127.0.0.1:{port}"}}',

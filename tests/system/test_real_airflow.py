@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import subprocess
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import airflow
 import pytest
 
+from airflow_provider_kie.testing import free_port
 from tests.integration.test_airflow_cli import AIRFLOW
 
 pytestmark = [
@@ -23,12 +23,6 @@ pytestmark = [
 ]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RealAirflow:
