@@ -11,6 +11,8 @@ from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTim
 
 XCOM_TASK_ID = "kie_task_id"
 XCOM_TASK = "kie_task"
+# When a trigger created the Kie task: the deadline it set (epoch seconds), for a restarted triggerer.
+XCOM_TASK_DEADLINE = "kie_task_deadline"
 
 
 def task_result(context: Any, task: KieTask) -> list[str]:

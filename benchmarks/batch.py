@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -52,17 +51,8 @@ def run(tasks: int, generating: float, waiting: float) -> dict:
                 edit_states = db.execute(
                     "SELECT state, count(*) FROM task_instance WHERE task_id = 'edit' GROUP BY state"
                 ).fetchall()
-                edit_ids = {
-                    str(r[0]).replace("-", "")
-                    for r in db.execute("SELECT id FROM task_instance WHERE task_id = 'edit'")
-                }
                 first_create = min(r.at for r in emulator.requests if r.endpoint == "createTask")
-            worker_seconds = 0.0
-            for line in airflow.log("scheduler").splitlines():
-                if "Workload finished" in line:
-                    match = re.search(r"duration=([\d.]+).*workload_id=([0-9a-f-]+)", line)
-                    if match and match.group(2).replace("-", "") in edit_ids:
-                        worker_seconds += float(match.group(1))
+            worker_runs = airflow.worker_runs("edit")
         finally:
             airflow.stop()
         makespan = (_parse(end) - _parse(start)).total_seconds()
@@ -85,7 +75,8 @@ def run(tasks: int, generating: float, waiting: float) -> dict:
             "createTask_429s": sum(r.code == 429 for r in creates),
             "recordInfo_429s": sum(r.code == 429 for r in polls),
             "recordInfo_per_task": len(polls) / tasks,
-            "worker_seconds_per_image": worker_seconds / tasks,
+            "worker_runs_per_image": len(worker_runs) / tasks,
+            "worker_seconds_per_image": sum(worker_runs) / tasks,
         }
 
 

@@ -17,7 +17,7 @@ from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.outcome import XCOM_TASK_ID, event_result, raise_for, task_result
 from airflow_provider_kie.polling import PollPolicy, next_delay
-from airflow_provider_kie.triggers.kie import KieTaskTrigger
+from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 
 
 class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
@@ -34,8 +34,11 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         holds across deferral, triggerer restarts and retries that resume the same Kie task.
     :param retry_ambiguous_create: resend a createTask whose reply was lost (may pay twice).
     :param end_from_trigger: when deferred, a success ends the task in the triggerer with its XCom,
-        without resuming on a worker. Off by default: Airflow 3.3.2 stores XCom pushed this way
-        JSON-encoded twice, so a downstream task would read a string instead of the URL list.
+        without resuming on a worker; set False if a subclass must run ``execute_complete`` on success.
+
+    Deferrable on Airflow 3, the triggerer creates the Kie task: the worker only validates the input
+    and defers, and the triggerer's one rate limiter paces every task to Kie's createTask limit. On
+    Airflow 2 the worker creates it, then defers.
 
     XCom: ``return_value`` = list of result URLs; ``kie_task_id`` (pushed as soon as the task exists);
     ``kie_task`` = JSON record (state, result_urls, fail_code, fail_msg, credits_consumed, times).
@@ -60,7 +63,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         poll_interval: float = 3.0,
         timeout: timedelta = timedelta(minutes=30),
         retry_ambiguous_create: bool = False,
-        end_from_trigger: bool = False,
+        end_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -101,6 +104,20 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
 
     # ResumableJobMixin: the external id is {"task_id", "deadline"}, stored before waiting starts.
     def submit_job(self, context: Any) -> dict[str, Any]:
+        if self.deferrable and self.wait_for_completion and TRIGGER_WRITES_XCOM:
+            # One process, one rate limiter: a batch's createTasks queue in the triggerer, not in worker
+            # slots, and never burst past Kie's limit from many workers at once.
+            self.defer(
+                trigger=KieTaskTrigger(
+                    kie_conn_id=self.kie_conn_id,
+                    poll_policy=self.poll_policy.to_dict(),
+                    end_from_trigger=self.end_from_trigger,
+                    create=self._body,
+                    timeout=self.timeout.total_seconds(),
+                    retry_ambiguous_create=self.retry_ambiguous_create,
+                ),
+                method_name="execute_complete",
+            )
         task_id = self.hook.create_task(
             self._body["model"], self._body["input"], self._body.get("callBackUrl")
         )
@@ -142,6 +159,12 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[str]:
         """Resume after the trigger: return the URLs, or fail with the task's failCode and failMsg."""
+        if isinstance(event, dict) and event.get("task_id") and event.get("deadline"):
+            # If the triggerer created the task, keep it where a retry looks, so the retry resumes it.
+            store = context.get("task_state_store")
+            if self.durable and store is not None:
+                store.set(self.external_id_key, {"task_id": event["task_id"], "deadline": event["deadline"]})
+            context["ti"].xcom_push(key=XCOM_TASK_ID, value=event["task_id"])
         return event_result(context, event, self.kie_conn_id)
 
 

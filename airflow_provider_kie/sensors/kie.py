@@ -40,7 +40,7 @@ class KieTaskSensor(BaseSensorOperator):
         kie_task_id: str,
         kie_conn_id: str = KieHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        end_from_trigger: bool = False,
+        end_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 3.0)

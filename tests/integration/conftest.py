@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -8,6 +10,7 @@ from aiohttp import web
 from airflow_provider_kie.emulator import KieEmulator
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
 from airflow_provider_kie.hooks.limits import close_shared_async_sessions
+from airflow_provider_kie.triggers import kie as kie_triggers
 
 
 @pytest.fixture
@@ -66,3 +69,45 @@ async def callback_receiver():
     receiver.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/callback"
     yield receiver
     await runner.cleanup()
+
+
+class TriggererXCom(dict):
+    """The XCom of one task instance as a triggerer would read and write it, kept in memory.
+
+    ``run_in_triggerer`` gives a trigger the task instance a triggerer gives it, so it takes the paths it
+    takes there: create and remember the Kie task, end the Airflow task itself on success.
+    """
+
+    ti = SimpleNamespace(dag_id="dag", task_id="edit", run_id="run", map_index=-1, try_number=1)
+
+    async def aset(self, key, value, **target):
+        assert target == {k: getattr(self.ti, k) for k in ("dag_id", "task_id", "run_id", "map_index")}
+        self[key] = json.loads(json.dumps(value))  # XCom must be JSON-safe
+
+    async def aget_one(self, *, key, **target):
+        return self.get(key)
+
+    def run_in_triggerer(self, trigger):
+        """The first event of ``trigger`` run with this task instance; on Airflow 2 the event's XCom is
+        stored here, as the triggerer does."""
+        trigger.task_instance = self.ti
+
+        async def first():
+            try:
+                async for event in trigger.run():
+                    return event
+            finally:
+                await close_shared_async_sessions()
+
+        event = asyncio.run(first())
+        if getattr(event, "xcoms", None):
+            self.update(event.xcoms)
+        return event
+
+
+@pytest.fixture
+def triggerer_xcom(monkeypatch) -> TriggererXCom:
+    store = TriggererXCom()
+    if kie_triggers.TRIGGER_WRITES_XCOM:
+        monkeypatch.setattr(kie_triggers, "_SdkXCom", store)
+    return store

@@ -1,10 +1,10 @@
 """The fault matrix: every fault ends in success within the deadline or in a clear failure, never a
 hang, with exactly one Kie task per logical task. Each case runs in the worker and deferred (the
-trigger run in-process, then execute_complete, as the triggerer would)."""
+trigger run in-process with a task instance and XCom, as the triggerer runs it: on Airflow 3 it creates
+the Kie task and ends the Airflow task on success; execute_complete runs for the other outcomes)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 
@@ -15,7 +15,6 @@ from airflow.triggers.base import TaskSuccessEvent
 from airflow_provider_kie.exceptions import KieConnectionError, KieTaskFailedError
 from airflow_provider_kie.hooks import kie as kie_hooks
 from airflow_provider_kie.hooks.kie import RetryPolicy
-from airflow_provider_kie.hooks.limits import close_shared_async_sessions
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
 from tests.integration.test_operators import FakeTI
@@ -82,26 +81,16 @@ def quick_retries(monkeypatch):
     )
 
 
-def run(mode, operator, emulator):
-    ti = FakeTI()
-    context = {"ti": ti}
+def run(mode, operator, triggerer_xcom):
+    context = {"ti": FakeTI()}
     if mode == "worker":
         return operator.execute(context)
     try:
         operator.execute(context)
     except TaskDeferred as deferred:
-        trigger = deferred.trigger
-
-        async def first_event():
-            try:
-                async for event in trigger.run():
-                    return event
-            finally:
-                await close_shared_async_sessions()
-
-        event = asyncio.run(first_event())
+        event = triggerer_xcom.run_in_triggerer(deferred.trigger)
         if isinstance(event, TaskSuccessEvent):  # ended in the triggerer, as end_from_trigger does
-            return event.xcoms["return_value"]
+            return triggerer_xcom["return_value"]
         return getattr(operator, deferred.method_name)(context, event.payload)
     raise AssertionError("did not defer")
 
@@ -114,6 +103,7 @@ def test_fault(
     request,
     kie_emulator,
     monkeypatch,
+    triggerer_xcom,
     mode,
     case,
     description,
@@ -145,11 +135,11 @@ def test_fault(
     )
     try:
         if expected is SUCCESS:
-            urls = run(mode, operator, kie_emulator)
+            urls = run(mode, operator, triggerer_xcom)
             assert urls and urls[0].endswith(".png")
         else:
             with pytest.raises(expected) as info:
-                run(mode, operator, kie_emulator)
+                run(mode, operator, triggerer_xcom)
             message = str(info.value)
             assert message and "Traceback" not in message
             if case.startswith("lost-create"):

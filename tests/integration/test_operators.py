@@ -20,10 +20,11 @@ from airflow_provider_kie.operators.seedream import SeedreamEditOperator, Seedre
 from airflow_provider_kie.polling import PollPolicy
 from airflow_provider_kie.sensors.kie import KieTaskSensor
 from airflow_provider_kie.testing import EMULATOR_API_KEY
-from airflow_provider_kie.triggers.kie import KieTaskTrigger
+from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from tests.integration.conftest import EDIT_INPUT
 
 AIRFLOW_33 = pytest.importorskip("airflow").__version__ >= "3.3"
+CREATE_BODY = {"model": api.SEEDREAM_EDIT_MODEL, "input": EDIT_INPUT}
 FAST = PollPolicy(initial_interval=0.05, backoff=0).to_dict()
 
 
@@ -87,7 +88,28 @@ class TestOperator:
         assert ctx["ti"].xcom["kie_task_id"] == task_id
         assert ctx["ti"].xcom["kie_task"]["state"] == "success"
 
-    def test_defers_with_only_json_safe_kwargs(self, kie_emulator):
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="Airflow 2: the worker creates the task")
+    def test_defers_to_the_triggerer_to_create_with_only_json_safe_kwargs(self, kie_emulator):
+        operator = edit_operator(deferrable=True, timeout=timedelta(minutes=5), callback_url="https://cb/x")
+        with pytest.raises(TaskDeferred) as info:
+            operator.execute(context())
+        assert kie_emulator.count("createTask") == 0  # validated on the worker, created in the triggerer
+        classpath, kwargs = info.value.trigger.serialize()
+        assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
+        assert kwargs["create"] == {
+            "model": "seedream/4.5-edit",
+            "input": {"prompt": "Make it water", "image_urls": ["https://a/b.png"], "aspect_ratio": "1:1",
+                      "quality": "basic"},
+            "callBackUrl": "https://cb/x",
+        }  # fmt: skip
+        assert kwargs["timeout"] == 300 and kwargs["kie_task_id"] is None and kwargs["deadline"] is None
+        assert kwargs["end_from_trigger"] is True and kwargs["retry_ambiguous_create"] is False
+        assert EMULATOR_API_KEY not in json.dumps(kwargs)
+        assert KieTaskTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
+        assert info.value.method_name == "execute_complete"
+
+    @pytest.mark.skipif(TRIGGER_WRITES_XCOM, reason="Airflow 3: the triggerer creates the task")
+    def test_creates_then_defers_with_only_json_safe_kwargs(self, kie_emulator):
         operator = edit_operator(deferrable=True, timeout=timedelta(minutes=5))
         started = time.time()
         with pytest.raises(TaskDeferred) as info:
@@ -95,10 +117,9 @@ class TestOperator:
         classpath, kwargs = info.value.trigger.serialize()
         assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
         assert set(kwargs) == {"kie_task_id", "kie_conn_id", "poll_policy", "deadline", "end_from_trigger"}
-        assert kwargs["end_from_trigger"] is False
+        assert kwargs["kie_task_id"] in kie_emulator.state.tasks and kwargs["end_from_trigger"] is True
         assert started + 300 <= kwargs["deadline"] <= time.time() + 300
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
-        assert info.value.method_name == "execute_complete"
 
     def test_wait_for_completion_false_returns_task_id(self, kie_emulator):
         ctx = context()
@@ -178,15 +199,37 @@ class TestResume:
         assert urls == retry["ti"].xcom["kie_task"]["result_urls"]
 
     @pytest.mark.fault(
-        fault="deferred task retried (worker lost after deferring)",
+        fault="worker lost while resuming after the trigger",
+        where="worker (deferrable)",
+        expected="the retry returns the same Kie task's result, no new createTask",
+    )
+    def test_retry_after_resume_is_lost_reuses_the_kie_task(self, kie_emulator, triggerer_xcom):
+        store = DictStateStore()
+        operator = edit_operator(deferrable=True, end_from_trigger=False)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context(store))
+        event = triggerer_xcom.run_in_triggerer(deferred.value.trigger)
+        lost = context(store)
+        lost["ti"].xcom_push = None  # the worker dies while pushing the result
+        with pytest.raises(TypeError):
+            operator.execute_complete(lost, event.payload)
+        retry = context(store)
+        urls = edit_operator(deferrable=True).execute(retry)
+        assert kie_emulator.count("createTask") == 1
+        assert urls == event.payload["task"]["result_urls"] == retry["ti"].xcom["kie_task"]["result_urls"]
+
+    @pytest.mark.fault(
+        fault="deferred task retried while its Kie task runs",
         where="worker (deferrable)",
         expected="same Kie task, same deadline",
     )
-    def test_retry_of_deferred_task_defers_on_the_same_kie_task(self, kie_emulator):
+    def test_retry_of_deferred_task_defers_on_the_same_kie_task(self, kie_emulator, monkeypatch):
         store = DictStateStore()
         kie_emulator.config.generating_seconds = 30
-        with pytest.raises(TaskDeferred) as first:
-            edit_operator(deferrable=True).execute(context(store))
+        with monkeypatch.context() as patch:  # as on Airflow 2 or earlier: created on the worker
+            patch.setattr(kie_operators, "TRIGGER_WRITES_XCOM", False)
+            with pytest.raises(TaskDeferred) as first:
+                edit_operator(deferrable=True).execute(context(store))
         with pytest.raises(TaskDeferred) as second:
             edit_operator(deferrable=True).execute(context(store))
         assert kie_emulator.count("createTask") == 1
@@ -240,21 +283,23 @@ class TestTrigger:
         event = run_trigger(KieTaskTrigger("f" * 32, time.time() + 30, poll_policy=policy))
         assert event["status"] == "error" and event["error"]["error_class"] == "KieNotFoundError"
 
-    def test_end_from_trigger_success_carries_the_xcom(self):
+    def test_end_from_trigger_success_ends_the_task_with_its_xcom(self, triggerer_xcom):
         task_id = self.create()
-
-        async def first():
-            trigger = KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST, end_from_trigger=True)
-            events = [event async for event in trigger.run()]
-            await close_shared_async_sessions()
-            return events
-
-        (event,) = asyncio.run(first())
+        trigger = KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST, end_from_trigger=True)
+        event = triggerer_xcom.run_in_triggerer(trigger)
         assert isinstance(event, TaskSuccessEvent)
-        assert (
-            event.xcoms["return_value"] == event.xcoms["kie_task"]["result_urls"]
-            and event.xcoms["return_value"]
+        urls = triggerer_xcom["return_value"]
+        assert urls and urls == triggerer_xcom["kie_task"]["result_urls"]
+        assert triggerer_xcom["kie_task"]["task_id"] == task_id
+        if TRIGGER_WRITES_XCOM:  # pushed like a worker would, not through the event (stored twice-encoded)
+            assert event.xcoms is None
+
+    def test_end_from_trigger_without_a_task_instance_resumes_the_worker(self):
+        # `airflow dags test` runs triggers with no task instance: only execute_complete can finish.
+        event = run_trigger(
+            KieTaskTrigger(self.create(), time.time() + 30, poll_policy=FAST, end_from_trigger=True)
         )
+        assert event["status"] == "success"
 
     def test_end_from_trigger_failure_still_resumes_the_worker(self):
         task_id = self.create({**EDIT_INPUT, "prompt": "[fail]"})
@@ -262,6 +307,62 @@ class TestTrigger:
             KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST, end_from_trigger=True)
         )
         assert event["status"] == "failed"
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    def test_creates_the_task_and_remembers_it_in_xcom(self, kie_emulator, triggerer_xcom):
+        trigger = KieTaskTrigger(create=CREATE_BODY, timeout=60, poll_policy=FAST)
+        started = time.time()
+        event = triggerer_xcom.run_in_triggerer(trigger).payload
+        (task_id,) = kie_emulator.state.tasks
+        assert kie_emulator.state.tasks[task_id].body == CREATE_BODY
+        assert event["status"] == "success" and event["task_id"] == task_id
+        assert triggerer_xcom["kie_task_id"] == task_id
+        assert started + 60 <= triggerer_xcom["kie_task_deadline"] == event["deadline"] <= time.time() + 60
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    @pytest.mark.fault(
+        fault="triggerer lost after the trigger created the task",
+        where="triggerer (trigger that creates)",
+        expected="the restarted trigger waits for the same Kie task, no new createTask",
+    )
+    def test_restarted_trigger_waits_for_the_task_it_created(self, kie_emulator, triggerer_xcom):
+        kie_emulator.config.generating_seconds = 1.0
+        kwargs = KieTaskTrigger(create=CREATE_BODY, timeout=60, poll_policy=FAST).serialize()[1]
+
+        async def until_killed():
+            trigger = KieTaskTrigger(**kwargs)
+            trigger.task_instance = triggerer_xcom.ti
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(anext(trigger.run()), 0.5)
+            await close_shared_async_sessions()
+
+        asyncio.run(until_killed())
+        (task_id,) = kie_emulator.state.tasks
+        assert triggerer_xcom["kie_task_id"] == task_id and kie_emulator.count("recordInfo") >= 1
+        deadline = triggerer_xcom["kie_task_deadline"]
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
+        assert event["status"] == "success" and event["task_id"] == task_id and event["deadline"] == deadline
+        assert kie_emulator.count("createTask") == 1
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    def test_create_error_is_an_event_naming_its_class(self, kie_emulator, triggerer_xcom):
+        kie_emulator.config.api_keys = ["other"]
+        trigger = KieTaskTrigger(create=CREATE_BODY, timeout=60, poll_policy=FAST)
+        event = triggerer_xcom.run_in_triggerer(trigger).payload
+        assert event["status"] == "error" and event["task_id"] is None
+        assert event["error"]["error_class"] == "KieAuthError" and event["error"]["code"] == 401
+        assert kie_emulator.state.tasks == {} and "kie_task_id" not in triggerer_xcom
+
+    def test_needs_a_task_or_a_body(self):
+        with pytest.raises(ValueError, match="either"):
+            KieTaskTrigger()
+        with pytest.raises(ValueError, match="either"):
+            KieTaskTrigger("abc", 1.0, create=CREATE_BODY, timeout=1)
+        with pytest.raises(ValueError, match="deadline"):
+            KieTaskTrigger("abc")
+        if not TRIGGER_WRITES_XCOM:
+            with pytest.raises(ValueError, match="Airflow 3"):
+                KieTaskTrigger(create=CREATE_BODY, timeout=60)
 
     def test_serialize_round_trip(self):
         trigger = KieTaskTrigger("abc", 1234.5, "my_conn", FAST)

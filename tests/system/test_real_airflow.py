@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sqlite3
 import subprocess
@@ -112,6 +113,22 @@ class RealAirflow:
             ).fetchone()
         return row if row and row[0] in ("success", "failed") else None
 
+    def worker_runs(self, task_id: str) -> list[float]:
+        """Durations (s) of every worker run (LocalExecutor workload) of ``task_id``'s task instances:
+        one per start, plus one per resume after a trigger."""
+        with self.db() as db:
+            ti_ids = {
+                str(row[0]).replace("-", "")
+                for row in db.execute("SELECT id FROM task_instance WHERE task_id = ?", (task_id,))
+            }
+        runs = []
+        for line in self.log("scheduler").splitlines():
+            if "Workload finished" in line:
+                match = re.search(r"duration=([\d.]+).*workload_id=([0-9a-f-]+)", line)
+                if match and match.group(2).replace("-", "") in ti_ids:
+                    runs.append(float(match.group(1)))
+        return runs
+
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.home / "airflow.db", timeout=30)
 
@@ -168,7 +185,7 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
 
     # Deferred and polled by the first triggerer: its stored kwargs carry no key. Then it crashes.
     kwargs = real_airflow.wait_for("the trigger to poll", trigger_kwargs)
-    assert API_KEY not in kwargs and "kie_task_id" in kwargs
+    assert API_KEY not in kwargs and "seedream/4.5-edit" in kwargs  # the trigger creates the Kie task
     real_airflow.kill("triggerer")
     polls_before_restart = kie_emulator.count("recordInfo")
     real_airflow.start("triggerer")
@@ -185,7 +202,7 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
     assert kie_emulator.count("recordInfo") > polls_before_restart  # the new triggerer resumed polling
     with real_airflow.db() as db:
         xcom = {
-            (task, key): json.loads(value)
+            (task, key): json.loads(value) if isinstance(value, str) else value
             for task, key, value in db.execute(
                 "SELECT task_id, key, value FROM xcom WHERE dag_id = 'kie_seedream_edit'"
             ).fetchall()
@@ -193,7 +210,8 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
     assert xcom[("edit_image", "return_value")] == [f"{kie_emulator.url}/files/results/{task_id}.png"]
     assert Path(xcom[("save_result", "return_value")]).read_bytes().startswith(b"\x89PNG")
 
-    # The trigger's journey, from the task's logs: create, defer, poll in the triggerer, fire, resume.
+    # The journey, from the task's logs: defer, create and poll in the triggerer, find the task again
+    # after the restart, end the Airflow task there (no worker resumes it).
     events = [
         json.loads(line)["event"]
         for path in sorted(
@@ -203,13 +221,15 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
         if line.startswith("{")
     ]
     journey = [
-        f"Created Kie task {task_id} (model seedream/4.5-edit)",
         "Pausing task as DEFERRED. ",
+        f"Created Kie task {task_id} (model seedream/4.5-edit)",
         f"Kie task {task_id} is generating",
-        "Trigger fired event",
+        f"Kie task {task_id} was created before a triggerer restart; waiting for it",
+        f"Kie task {task_id} succeeded; ending the Airflow task from the triggerer",
         "trigger completed",
     ]
     assert all(step in events for step in journey), events
+    assert len(real_airflow.worker_runs("edit_image")) == 1  # started once; never resumed on a worker
     polls = [r for r in kie_emulator.requests if r.endpoint == "recordInfo"]
     assert polls and all(r.user_agent.startswith("airflow-provider-kie/") for r in polls)
     with real_airflow.db() as db:
