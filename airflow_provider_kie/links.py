@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
@@ -13,6 +14,14 @@ class KieResultLink(BaseOperatorLink):
     name = "Kie result"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if hasattr(operator, "kie_result_urls"):
+            # Airflow 3 asks the operator that just ran, in its worker, including when it only deferred:
+            # reading XCom then would log an error for a result that cannot exist yet.
+            return result_link(operator.kie_result_urls)
+        # Airflow 2's webserver asks with the serialized operator: read the try's record.
         record = XCom.get_value(ti_key=ti_key, key="kie_task")
-        urls = record.get("result_urls") if isinstance(record, dict) else None
-        return urls[0] if urls else ""
+        return result_link(record.get("result_urls") if isinstance(record, dict) else None)
+
+
+def result_link(urls: Sequence[str] | None) -> str:
+    return urls[0] if urls else ""

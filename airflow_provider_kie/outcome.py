@@ -8,6 +8,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTimeoutError
+from airflow_provider_kie.links import KieResultLink, result_link
 
 XCOM_TASK_ID = "kie_task_id"
 XCOM_TASK = "kie_task"
@@ -16,8 +17,13 @@ XCOM_TASK_DEADLINE = "kie_task_deadline"
 
 
 def task_result(context: Any, task: KieTask) -> list[str]:
-    """Push the ``kie_task`` record; return the result URLs, or raise if the task failed."""
+    """Push the ``kie_task`` record; return the result URLs, or raise if the task failed.
+
+    The URLs are also kept on the operator (``kie_result_urls``) for its result link.
+    """
     context["ti"].xcom_push(key=XCOM_TASK, value=task.to_dict())
+    if "task" in context:
+        context["task"].kie_result_urls = list(task.result_urls)
     if task.state is TaskState.FAIL:
         raise KieTaskFailedError(
             f"the task failed with failCode {task.fail_code!r}: {task.fail_msg or 'no failMsg'}",
@@ -26,6 +32,16 @@ def task_result(context: Any, task: KieTask) -> list[str]:
             operation="task",
         )
     return list(task.result_urls)
+
+
+def success_xcoms(record: dict[str, Any]) -> dict[str, Any]:
+    """Every XCom a worker leaves after a success, for a trigger that ends the task itself."""
+    urls = record["result_urls"]
+    xcoms = {"return_value": urls, XCOM_TASK: record}
+    link_key = getattr(KieResultLink(), "xcom_key", None)  # Airflow 3 stores rendered links in XCom
+    if link_key:
+        xcoms[link_key] = result_link(urls)
+    return xcoms
 
 
 def event_result(context: Any, event: dict[str, Any], conn_id: str) -> list[str]:

@@ -1,7 +1,13 @@
 """Batch benchmark: a real Airflow (scheduler, triggerer, dag-processor, api-server; LocalExecutor;
-SQLite; 127.0.0.1) runs kie_seedream_batch with N mapped edits against the emulator with Kie's rate
-limits on and realistic generation times. Reports the makespan against the rate-limit bound
-N/2 s + generation time, failed tasks, 429s seen, duplicate createTasks and worker seconds per image.
+SQLite; 127.0.0.1) runs N mapped edits against the emulator with Kie's rate limits on and realistic
+generation times, three ways, each on a fresh Airflow and a fresh emulator:
+
+- ``ours``: example_dags/kie_seedream_batch (deferrable; created and ended in the triggerer);
+- ``ours_resume``: the same with ``end_from_trigger=False`` (benchmarks/dags/kie_batch_resume.py);
+- ``peer``: HttpOperator + HttpSensor in reschedule mode (benchmarks/dags/kie_http_peer_batch.py).
+
+Reports the makespan against the rate-limit bound N/2 s + generation time, failed tasks, 429s,
+duplicate createTasks, and worker runs and worker seconds per image.
 
     .venv/bin/python benchmarks/batch.py --tasks 100 --generating 20
 """
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -17,66 +24,109 @@ from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
 
 from airflow_provider_kie.emulator import KieEmulator  # noqa: E402
 from tests.system.test_real_airflow import RealAirflow  # noqa: E402
 
+KEY = "batch-key"
+VARIANTS = {  # name: (DAG id, the tasks that do the work)
+    "ours": ("kie_seedream_batch", ("edit",)),
+    "ours_resume": ("kie_batch_resume", ("edit",)),
+    "peer": ("kie_http_peer_batch", ("create", "wait")),
+}
 
-def run(tasks: int, generating: float, waiting: float) -> dict:
-    with KieEmulator() as emulator, tempfile.TemporaryDirectory(prefix="kie-batch-") as home:
+
+def dags_folder(parent: Path) -> Path:
+    folder = parent / "dags"
+    folder.mkdir()
+    for source in (ROOT / "example_dags" / "kie_seedream_batch.py", *sorted((HERE / "dags").glob("*.py"))):
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
+def run(variant: str, tasks: int, generating: float, waiting: float, parallelism: int) -> dict:
+    dag_id, work_tasks = VARIANTS[variant]
+    with KieEmulator() as emulator, tempfile.TemporaryDirectory(prefix=f"kie-batch-{variant}-") as tmp:
         emulator.config.update(
             {"rate_limits": True, "waiting_seconds": waiting, "generating_seconds": generating,
              "null_seconds": 1, "credits": 10**9}
         )  # fmt: skip
-        airflow = RealAirflow(Path(home), emulator.connection_uri("batch-key"))
+        home = Path(tmp)
+        airflow = RealAirflow(home, emulator.connection_uri(KEY), dags_folder=dags_folder(home))
+        host, port = emulator.url.removeprefix("http://").split(":")
         airflow.env.update(
             {
                 "KIE_BATCH_SIZE": str(tasks),
                 "KIE_POLL_INTERVAL": "3",
-                "AIRFLOW__CORE__PARALLELISM": "32",
-                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(tasks + 10),
+                "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(2 * tasks + 10),
                 "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, tasks)),
+                "AIRFLOW_CONN_KIE_HTTP": json.dumps(
+                    {
+                        "conn_type": "http",
+                        "host": host,
+                        "port": int(port),
+                        "schema": "http",
+                        "extra": {"Authorization": f"Bearer {KEY}"},
+                    }
+                ),
             }
         )
         airflow.cli("db", "migrate")
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
             airflow.start(component)
         try:
-            airflow.trigger_dag("kie_seedream_batch")
+            airflow.trigger_dag(dag_id)
             state, start, end = airflow.wait_for(
-                "the batch to finish", lambda: airflow.finished_run("kie_seedream_batch"), timeout=1800
+                f"{dag_id} to finish", lambda: airflow.finished_run(dag_id), timeout=1800
             )
+            marks = ",".join("?" * len(work_tasks))
             with airflow.db() as db:
-                edit_states = db.execute(
-                    "SELECT state, count(*) FROM task_instance WHERE task_id = 'edit' GROUP BY state"
-                ).fetchall()
-                first_create = min(r.at for r in emulator.requests if r.endpoint == "createTask")
-            worker_runs = airflow.worker_runs("edit")
+                task_states = dict(
+                    db.execute(
+                        f"SELECT state, count(*) FROM task_instance WHERE task_id IN ({marks}) GROUP BY state",
+                        work_tasks,
+                    ).fetchall()
+                )
+                (work_end,) = db.execute(
+                    f"SELECT max(end_date) FROM task_instance WHERE task_id IN ({marks})", work_tasks
+                ).fetchone()
         finally:
             airflow.stop()
-        makespan = (_parse(end) - _parse(start)).total_seconds()
+        worker_runs = [d for task in work_tasks for d in airflow.worker_runs(task)]  # all logged now
         generation = waiting + generating
         bound = tasks / 2 + generation
+        makespan = (_parse(work_end) - _parse(start)).total_seconds()
         creates = [r for r in emulator.requests if r.endpoint == "createTask"]
         polls = [r for r in emulator.requests if r.endpoint == "recordInfo"]
         return {
+            "variant": variant,
+            "dag_id": dag_id,
             "tasks": tasks,
+            "parallelism": parallelism,
             "generation_seconds": generation,
             "dag_run_state": state,
-            "edit_task_states": dict(edit_states),
+            "task_states": task_states,
             "makespan_seconds": makespan,
-            "makespan_from_first_create_seconds": max(r.at for r in polls) - first_create if polls else None,
+            "dag_run_seconds": (_parse(end) - _parse(start)).total_seconds(),
+            "first_create_to_last_poll_seconds": max(r.at for r in polls) - min(r.at for r in creates)
+            if polls and creates
+            else None,
             "rate_limit_bound_seconds": bound,
             "makespan_over_bound": makespan / bound,
             "createTask_requests": len(creates),
             "kie_tasks_created": len(emulator.state.tasks),
             "duplicate_creates": len(emulator.state.tasks) - tasks,
             "createTask_429s": sum(r.code == 429 for r in creates),
+            "recordInfo_requests": len(polls),
             "recordInfo_429s": sum(r.code == 429 for r in polls),
             "recordInfo_per_task": len(polls) / tasks,
             "worker_runs_per_image": len(worker_runs) / tasks,
             "worker_seconds_per_image": sum(worker_runs) / tasks,
+            "worker_run_seconds_p50": statistics.median(worker_runs) if worker_runs else None,
+            "worker_run_seconds_max": max(worker_runs, default=None),
         }
 
 
@@ -89,14 +139,21 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--generating", type=float, default=20)
     parser.add_argument("--waiting", type=float, default=2)
+    parser.add_argument("--parallelism", type=int, default=32, help="LocalExecutor worker processes")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS)
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "batch.json"))
     args = parser.parse_args()
     started = time.time()
-    report = run(args.tasks, args.generating, args.waiting)
+    report: dict = {"variants": {}}
+    for variant in args.variants.split(","):
+        result = run(variant, args.tasks, args.generating, args.waiting, args.parallelism)
+        print(json.dumps(result, indent=1), flush=True)
+        report["variants"][variant] = result
     report["benchmark_wall_seconds"] = time.time() - started
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

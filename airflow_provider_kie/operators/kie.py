@@ -79,6 +79,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         self.end_from_trigger = end_from_trigger
         check_wait_arguments(poll_interval, timeout)
         self._finished: KieTask | None = None
+        self.kie_result_urls: list[str] | None = None  # for KieResultLink, once known
 
     @cached_property
     def hook(self) -> KieHook:

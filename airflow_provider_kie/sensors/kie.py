@@ -49,6 +49,7 @@ class KieTaskSensor(BaseSensorOperator):
         self.kie_conn_id = kie_conn_id
         self.deferrable = deferrable
         self.end_from_trigger = end_from_trigger
+        self.kie_result_urls: list[str] | None = None  # for KieResultLink, once known
         check_wait_arguments(self.poke_interval, timedelta(seconds=self.timeout), "poke_interval")
 
     @cached_property

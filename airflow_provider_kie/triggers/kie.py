@@ -12,7 +12,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.exceptions import KieError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
-from airflow_provider_kie.outcome import XCOM_TASK, XCOM_TASK_DEADLINE, XCOM_TASK_ID
+from airflow_provider_kie.outcome import XCOM_TASK_DEADLINE, XCOM_TASK_ID, success_xcoms
 from airflow_provider_kie.polling import PollPolicy, next_delay
 
 try:  # Airflow 3: a trigger writes XCom through the Task SDK, like a worker.
@@ -109,8 +109,7 @@ class KieTaskTrigger(BaseTrigger):
             self.log.info(
                 "Kie task %s succeeded; ending the Airflow task from the triggerer", self.kie_task_id
             )
-            record = event["task"]
-            xcoms = {"return_value": record["result_urls"], XCOM_TASK: record}
+            xcoms = success_xcoms(event["task"])
             if await self._push_xcoms(xcoms):
                 # Pushed like a worker would. Airflow 3.3's TaskSuccessEvent(xcoms=...) would store each
                 # value JSON-encoded twice, and a downstream task would read a string.

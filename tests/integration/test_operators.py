@@ -11,9 +11,10 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent
 
-from airflow_provider_kie import api
+from airflow_provider_kie import api, links
 from airflow_provider_kie.exceptions import KieTaskFailedError
 from airflow_provider_kie.hooks.limits import close_shared_async_sessions
+from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators import kie as kie_operators
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator, SeedreamTextToImageOperator
@@ -80,13 +81,25 @@ def run_trigger(trigger):
 
 
 class TestOperator:
-    def test_waits_in_worker_and_returns_urls(self, kie_emulator):
-        ctx = context()
-        urls = edit_operator(deferrable=False).execute(ctx)
+    def test_waits_in_worker_and_returns_urls(self, kie_emulator, monkeypatch):
+        operator = edit_operator(deferrable=False)
+        ctx = {**context(), "task": operator}
+        urls = operator.execute(ctx)
         (task_id,) = kie_emulator.state.tasks
         assert urls == [f"{kie_emulator.url}/files/results/{task_id}.png"]
         assert ctx["ti"].xcom["kie_task_id"] == task_id
         assert ctx["ti"].xcom["kie_task"]["state"] == "success"
+        # Airflow 3 renders the link with the operator that ran, without reading XCom back.
+        monkeypatch.setattr(links.XCom, "get_value", None)
+        assert KieResultLink().get_link(operator, ti_key=None) == urls[0]
+        assert KieResultLink().get_link(edit_operator(), ti_key=None) == ""  # deferred, no result yet
+
+    def test_result_link_reads_the_record_for_a_serialized_operator(self, monkeypatch):
+        records = {"kie_task": {"result_urls": ["https://r/1.png", "https://r/2.png"]}}
+        monkeypatch.setattr(links.XCom, "get_value", lambda *, ti_key, key: records.get(key))
+        assert KieResultLink().get_link(object(), ti_key="try") == "https://r/1.png"
+        records.clear()
+        assert KieResultLink().get_link(object(), ti_key="try") == ""
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="Airflow 2: the worker creates the task")
     def test_defers_to_the_triggerer_to_create_with_only_json_safe_kwargs(self, kie_emulator):
@@ -291,6 +304,8 @@ class TestTrigger:
         urls = triggerer_xcom["return_value"]
         assert urls and urls == triggerer_xcom["kie_task"]["result_urls"]
         assert triggerer_xcom["kie_task"]["task_id"] == task_id
+        if TRIGGER_WRITES_XCOM:  # Airflow 3: the rendered link a worker's finalize would have left
+            assert triggerer_xcom[KieResultLink().xcom_key] == urls[0]
         if TRIGGER_WRITES_XCOM:  # pushed like a worker would, not through the event (stored twice-encoded)
             assert event.xcoms is None
 
