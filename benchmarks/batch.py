@@ -46,7 +46,9 @@ def dags_folder(parent: Path) -> Path:
     return folder
 
 
-def run(variant: str, tasks: int, generating: float, waiting: float, parallelism: int) -> dict:
+def run(
+    variant: str, tasks: int, generating: float, waiting: float, parallelism: int, env: dict[str, str]
+) -> dict:
     dag_id, work_tasks = VARIANTS[variant]
     with KieEmulator() as emulator, tempfile.TemporaryDirectory(prefix=f"kie-batch-{variant}-") as tmp:
         emulator.config.update(
@@ -74,6 +76,7 @@ def run(variant: str, tasks: int, generating: float, waiting: float, parallelism
                 ),
             }
         )
+        airflow.env.update(env)
         airflow.cli("db", "migrate")
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
             airflow.start(component)
@@ -106,6 +109,7 @@ def run(variant: str, tasks: int, generating: float, waiting: float, parallelism
             "dag_id": dag_id,
             "tasks": tasks,
             "parallelism": parallelism,
+            "airflow_env": env,
             "generation_seconds": generation,
             "dag_run_state": state,
             "task_states": task_states,
@@ -143,12 +147,17 @@ def main() -> None:
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS)
     )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra Airflow setting, repeatable"
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "batch.json"))
     args = parser.parse_args()
     started = time.time()
-    report: dict = {"variants": {}}
+    command = " ".join([".venv/bin/python", "benchmarks/batch.py", *sys.argv[1:]])
+    report: dict = {"command": command, "variants": {}}
     for variant in args.variants.split(","):
-        result = run(variant, args.tasks, args.generating, args.waiting, args.parallelism)
+        env = dict(item.split("=", 1) for item in args.env)
+        result = run(variant, args.tasks, args.generating, args.waiting, args.parallelism, env)
         print(json.dumps(result, indent=1), flush=True)
         report["variants"][variant] = result
     report["benchmark_wall_seconds"] = time.time() - started

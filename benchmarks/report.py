@@ -127,36 +127,80 @@ def main() -> None:
             "",
         ]
     if batch_path.exists():
-        b = json.loads(batch_path.read_text())
+        batch = json.loads(batch_path.read_text())
+        variants = batch["variants"]
+        b = next(iter(variants.values()))
+        names = list(variants)
+
+        def row(label: str, value) -> tuple[str, ...]:
+            return (label, *(value(variants[name]) for name in names))
+
         lines += [
             "## Batch: mapped edits through a real Airflow",
             "",
-            f"`.venv/bin/python benchmarks/batch.py --tasks {b['tasks']} --generating {b['generation_seconds'] - 2:g}`",
+            f"`{batch['command']}`",
             "",
-            "Scheduler, triggerer, dag-processor and api-server (LocalExecutor, parallelism 32, SQLite) run",
-            f"`kie_seedream_batch` with {b['tasks']} mapped deferrable edits; the emulator enforces Kie's limits.",
+            f"Scheduler, triggerer, dag-processor and api-server (LocalExecutor, parallelism {b['parallelism']},",
+            f"SQLite) run {b['tasks']} mapped edits, each generating {b['generation_seconds']:g} s; the emulator",
+            "enforces Kie's limits. Each column is a fresh Airflow and emulator. *ours*: `kie_seedream_batch`",
+            "(deferrable: created and ended in the triggerer); *ours_resume*: the same with",
+            "`end_from_trigger=False`; *peer*: HttpOperator creates, HttpSensor (reschedule, 5 s) waits.",
+            "Makespan: DAG run start to the end of the last edit (or sensor).",
             "",
             *table(
                 [
-                    ("metric", "value"),
-                    ("DAG run", b["dag_run_state"]),
-                    ("edit task states", json.dumps(b["edit_task_states"])),
-                    ("makespan (DAG run start → end, s)", fmt(b["makespan_seconds"])),
-                    ("rate-limit bound N/2 + generation (s)", fmt(b["rate_limit_bound_seconds"])),
-                    ("makespan / bound (goal ≤ 1.25)", fmt(b["makespan_over_bound"])),
-                    ("first createTask → last poll (s)", fmt(b["makespan_from_first_create_seconds"])),
-                    (
-                        "createTask requests / Kie tasks created",
-                        f"{b['createTask_requests']} / {b['kie_tasks_created']}",
+                    ("metric", *names),
+                    row("DAG run", lambda v: v["dag_run_state"]),
+                    row("task states", lambda v: json.dumps(v["task_states"])),
+                    row("makespan (s)", lambda v: fmt(v["makespan_seconds"])),
+                    row(
+                        "rate-limit bound N/2 + generation (s)", lambda v: fmt(v["rate_limit_bound_seconds"])
                     ),
-                    ("duplicate createTask", fmt(b["duplicate_creates"])),
-                    ("429 on createTask / recordInfo", f"{b['createTask_429s']} / {b['recordInfo_429s']}"),
-                    ("recordInfo per task", fmt(b["recordInfo_per_task"])),
-                    ("worker seconds per image", fmt(b["worker_seconds_per_image"])),
+                    row("makespan / bound (goal ≤ 1.25)", lambda v: fmt(v["makespan_over_bound"])),
+                    row(
+                        "first createTask → last poll (s)",
+                        lambda v: fmt(v["first_create_to_last_poll_seconds"]),
+                    ),
+                    row(
+                        "createTask requests / Kie tasks",
+                        lambda v: f"{v['createTask_requests']} / {v['kie_tasks_created']}",
+                    ),
+                    row("duplicate createTask", lambda v: fmt(v["duplicate_creates"])),
+                    row(
+                        "429 on createTask / recordInfo",
+                        lambda v: f"{v['createTask_429s']} / {v['recordInfo_429s']}",
+                    ),
+                    row("recordInfo per task", lambda v: fmt(v["recordInfo_per_task"])),
+                    row("worker runs per image", lambda v: fmt(v["worker_runs_per_image"])),
+                    row("worker seconds per image", lambda v: fmt(v["worker_seconds_per_image"])),
+                    row(
+                        "worker run p50 / max (s)",
+                        lambda v: f"{fmt(v['worker_run_seconds_p50'])} / {fmt(v['worker_run_seconds_max'])}",
+                    ),
                 ]
             ),
             "",
         ]
+        if "peer" in variants and "ours" in variants:
+            o, p = variants["ours"], variants["peer"]
+            lines += [
+                f"peer / ours: makespan {fmt(p['makespan_seconds'] / o['makespan_seconds'])}, worker seconds per image "
+                f"{fmt(p['worker_seconds_per_image'] / o['worker_seconds_per_image'])}, requests per task "
+                f"{fmt((p['createTask_requests'] + p['recordInfo_requests']) / (o['createTask_requests'] + o['recordInfo_requests']))}.",
+                "",
+            ]
+        extras = sorted(RESULTS.glob("batch-*.json"))
+        if extras:
+            lines += ["Other runs of the same benchmark:", ""]
+        for extra in extras:
+            other = json.loads(extra.read_text())
+            for name, v in other["variants"].items():
+                lines += [
+                    f"- `{other['command']}`: {name}, parallelism {v['parallelism']}: makespan / bound "
+                    f"{fmt(v['makespan_over_bound'])}, worker seconds per image {fmt(v['worker_seconds_per_image'])} "
+                    f"(p50 run {fmt(v['worker_run_seconds_p50'])} s), {v['createTask_429s']} createTask 429s"
+                ]
+        lines += [""]
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text()]

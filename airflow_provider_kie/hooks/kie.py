@@ -353,6 +353,8 @@ class KieHook(_KieHookBase):
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
             if limiter is not None:
                 time.sleep(limiter.reserve())
+                while (late := limiter.confirm_send()) > 0:
+                    time.sleep(late)
             try:
                 response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
                 return api.parse_reply(
@@ -456,6 +458,8 @@ class KieAsyncHook(_KieHookBase):
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
             if limiter is not None:
                 await asyncio.sleep(limiter.reserve())
+                while (late := limiter.confirm_send()) > 0:
+                    await asyncio.sleep(late)
             try:
                 async with session.request(method, url, **kwargs) as response:
                     body = await response.read()

@@ -18,10 +18,12 @@ SLACK_SECONDS = 0.05
 
 
 class SlidingWindowLimiter:
-    """At most ``limit`` calls in any ``window`` seconds. Thread-safe; callers sleep the returned delay.
+    """At most ``limit`` calls in any ``window`` seconds. Thread-safe; callers sleep the returned delays.
 
     ``reserve`` books the earliest slot and returns how long to wait for it, so the same limiter
     serves threads (``time.sleep``) and coroutines (``asyncio.sleep``) without waking them to retry.
+    ``confirm_send``, called when the wait is over, checks the calls actually sent: a busy event loop
+    or CPU makes some leave late, and the calls booked after them would otherwise crowd one window.
     """
 
     def __init__(self, limit: int, window: float) -> None:
@@ -30,6 +32,7 @@ class SlidingWindowLimiter:
         self.limit = limit
         self.window = window + SLACK_SECONDS
         self._slots: deque[float] = deque()
+        self._sent: deque[float] = deque()
         self._lock = threading.Lock()
 
     def reserve(self) -> float:
@@ -40,6 +43,17 @@ class SlidingWindowLimiter:
             at = now if len(self._slots) < self.limit else max(now, self._slots[-self.limit] + self.window)
             self._slots.append(at)
             return at - now
+
+    def confirm_send(self) -> float:
+        """0 if a call may leave now (and it is counted as sent), else how long to wait before asking again."""
+        with self._lock:
+            now = time.monotonic()
+            while self._sent and self._sent[0] <= now - self.window:
+                self._sent.popleft()
+            if len(self._sent) >= self.limit:
+                return self._sent[-self.limit] + self.window - now
+            self._sent.append(now)
+            return 0.0
 
 
 _lock = threading.Lock()

@@ -208,6 +208,8 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
             ).fetchall()
         }
     assert xcom[("edit_image", "return_value")] == [f"{kie_emulator.url}/files/results/{task_id}.png"]
+    assert xcom[("edit_image", "kie_task_id")] == task_id
+    assert xcom[("edit_image", "_link_KieResultLink")] == xcom[("edit_image", "return_value")][0]
     assert Path(xcom[("save_result", "return_value")]).read_bytes().startswith(b"\x89PNG")
 
     # The journey, from the task's logs: defer, create and poll in the triggerer, find the task again

@@ -26,12 +26,28 @@ def test_no_window_ever_holds_more_than_the_limit():
         assert slots[i + 10] - slots[i] >= 1.0
 
 
+def test_a_late_send_delays_the_calls_booked_after_it(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: clock[0])
+    limiter = SlidingWindowLimiter(2, 1.0)
+    window = 1.0 + limits.SLACK_SECONDS
+    assert [limiter.reserve() for _ in range(3)] == pytest.approx([0, 0, window])
+    clock[0] += 0.5  # a busy loop: the first two leave half a second late
+    assert limiter.confirm_send() == 0 and limiter.confirm_send() == 0
+    clock[0] = 100.0 + window  # the third is on time, but its window still holds both
+    assert limiter.confirm_send() == pytest.approx(0.5)
+    clock[0] += 0.5
+    assert limiter.confirm_send() == 0
+
+
 async def test_coroutines_share_it():
     limiter = SlidingWindowLimiter(5, 0.2)
     sent = []
 
     async def call():
         await asyncio.sleep(limiter.reserve())
+        while (late := limiter.confirm_send()) > 0:
+            await asyncio.sleep(late)
         sent.append(time.monotonic())
 
     await asyncio.gather(*(call() for _ in range(15)))
