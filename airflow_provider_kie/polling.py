@@ -80,3 +80,25 @@ def next_delay(
     created = outcome.created_at.timestamp() if isinstance(outcome, KieTask) and outcome.created_at else None
     age = now - (created if created is not None else waiting_since)
     return max(0.0, min(policy.interval(age), deadline - now))
+
+
+def after_poll(
+    policy: PollPolicy,
+    *,
+    task_id: str,
+    outcome: KieTask | KieError,
+    waiting_since: float,
+    deadline: float,
+    log: Any,
+) -> float | None:
+    """None if ``outcome`` is the finished task; else log it and return the seconds to the next poll
+    (raising as :func:`next_delay` does). The one wait loop step of the operator and the trigger."""
+    if isinstance(outcome, KieTask) and outcome.is_terminal:
+        return None
+    if isinstance(outcome, KieError):
+        log.warning("Kie task %s: %s", task_id, outcome)
+    else:
+        log.info("Kie task %s is %s", task_id, outcome.state.value)
+    return next_delay(
+        policy, task_id=task_id, outcome=outcome, waiting_since=waiting_since, deadline=deadline
+    )

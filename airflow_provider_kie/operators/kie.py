@@ -16,7 +16,7 @@ from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFound
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.outcome import XCOM_TASK_ID, event_result, raise_for, task_result
-from airflow_provider_kie.polling import PollPolicy, next_delay
+from airflow_provider_kie.polling import PollPolicy, after_poll
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 
 
@@ -185,11 +185,10 @@ def wait_for_task(hook: KieHook, task_id: str, policy: PollPolicy, deadline: flo
             outcome = hook.get_task(task_id)
         except KieError as error:
             outcome = error
-        if isinstance(outcome, KieTask) and outcome.is_terminal:
-            return outcome
-        log.info("Kie task %s: %s", task_id, outcome.state.value if isinstance(outcome, KieTask) else outcome)
-        time.sleep(
-            next_delay(
-                policy, task_id=task_id, outcome=outcome, waiting_since=waiting_since, deadline=deadline
-            )
+        delay = after_poll(
+            policy, task_id=task_id, outcome=outcome, waiting_since=waiting_since, deadline=deadline, log=log
         )
+        if delay is None:
+            assert isinstance(outcome, KieTask)
+            return outcome
+        time.sleep(delay)

@@ -13,7 +13,7 @@ from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.exceptions import KieError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.outcome import XCOM_TASK_DEADLINE, XCOM_TASK_ID, success_xcoms
-from airflow_provider_kie.polling import PollPolicy, next_delay
+from airflow_provider_kie.polling import PollPolicy, after_poll
 
 try:  # Airflow 3: a trigger writes XCom through the Task SDK, like a worker.
     from airflow.sdk.execution_time.xcom import XCom as _SdkXCom
@@ -180,19 +180,17 @@ class KieTaskTrigger(BaseTrigger):
                 outcome = await hook.get_task(self.kie_task_id)
             except KieError as error:
                 outcome = error
-            if isinstance(outcome, KieTask) and outcome.is_terminal:
-                return {**self._ids(), **terminal_event(outcome)}
-            if isinstance(outcome, KieError):
-                self.log.warning("Kie task %s: %s", self.kie_task_id, outcome)
-            else:
-                self.log.info("Kie task %s is %s", self.kie_task_id, outcome.state.value)
-            delay = next_delay(
+            delay = after_poll(
                 self.poll_policy,
                 task_id=self.kie_task_id,
                 outcome=outcome,
                 waiting_since=waiting_since,
                 deadline=self.deadline,
+                log=self.log,
             )
+            if delay is None:
+                assert isinstance(outcome, KieTask)
+                return {**self._ids(), **terminal_event(outcome)}
             await asyncio.sleep(delay)
 
     # XCom of the Airflow task this trigger runs for. Without one (a trigger run by hand, or Airflow 2)
