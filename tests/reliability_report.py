@@ -25,8 +25,10 @@ def write_report(path: str, rows: list[dict]) -> None:
         'test, and the counts are what the emulator recorded during it. "createTask requests" counts',
         'requests that reached the emulator (a throttled request creates nothing); "Kie tasks created" is',
         "what would be billed: one per logical task, except where the user opted in to resending a lost",
-        "createTask reply. Faults run in the worker and deferred (trigger in-process); the triggerer",
-        "restart and the secret scan run on a real scheduler, triggerer, dag-processor and api-server.",
+        "createTask reply. Faults run in the worker and deferred (the trigger in-process, with a task",
+        "instance and XCom as the triggerer gives it: on Airflow 3 the trigger sends createTask); the",
+        "triggerer restart and the secret scan run on a real scheduler, triggerer, dag-processor and",
+        "api-server.",
         "",
         f"- run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, Python {platform.python_version()}, "
         f"Airflow {airflow.__version__}, {sys.platform}",

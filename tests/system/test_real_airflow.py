@@ -171,7 +171,7 @@ def secret_occurrences(root: Path, secret: str) -> dict[str, int]:
 
 
 @pytest.mark.fault(
-    fault="triggerer killed mid-wait, new triggerer started",
+    fault="triggerer killed mid-wait (its trigger created the task), new triggerer started",
     where="triggerer process",
     expected="success, one createTask",
 )
