@@ -351,10 +351,8 @@ class KieHook(_KieHookBase):
         while True:
             attempt += 1
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
-            if limiter is not None:
-                time.sleep(limiter.reserve())
-                while (late := limiter.confirm_send()) > 0:
-                    time.sleep(late)
+            for delay in limiter.waits() if limiter is not None else ():
+                time.sleep(delay)
             try:
                 response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
                 return api.parse_reply(
@@ -456,10 +454,8 @@ class KieAsyncHook(_KieHookBase):
         while True:
             attempt += 1
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
-            if limiter is not None:
-                await asyncio.sleep(limiter.reserve())
-                while (late := limiter.confirm_send()) > 0:
-                    await asyncio.sleep(late)
+            for delay in limiter.waits() if limiter is not None else ():
+                await asyncio.sleep(delay)
             try:
                 async with session.request(method, url, **kwargs) as response:
                     body = await response.read()

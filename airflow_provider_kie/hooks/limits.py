@@ -9,6 +9,7 @@ import hashlib
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 # Kie's documented limits per API key: 20 createTask per 10 s, 10 recordInfo per s.
@@ -24,6 +25,7 @@ class SlidingWindowLimiter:
     serves threads (``time.sleep``) and coroutines (``asyncio.sleep``) without waking them to retry.
     ``confirm_send``, called when the wait is over, checks the calls actually sent: a busy event loop
     or CPU makes some leave late, and the calls booked after them would otherwise crowd one window.
+    ``waits`` yields both in order.
     """
 
     def __init__(self, limit: int, window: float) -> None:
@@ -43,6 +45,12 @@ class SlidingWindowLimiter:
             at = now if len(self._slots) < self.limit else max(now, self._slots[-self.limit] + self.window)
             self._slots.append(at)
             return at - now
+
+    def waits(self) -> Iterator[float]:
+        """The sleeps before one call may leave; iterate it lazily, sleeping each before the next."""
+        yield self.reserve()
+        while (late := self.confirm_send()) > 0:
+            yield late
 
     def confirm_send(self) -> float:
         """0 if a call may leave now (and it is counted as sent), else how long to wait before asking again."""

@@ -160,7 +160,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[str]:
         """Resume after the trigger: return the URLs, or fail with the task's failCode and failMsg."""
-        if isinstance(event, dict) and event.get("task_id") and event.get("deadline"):
+        if event.get("task_id") and event.get("deadline"):
             # If the triggerer created the task, keep it where a retry looks, so the retry resumes it.
             store = context.get("task_state_store")
             if self.durable and store is not None:

@@ -45,9 +45,8 @@ async def test_coroutines_share_it():
     sent = []
 
     async def call():
-        await asyncio.sleep(limiter.reserve())
-        while (late := limiter.confirm_send()) > 0:
-            await asyncio.sleep(late)
+        for delay in limiter.waits():
+            await asyncio.sleep(delay)
         sent.append(time.monotonic())
 
     await asyncio.gather(*(call() for _ in range(15)))
