@@ -155,8 +155,8 @@ def main() -> None:
     started = time.time()
     command = " ".join([".venv/bin/python", "benchmarks/batch.py", *sys.argv[1:]])
     report: dict = {"command": command, "variants": {}}
+    env = dict(item.split("=", 1) for item in args.env)
     for variant in args.variants.split(","):
-        env = dict(item.split("=", 1) for item in args.env)
         result = run(variant, args.tasks, args.generating, args.waiting, args.parallelism, env)
         print(json.dumps(result, indent=1), flush=True)
         report["variants"][variant] = result

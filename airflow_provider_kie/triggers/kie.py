@@ -157,7 +157,7 @@ class KieTaskTrigger(BaseTrigger):
     async def _find_or_create(self, hook: KieAsyncHook) -> None:
         assert self.create is not None and self.timeout is not None
         created = await self._pull_xcoms()
-        if created and created.get(XCOM_TASK_ID):
+        if created.get(XCOM_TASK_ID):
             self.kie_task_id = created[XCOM_TASK_ID]
             self.deadline = float(created.get(XCOM_TASK_DEADLINE) or time.time() + self.timeout)
             self.log.info(
