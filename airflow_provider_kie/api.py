@@ -1,8 +1,9 @@
-"""The Kie Market jobs API contract as pure code: request bodies, reply parsing, errors. No I/O.
+"""The Kie Market jobs API contract as pure code: paths, reply parsing, errors. No I/O, no models.
 
 Every quirk of Kie (errors on HTTP 200 with the real code in the body, ``msg`` or ``message``,
 JSON strings inside JSON, ``recordInfo is null`` right after creation) is handled here once, so the
-hooks only move bytes and the emulator's tests check the same rules.
+hooks only move bytes and the emulator's tests check the same rules. What each model accepts is in
+``models.py``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import pendulum
 
 from airflow_provider_kie.exceptions import (
     KieAuthError,
+    KieBadRecordError,
     KieError,
     KieFeatureDisabledError,
+    KieGatewayError,
     KieInputError,
     KieInsufficientCreditsError,
     KieMaintenanceError,
@@ -53,13 +56,6 @@ GET_TASK = "recordInfo"
 GET_CREDITS = "credits"
 GET_DOWNLOAD_URL = "download-url"
 UPLOAD_FILE = "upload"
-
-SEEDREAM_EDIT_MODEL = "seedream/4.5-edit"
-SEEDREAM_TEXT_TO_IMAGE_MODEL = "seedream/4.5-text-to-image"
-ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "2:3", "3:2", "21:9")
-QUALITIES = ("basic", "high")
-MAX_PROMPT_CHARS = 3000
-MAX_IMAGE_URLS = 14
 
 RECORD_INFO_IS_NULL = "recordInfo is null"
 
@@ -90,7 +86,7 @@ class TaskState(str, Enum):
 class KieTask:
     """One Kie task as read from recordInfo (or a callback)."""
 
-    task_id: str
+    kie_task_id: str
     state: TaskState
     model: str | None = None
     result_urls: tuple[str, ...] = ()
@@ -111,7 +107,7 @@ class KieTask:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe record, fit for XCom and trigger events."""
         return {
-            "task_id": self.task_id,
+            "kie_task_id": self.kie_task_id,
             "model": self.model,
             "state": self.state.value,
             "result_urls": list(self.result_urls),
@@ -125,10 +121,10 @@ class KieTask:
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> KieTask:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (records of 0.1.0 named the id ``task_id``)."""
         credits = record.get("credits_consumed")
         return cls(
-            task_id=str(record["task_id"]),
+            kie_task_id=str(record.get("kie_task_id") or record["task_id"]),
             state=TaskState.parse(record.get("state")),
             model=record.get("model"),
             result_urls=tuple(record.get("result_urls") or ()),
@@ -144,99 +140,13 @@ class KieTask:
 # --------------------------------------------------------------------------- requests
 
 
-def create_task_body(model: str, input: Mapping[str, Any], callback_url: str | None = None) -> dict[str, Any]:
-    """The JSON body of ``POST /api/v1/jobs/createTask``, input validated for the models we know."""
-    if not isinstance(model, str) or not model.strip():
-        raise KieInputError("model", f"must be a non-empty model name such as {SEEDREAM_EDIT_MODEL!r}")
-    if not isinstance(input, Mapping):
-        raise KieInputError(
-            "input", f"must be a dict of the model's input fields, got {type(input).__name__}"
-        )
-    body: dict[str, Any] = {"model": model}
-    if callback_url is not None:
-        body["callBackUrl"] = validate_callback_url(callback_url)
-    body["input"] = validate_model_input(model, input)
-    return body
-
-
 def validate_callback_url(url: Any) -> str:
-    if not isinstance(url, str) or not _is_http_url(url):
+    if not isinstance(url, str) or not is_http_url(url):
         raise KieInputError("callback_url", f"must be an absolute http(s) URL, got {url!r}")
     return url
 
 
-def seedream_input(
-    *,
-    prompt: Any,
-    aspect_ratio: Any = "1:1",
-    quality: Any = "basic",
-    image_urls: Any = None,
-    nsfw_checker: Any = None,
-    edit: bool,
-) -> dict[str, Any]:
-    """Validate Seedream 4.5 input and return the ``input`` object of createTask.
-
-    ``image_urls`` (edit only) may be a list of URLs or one URL string.
-    """
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise KieInputError("prompt", f"must be a non-empty string of at most {MAX_PROMPT_CHARS} characters")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise KieInputError("prompt", f"has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are allowed")
-    result: dict[str, Any] = {"prompt": prompt}
-    if edit:
-        result["image_urls"] = normalize_image_urls(image_urls)
-    elif image_urls is not None:
-        raise KieInputError("image_urls", "is only accepted by the edit model")
-    if aspect_ratio not in ASPECT_RATIOS:
-        raise KieInputError(
-            "aspect_ratio", f"got {aspect_ratio!r}; allowed values: {', '.join(ASPECT_RATIOS)}"
-        )
-    if quality not in QUALITIES:
-        raise KieInputError("quality", f"got {quality!r}; allowed values: {', '.join(QUALITIES)}")
-    result["aspect_ratio"] = aspect_ratio
-    result["quality"] = quality
-    if nsfw_checker is not None:
-        if not isinstance(nsfw_checker, bool):
-            raise KieInputError("nsfw_checker", f"must be True, False or None, got {nsfw_checker!r}")
-        result["nsfw_checker"] = nsfw_checker
-    return result
-
-
-def normalize_image_urls(value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
-        raise KieInputError(
-            "image_urls", f"must be a list of 1 to {MAX_IMAGE_URLS} http(s) URLs, got {type(value).__name__}"
-        )
-    urls = list(value)
-    if not 1 <= len(urls) <= MAX_IMAGE_URLS:
-        raise KieInputError("image_urls", f"has {len(urls)} URLs; between 1 and {MAX_IMAGE_URLS} are allowed")
-    for i, url in enumerate(urls):
-        if not isinstance(url, str) or not _is_http_url(url):
-            raise KieInputError("image_urls", f"item {i} must be an http(s) URL, got {url!r}")
-    return urls
-
-
-def validate_model_input(model: str, input: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``input`` for the models this provider knows; other models pass through unchanged."""
-    if model in (SEEDREAM_EDIT_MODEL, SEEDREAM_TEXT_TO_IMAGE_MODEL):
-        fields = dict(input)
-        unknown = set(fields) - {"prompt", "image_urls", "aspect_ratio", "quality", "nsfw_checker"}
-        if unknown:
-            raise KieInputError("input", f"unknown field(s) for {model}: {', '.join(sorted(unknown))}")
-        return seedream_input(
-            prompt=fields.get("prompt"),
-            aspect_ratio=fields.get("aspect_ratio", "1:1"),
-            quality=fields.get("quality", "basic"),
-            image_urls=fields.get("image_urls"),
-            nsfw_checker=fields.get("nsfw_checker"),
-            edit=model == SEEDREAM_EDIT_MODEL,
-        )
-    return dict(input)
-
-
-def _is_http_url(value: str) -> bool:
+def is_http_url(value: str) -> bool:
     parsed = urlparse(value)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
@@ -297,7 +207,7 @@ def classify_error(
     retry_after: float | None = None,
     enveloped: bool = True,
 ) -> KieError:
-    """Map a Kie code (or an HTTP status when the body has none) to its KieError class (kie-api.md §4)."""
+    """Map a Kie code (or an HTTP status when the body has none) to its KieError class (docs/kie-api.md §4)."""
     kwargs: dict[str, Any] = {
         "code": code,
         "http_status": http_status,
@@ -322,15 +232,14 @@ def classify_error(
     if code == 505:
         return KieFeatureDisabledError(message, **kwargs)
     if code == 500 and enveloped and operation == CREATE_TASK:
-        # Kie answers invalid createTask parameters with code 500 (kie-api.md §4 ⚠): resending won't help.
+        # Kie answers invalid createTask parameters with code 500 (docs/kie-api.md §4 ⚠): resending won't help.
         return KieValidationError(f"{message} (Kie uses code 500 for invalid parameters)", **kwargs)
     if code == 501:
         return KieError(f"generation failed: {message}", **kwargs)
     if code == 408 or 500 <= code < 600:
-        error = KieServerError(message, **kwargs)
         # Kie itself answering with an error body created nothing; a gateway error may hide a created task.
-        error.may_have_created_task = not enveloped and code in (500, 502, 504)
-        return error
+        gateway = not enveloped and code in (500, 502, 504)
+        return (KieGatewayError if gateway else KieServerError)(message, **kwargs)
     return KieError(message, **kwargs)
 
 
@@ -359,7 +268,7 @@ def parse_task(data: Any) -> KieTask:
         raise _bad_record(task_id, f"succeeded but its resultJson has no resultUrls: {_snippet(result)!r}")
     credits = data.get("creditsConsumed", data.get("consumeCredits"))
     return KieTask(
-        task_id=task_id,
+        kie_task_id=task_id,
         state=state,
         model=data.get("model") if isinstance(data.get("model"), str) else None,
         result_urls=urls,
@@ -385,7 +294,7 @@ def parse_credits(data: Any) -> Decimal:
 
 def parse_download_url(data: Any) -> str:
     url = data.get("url") or data.get("downloadUrl") if isinstance(data, Mapping) else data
-    if not isinstance(url, str) or not _is_http_url(url):
+    if not isinstance(url, str) or not is_http_url(url):
         raise KieProtocolError(f"download-url reply has no URL: {data!r}", operation=GET_DOWNLOAD_URL)
     return url
 
@@ -393,7 +302,7 @@ def parse_download_url(data: Any) -> str:
 def parse_upload(data: Any) -> str:
     """``data`` of an upload reply -> its ``downloadUrl`` (the one field both documented shapes share)."""
     url = data.get("downloadUrl") or data.get("fileUrl") if isinstance(data, Mapping) else None
-    if not isinstance(url, str) or not _is_http_url(url):
+    if not isinstance(url, str) or not is_http_url(url):
         raise KieProtocolError(f"upload reply has no downloadUrl: {data!r}", operation=UPLOAD_FILE)
     return url
 
@@ -466,10 +375,8 @@ def _parse_param(value: Any) -> Mapping[str, Any] | None:
     return param
 
 
-def _bad_record(task_id: str, message: str) -> KieProtocolError:
-    error = KieProtocolError(message, operation=GET_TASK, task_id=task_id)
-    error.retryable = False  # the same record would come back
-    return error
+def _bad_record(task_id: str, message: str) -> KieBadRecordError:
+    return KieBadRecordError(message, operation=GET_TASK, kie_task_id=task_id)
 
 
 def _as_int(value: Any) -> int | None:

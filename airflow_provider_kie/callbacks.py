@@ -1,4 +1,4 @@
-"""Verify Kie's callback signatures (kie-api.md §3) in a receiver of ``callback_url`` POSTs."""
+"""Verify Kie's callback signatures (docs/kie-api.md §3) in a receiver of ``callback_url`` POSTs."""
 
 from __future__ import annotations
 
@@ -13,19 +13,17 @@ from typing import Any
 
 from airflow_provider_kie import api
 from airflow_provider_kie.api import KieTask
-from airflow_provider_kie.exceptions import KieError
+from airflow_provider_kie.exceptions import KieSignatureError
+
+__all__ = ["KieSignatureError", "sign", "verify_callback_signature"]
 
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 SIGNATURE_HEADER = "X-Webhook-Signature"
 
 
-class KieSignatureError(KieError):
-    """A callback whose signature is missing, stale or forged: answer it with 401 and ignore it."""
-
-
-def sign(secret: str, task_id: str, timestamp: str) -> str:
+def sign(secret: str, kie_task_id: str, timestamp: str) -> str:
     """base64(HMAC-SHA256(webhookHmacKey, taskId + "." + timestamp)), as Kie computes it."""
-    digest = hmac.new(secret.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(secret.encode(), f"{kie_task_id}.{timestamp}".encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -59,7 +57,7 @@ def verify_callback_signature(
     task_id = _task_id(payload)
     if not hmac.compare_digest(sign(secret, task_id, timestamp).encode(), signature.strip().encode()):
         raise KieSignatureError(
-            "signature does not match: forged, or signed with another key", task_id=task_id
+            "signature does not match: forged, or signed with another key", kie_task_id=task_id
         )
     data = payload.get("data")
     return api.parse_task({"taskId": task_id, **(data if isinstance(data, Mapping) else {})})
@@ -78,7 +76,7 @@ def _payload(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _task_id(payload: Mapping[str, Any]) -> str:
-    # Kie's docs disagree on where the id is (kie-api.md §3 ⚠): data.taskId, data.task_id, taskId.
+    # Kie's docs disagree on where the id is (docs/kie-api.md §3 ⚠): data.taskId, data.task_id, taskId.
     data = payload.get("data")
     data = data if isinstance(data, Mapping) else {}
     for candidate in (data.get("taskId"), data.get("task_id"), payload.get("taskId")):

@@ -1,22 +1,29 @@
 """Errors raised by the Kie provider, one class per failure a user must tell apart.
 
-Each class says whether retrying the same request can help (``retryable``) and whether a
-``createTask`` that raised it may still have created (and billed) a task (``may_have_created_task``).
-The classes are plain exceptions with no Airflow import, so the contract layer and the emulator's
-tests can use them anywhere.
+Two flags belong to each class, never to an instance: ``retryable`` (can the same request succeed
+if sent again?) and ``may_have_created_task`` (may a ``createTask`` that raised it still have created,
+and billed, a task?). The classes are plain exceptions with no Airflow import, so the contract layer
+and the emulator can use them anywhere. Every subclass is registered by name, so a trigger event can
+carry an error across processes and the operator rebuilds the same class (:meth:`KieError.from_event`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+_REGISTRY: dict[str, type[KieError]] = {}
 
 
 class KieError(Exception):
     """Base class of every error the provider raises about Kie."""
 
-    retryable: bool = False
-    may_have_created_task: bool = False
-    hint: str = ""
+    retryable: ClassVar[bool] = False
+    may_have_created_task: ClassVar[bool] = False
+    hint: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
 
     def __init__(
         self,
@@ -26,7 +33,7 @@ class KieError(Exception):
         http_status: int | None = None,
         operation: str | None = None,
         conn_id: str | None = None,
-        task_id: str | None = None,
+        kie_task_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
         self.message = message
@@ -34,7 +41,7 @@ class KieError(Exception):
         self.http_status = http_status
         self.operation = operation
         self.conn_id = conn_id
-        self.task_id = task_id
+        self.kie_task_id = kie_task_id
         self.retry_after = retry_after
         super().__init__(message)
 
@@ -44,8 +51,8 @@ class KieError(Exception):
             parts.append(f"Kie {self.operation}")
         if self.conn_id:
             parts.append(f"(connection '{self.conn_id}')")
-        if self.task_id:
-            parts.append(f"task {self.task_id}")
+        if self.kie_task_id:
+            parts.append(f"task {self.kie_task_id}")
         where = " ".join(parts)
         code = f" (code {self.code})" if self.code is not None else ""
         text = f"{where}: {self.message}{code}" if where else f"{self.message}{code}"
@@ -59,24 +66,23 @@ class KieError(Exception):
             "code": self.code,
             "http_status": self.http_status,
             "operation": self.operation,
-            "task_id": self.task_id,
-            "retryable": self.retryable,
+            "kie_task_id": self.kie_task_id,
         }
 
     @staticmethod
     def from_event(event: dict[str, Any], *, conn_id: str | None = None) -> KieError:
         """Rebuild the error described by :meth:`to_event` (unknown classes become ``KieError``)."""
-        cls = _ERROR_CLASSES.get(str(event.get("error_class")), KieError)
-        error = cls(
+        cls = _REGISTRY.get(str(event.get("error_class")), KieError)
+        if issubclass(cls, KieInputError):
+            cls = KieValidationError  # its parameter is already named in the message
+        return cls(
             str(event.get("message", "")),
             code=event.get("code"),
             http_status=event.get("http_status"),
             operation=event.get("operation"),
-            task_id=event.get("task_id"),
+            kie_task_id=event.get("kie_task_id"),
             conn_id=conn_id,
         )
-        error.retryable = bool(event.get("retryable", cls.retryable))
-        return error
 
 
 class KieAuthError(KieError):
@@ -118,9 +124,15 @@ class KieMaintenanceError(KieError):
 
 
 class KieServerError(KieError):
-    """5xx from Kie or a proxy in front of it."""
+    """5xx in Kie's own envelope: Kie answered, so a createTask created nothing."""
 
     retryable = True
+
+
+class KieGatewayError(KieServerError):
+    """500/502/504 from a proxy in front of Kie (no Kie envelope): the request may have reached Kie."""
+
+    may_have_created_task = True
 
 
 class KieFeatureDisabledError(KieError):
@@ -128,14 +140,16 @@ class KieFeatureDisabledError(KieError):
 
 
 class KieConnectionError(KieError):
-    """The request did not complete: refused, reset, timed out or dropped."""
+    """The request was sent but did not complete: reset, read time-out or dropped. Kie may have it."""
 
     retryable = True
+    may_have_created_task = True
 
-    def __init__(self, message: str, *, request_sent: bool = True, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        # A refused connection never reached Kie; a reset or a read timeout may have.
-        self.may_have_created_task = request_sent
+
+class KieNotSentError(KieConnectionError):
+    """The connection was refused or timed out before the request left: Kie never saw it."""
+
+    may_have_created_task = False
 
 
 class KieInputError(KieValidationError, ValueError):
@@ -151,6 +165,13 @@ class KieProtocolError(KieError):
 
     retryable = True
     may_have_created_task = True
+
+
+class KieBadRecordError(KieProtocolError):
+    """A task record Kie sent in its envelope but that cannot be read: the same record would come back."""
+
+    retryable = False
+    may_have_created_task = False
 
 
 class KieAmbiguousCreateError(KieError):
@@ -175,23 +196,8 @@ class KieTimeoutError(KieError):
     """The task did not reach a terminal state before the deadline."""
 
 
-_ERROR_CLASSES: dict[str, type[KieError]] = {
-    cls.__name__: cls
-    for cls in (
-        KieError,
-        KieAuthError,
-        KieInsufficientCreditsError,
-        KieValidationError,
-        KieNotFoundError,
-        KieSubKeyLimitError,
-        KieRateLimitError,
-        KieMaintenanceError,
-        KieServerError,
-        KieFeatureDisabledError,
-        KieConnectionError,
-        KieProtocolError,
-        KieAmbiguousCreateError,
-        KieTaskFailedError,
-        KieTimeoutError,
-    )
-}
+class KieSignatureError(KieError):
+    """A callback whose signature is missing, stale or forged: answer it with 401 and ignore it."""
+
+
+_REGISTRY[KieError.__name__] = KieError

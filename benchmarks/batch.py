@@ -28,7 +28,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from airflow_provider_kie.emulator import KieEmulator  # noqa: E402
-from tests.system.test_real_airflow import RealAirflow  # noqa: E402
+from tests.support import RealAirflow  # noqa: E402
 
 KEY = "batch-key"
 VARIANTS = {  # name: (DAG id, the tasks that do the work)

@@ -109,7 +109,7 @@ def run_waiters(kind: str, url: str, task_ids: list[str], timeout: float) -> dic
     async def main() -> list[dict[str, Any]]:
         results = await asyncio.gather(*(waiter(t, started + timeout) for t in task_ids))
         if kind == "ours":
-            from airflow_provider_kie.hooks.limits import close_shared_async_sessions
+            from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 
             await close_shared_async_sessions()
         return results

@@ -1,4 +1,9 @@
-"""An offline Kie.ai API for tests and demos: ``python -m airflow_provider_kie.emulator --port 8765``."""
+"""An offline Kie.ai API for tests and demos: ``python -m airflow_provider_kie.emulator --port 8765``.
+
+The package: ``state`` (settings, tasks, request log), ``routes`` (Kie's endpoints), ``faults`` (the fault
+table), ``schema`` (createTask checked against Kie's vendored OpenAPI documents in ``openapi/``),
+``callbacks`` (delivery to ``callBackUrl``), ``control`` (``/_emulator/*``), ``app`` (the wiring).
+"""
 
 from __future__ import annotations
 
@@ -10,24 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_kie.emulator.server import (
-    FAULT_KINDS,
-    EmulatorConfig,
-    EmulatorState,
-    Fault,
-    RequestRecord,
-    build_app,
-    callback_signature,
-)
+from airflow_provider_kie.emulator.app import build_app
+from airflow_provider_kie.emulator.faults import FAULT_KINDS, Fault
+from airflow_provider_kie.emulator.state import EmulatorConfig, EmulatorState, RequestRecord
 
-__all__ = [
-    "FAULT_KINDS",
-    "EmulatorConfig",
-    "Fault",
-    "KieEmulator",
-    "RequestRecord",
-    "callback_signature",
-]
+__all__ = ["FAULT_KINDS", "EmulatorConfig", "Fault", "KieEmulator", "RequestRecord"]
 
 
 class KieEmulator:

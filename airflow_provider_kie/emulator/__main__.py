@@ -10,7 +10,8 @@ import signal
 
 from aiohttp import web
 
-from airflow_provider_kie.emulator.server import EmulatorConfig, EmulatorState, build_app
+from airflow_provider_kie.emulator.app import build_app
+from airflow_provider_kie.emulator.state import EmulatorConfig, EmulatorState
 
 
 def main(argv: list[str] | None = None) -> None:

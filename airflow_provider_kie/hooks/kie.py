@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_kie import __version__, api, get_provider_info
+from airflow_provider_kie import __version__, api, get_provider_info, models
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.exceptions import (
     KieAmbiguousCreateError,
@@ -22,9 +22,10 @@ from airflow_provider_kie.exceptions import (
     KieConnectionError,
     KieError,
     KieInputError,
+    KieNotSentError,
     KieRateLimitError,
 )
-from airflow_provider_kie.hooks import limits
+from airflow_provider_kie.hooks import ratelimit, sessions
 
 # requests and aiohttp are imported where used: a deferrable task's worker run only validates and
 # defers, and every task process parses the DAG file, so a third of a second of imports adds up.
@@ -74,7 +75,9 @@ class KieConnectionSettings:
     base_url: str = api.DEFAULT_BASE_URL
     upload_base_url: str = api.DEFAULT_UPLOAD_BASE_URL
     timeout: float = DEFAULT_TIMEOUT
-    rate_limits: tuple[tuple[str, int, float], ...] = tuple((k, *v) for k, v in limits.DEFAULT_LIMITS.items())
+    rate_limits: tuple[tuple[str, int, float], ...] = tuple(
+        (k, *v) for k, v in ratelimit.DEFAULT_LIMITS.items()
+    )
 
     @classmethod
     def from_connection(cls, conn: Any) -> KieConnectionSettings:
@@ -102,18 +105,18 @@ class KieConnectionSettings:
             base_url=_base_url(conn.host, conn.schema, conn.port) or api.DEFAULT_BASE_URL,
             upload_base_url=str(extra.get("upload_base_url") or api.DEFAULT_UPLOAD_BASE_URL).rstrip("/"),
             timeout=timeout,
-            rate_limits=_rate_limits(conn_id, extra.get("rate_limits", limits.DEFAULT_LIMITS)),
+            rate_limits=_rate_limits(conn_id, extra.get("rate_limits", ratelimit.DEFAULT_LIMITS)),
         )
 
     @property
     def cache_key(self) -> tuple[Any, ...]:
         """Identifies what a shared session depends on, without holding the key itself."""
-        return (self.conn_id, self.base_url, limits.fingerprint(self.api_key), self.timeout)
+        return (self.conn_id, self.base_url, ratelimit.fingerprint(self.api_key), self.timeout)
 
-    def limiter(self, operation: str) -> limits.SlidingWindowLimiter | None:
+    def limiter(self, operation: str) -> ratelimit.SlidingWindowLimiter | None:
         kind = _LIMITED_OPERATIONS.get(operation)
         configured = {name: (limit, window) for name, limit, window in self.rate_limits}
-        return limits.limiter_for(self.base_url, self.api_key, kind, configured) if kind else None
+        return ratelimit.limiter_for(self.base_url, self.api_key, kind, configured) if kind else None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -127,14 +130,15 @@ def _rate_limits(conn_id: str, value: Any) -> tuple[tuple[str, int, float], ...]
     """Extra ``rate_limits``: ``{"createTask": [20, 10], "recordInfo": [10, 1]}``; ``{}`` turns them off."""
     if not isinstance(value, Mapping):
         raise KieInputError(
-            "rate_limits", f"extra of connection {conn_id!r} must be an object like {limits.DEFAULT_LIMITS}"
+            "rate_limits",
+            f"extra of connection {conn_id!r} must be an object like {ratelimit.DEFAULT_LIMITS}",
         )
     parsed = []
     for kind, pair in value.items():
-        if kind not in limits.DEFAULT_LIMITS or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        if kind not in ratelimit.DEFAULT_LIMITS or not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise KieInputError(
                 "rate_limits",
-                f"expected {{kind: [calls, seconds]}} with kind in {list(limits.DEFAULT_LIMITS)}, got {value!r}",
+                f"expected {{kind: [calls, seconds]}} with kind in {list(ratelimit.DEFAULT_LIMITS)}, got {value!r}",
             )
         calls, seconds = pair
         if not isinstance(calls, int) or calls < 1 or not isinstance(seconds, (int, float)) or seconds <= 0:
@@ -250,7 +254,7 @@ class KieHook(_KieHookBase):
             session.headers.update(self.settings.headers)
             return session
 
-        return limits.shared_sync_session(self.settings.cache_key, new_session)
+        return sessions.shared_sync_session(self.settings.cache_key, new_session)
 
     def get_conn(self) -> requests.Session:
         return self.session
@@ -261,15 +265,15 @@ class KieHook(_KieHookBase):
 
     def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
         """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``."""
-        body = api.create_task_body(model, input, callback_url)
+        body = models.create_task_body(model, input, callback_url)
         data = self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
-        task_id = api.parse_task_id(data)
-        self.log.info("Created Kie task %s (model %s)", task_id, model)
-        return task_id
+        kie_task_id = api.parse_task_id(data)
+        self.log.info("Created Kie task %s (model %s)", kie_task_id, model)
+        return kie_task_id
 
-    def get_task(self, task_id: str) -> KieTask:
+    def get_task(self, kie_task_id: str) -> KieTask:
         """Read one task (``GET /api/v1/jobs/recordInfo``)."""
-        data = self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": task_id})
+        data = self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": kie_task_id})
         return api.parse_task(data)
 
     def get_credits(self) -> Decimal:
@@ -376,8 +380,8 @@ def _connection_error(exc: requests.RequestException, operation: str) -> KieConn
     never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(
         reason, urllib3.exceptions.NewConnectionError
     )
-    return KieConnectionError(
-        f"{type(exc).__name__}: {exc}", request_sent=not never_sent, operation=operation
+    return (KieNotSentError if never_sent else KieConnectionError)(
+        f"{type(exc).__name__}: {exc}", operation=operation
     )
 
 
@@ -401,6 +405,7 @@ class KieAsyncHook(_KieHookBase):
     def __init__(self, kie_conn_id: str = _KieHookBase.default_conn_name, **kwargs: Any) -> None:
         super().__init__(kie_conn_id, **kwargs)
         self._settings: KieConnectionSettings | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> KieAsyncHook:
         return self
@@ -420,24 +425,29 @@ class KieAsyncHook(_KieHookBase):
         """The session this event loop shares for the connection: one for all triggers of a triggerer."""
         import aiohttp
 
-        settings = await self.get_settings()
-        return limits.shared_async_session(
-            settings.cache_key,
-            lambda: aiohttp.ClientSession(
-                headers=settings.headers, timeout=aiohttp.ClientTimeout(total=settings.timeout)
-            ),
-        )
+        if self._session is None:
+            settings = await self.get_settings()
+            self._session = sessions.lease_async_session(
+                settings.cache_key,
+                lambda: aiohttp.ClientSession(
+                    headers=settings.headers, timeout=aiohttp.ClientTimeout(total=settings.timeout)
+                ),
+            )
+        return self._session
 
     async def close(self) -> None:
-        """Nothing to release: the shared session outlives the hook (see ``close_shared_async_sessions``)."""
+        """Release the shared session; the last hook of the event loop to release it closes it."""
+        session, self._session = self._session, None
+        if session is not None:
+            await sessions.release_async_session(session)
 
     async def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
-        body = api.create_task_body(model, input, callback_url)
+        body = models.create_task_body(model, input, callback_url)
         data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
         return api.parse_task_id(data)
 
-    async def get_task(self, task_id: str) -> KieTask:
-        data = await self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": task_id})
+    async def get_task(self, kie_task_id: str) -> KieTask:
+        data = await self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": kie_task_id})
         return api.parse_task(data)
 
     async def get_credits(self) -> Decimal:
@@ -467,10 +477,8 @@ class KieAsyncHook(_KieHookBase):
                     )
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
-                error: KieError = KieConnectionError(
-                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                    request_sent=not never_sent,
-                    operation=operation,
+                error: KieError = (KieNotSentError if never_sent else KieConnectionError)(
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, operation=operation
                 )
             except KieError as exc:
                 error = exc

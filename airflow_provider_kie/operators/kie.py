@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -10,14 +9,17 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_kie import api
-from airflow_provider_kie.api import KieTask, TaskState
+from airflow_provider_kie import models
+from airflow_provider_kie.api import TaskState
+from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
-from airflow_provider_kie.outcome import XCOM_TASK_ID, event_result, raise_for, task_result
-from airflow_provider_kie.polling import PollPolicy, after_poll
+from airflow_provider_kie.results import XCOM_KIE_TASK_ID, event_result, raise_for, task_result
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
+from airflow_provider_kie.waiting import PollPolicy, wait_sync
+
+_NO_RESULT = object()
 
 
 class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
@@ -48,7 +50,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     template_fields_renderers = {"input": "json"}
     operator_extra_links = (KieResultLink(),)
     ui_color = "#f0e6ff"
-    # Key of the Kie task (id and deadline) in the task state store; renaming it breaks in-flight retries.
+    # Key of the job reference in the task state store; renaming it breaks in-flight retries.
     external_id_key = "kie_task"
 
     def __init__(
@@ -78,8 +80,10 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         self.retry_ambiguous_create = retry_ambiguous_create
         self.end_from_trigger = end_from_trigger
         check_wait_arguments(poll_interval, timeout)
-        self._finished: KieTask | None = None
         self.kie_result_urls: list[str] | None = None  # for KieResultLink, once known
+        # State of one run, shared by the ResumableJobMixin methods below (see their contract).
+        self._body: dict[str, Any] = {}
+        self._result: Any = _NO_RESULT
 
     @cached_property
     def hook(self) -> KieHook:
@@ -96,38 +100,38 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         return dict(self.input)
 
     def execute(self, context: Any) -> Any:
-        # Everything is validated before any request: bad input never costs a call.
-        self._body = api.create_task_body(self.model, self.build_input(), self.callback_url)
+        # Everything is validated before any request (the mixin's first is a status read): bad input
+        # never costs a call.
+        self._body = models.create_task_body(self.model, self.build_input(), self.callback_url)
+        self._result = _NO_RESULT
         try:
             return self.execute_resumable(context)
         except KieError as error:
             raise_for(error)
 
-    # ResumableJobMixin: the external id is {"task_id", "deadline"}, stored before waiting starts.
+    # ResumableJobMixin adapter. The external id is a KieJobRef dict; the mixin persists what
+    # submit_job returns before waiting starts, and remember() does the rest (XCom, and the store for a
+    # task a trigger created, which the mixin never sees). On a fresh submit the mixin calls
+    # poll_until_complete then get_job_result, but on a reconnect it returns poll_until_complete's
+    # value; so poll_until_complete returns the result and get_job_result builds it once per run.
+
     def submit_job(self, context: Any) -> dict[str, Any]:
+        """Create the Kie task here, or defer to a trigger that creates it (Airflow 3, deferrable)."""
+        timeout = self.timeout.total_seconds()
         if self.deferrable and self.wait_for_completion and TRIGGER_WRITES_XCOM:
             # One process, one rate limiter: a batch's createTasks queue in the triggerer, not in worker
             # slots, and never burst past Kie's limit from many workers at once.
-            self.defer(
-                trigger=KieTaskTrigger(
-                    kie_conn_id=self.kie_conn_id,
-                    poll_policy=self.poll_policy.to_dict(),
-                    end_from_trigger=self.end_from_trigger,
-                    create=self._body,
-                    timeout=self.timeout.total_seconds(),
-                    retry_ambiguous_create=self.retry_ambiguous_create,
-                ),
-                method_name="execute_complete",
-            )
-        task_id = self.hook.create_task(
-            self._body["model"], self._body["input"], self._body.get("callBackUrl")
-        )
-        context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
-        return {"task_id": task_id, "deadline": time.time() + self.timeout.total_seconds()}
+            create = CreateRequest(self._body, timeout, self.retry_ambiguous_create)
+            self._defer(create=create.to_dict())
+        body = self._body
+        kie_task_id = self.hook.create_task(body["model"], body["input"], body.get("callBackUrl"))
+        job = KieJobRef.starting_now(kie_task_id, timeout)
+        self.remember(context, job, store=False)
+        return job.to_dict()
 
     def get_job_status(self, external_id: Any, context: Any) -> str:
         try:
-            return self.hook.get_task(external_id["task_id"]).state.value
+            return self.hook.get_task(KieJobRef.from_dict(external_id).kie_task_id).state.value
         except KieNotFoundError:  # "recordInfo is null" right after creation
             return TaskState.WAITING.value
 
@@ -138,35 +142,48 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         return status == TaskState.SUCCESS.value
 
     def poll_until_complete(self, external_id: Any, context: Any) -> Any:
-        # The mixin returns this value as is when it reconnects to a stored task, hence the result.
-        task_id, deadline = external_id["task_id"], float(external_id["deadline"])
-        context["ti"].xcom_push(key=XCOM_TASK_ID, value=task_id)
+        job = KieJobRef.from_dict(external_id)
+        self.remember(context, job, store=False)
         if self.wait_for_completion and self.deferrable:
-            self.defer(
-                trigger=KieTaskTrigger(
-                    task_id, deadline, self.kie_conn_id, self.poll_policy.to_dict(), self.end_from_trigger
-                ),
-                method_name="execute_complete",
-            )
+            self._defer(job=job.to_dict())
         if self.wait_for_completion:
-            self._finished = wait_for_task(self.hook, task_id, self.poll_policy, deadline, self.log)
+            self._result = task_result(context, wait_sync(self.hook, job, self.poll_policy, self.log))
         return self.get_job_result(external_id, context)
 
     def get_job_result(self, external_id: Any, context: Any) -> Any:
-        if not self.wait_for_completion:
-            return external_id["task_id"]
-        task = self._finished or self.hook.get_task(external_id["task_id"])
-        return task_result(context, task)
+        if self._result is _NO_RESULT:
+            job = KieJobRef.from_dict(external_id)
+            if self.wait_for_completion:
+                self._result = task_result(context, self.hook.get_task(job.kie_task_id))
+            else:
+                self._result = job.kie_task_id
+        return self._result
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[str]:
         """Resume after the trigger: return the URLs, or fail with the task's failCode and failMsg."""
-        if event.get("task_id") and event.get("deadline"):
-            # If the triggerer created the task, keep it where a retry looks, so the retry resumes it.
-            store = context.get("task_state_store")
-            if self.durable and store is not None:
-                store.set(self.external_id_key, {"task_id": event["task_id"], "deadline": event["deadline"]})
-            context["ti"].xcom_push(key=XCOM_TASK_ID, value=event["task_id"])
-        return event_result(context, event, self.kie_conn_id)
+        parsed = KieTaskEvent.from_dict(event)
+        if parsed.job is not None:
+            # A task the triggerer created: keep it where a retry looks, so the retry resumes it.
+            self.remember(context, parsed.job, store=True)
+        return event_result(context, parsed, self.kie_conn_id)
+
+    def remember(self, context: Any, job: KieJobRef, *, store: bool) -> None:
+        """Make ``job`` findable: XCom ``kie_task_id`` for users, the task state store for a retry."""
+        task_state_store = context.get("task_state_store")
+        if store and self.durable and task_state_store is not None:  # first: it is what a retry reads
+            task_state_store.set(self.external_id_key, job.to_dict())
+        context["ti"].xcom_push(key=XCOM_KIE_TASK_ID, value=job.kie_task_id)
+
+    def _defer(self, **mode: Any) -> None:
+        self.defer(
+            trigger=KieTaskTrigger(
+                kie_conn_id=self.kie_conn_id,
+                poll_policy=self.poll_policy.to_dict(),
+                end_from_trigger=self.end_from_trigger,
+                **mode,
+            ),
+            method_name="execute_complete",
+        )
 
 
 def check_wait_arguments(poll_interval: Any, timeout: Any, interval_name: str = "poll_interval") -> None:
@@ -174,21 +191,3 @@ def check_wait_arguments(poll_interval: Any, timeout: Any, interval_name: str = 
         raise KieInputError(interval_name, f"must be a positive number of seconds, got {poll_interval!r}")
     if not isinstance(timeout, timedelta) or timeout.total_seconds() <= 0:
         raise KieInputError("timeout", f"must be a positive datetime.timedelta, got {timeout!r}")
-
-
-def wait_for_task(hook: KieHook, task_id: str, policy: PollPolicy, deadline: float, log: Any) -> KieTask:
-    """Poll in this process (worker) with the trigger's policy until the task is terminal."""
-    waiting_since = time.time()
-    while True:
-        outcome: KieTask | KieError
-        try:
-            outcome = hook.get_task(task_id)
-        except KieError as error:
-            outcome = error
-        delay = after_poll(
-            policy, task_id=task_id, outcome=outcome, waiting_since=waiting_since, deadline=deadline, log=log
-        )
-        if delay is None:
-            assert isinstance(outcome, KieTask)
-            return outcome
-        time.sleep(delay)

@@ -1,15 +1,31 @@
-"""Seedream 4.5 operators: typed, validated inputs on top of KieCreateTaskOperator."""
+"""Seedream 4.5 operators: typed parameters, from the model catalog, on top of KieCreateTaskOperator."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from airflow_provider_kie import api
+from airflow_provider_kie import models
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 
 
-class SeedreamTextToImageOperator(KieCreateTaskOperator):
+class KieModelOperator(KieCreateTaskOperator):
+    """A KieCreateTaskOperator whose ``input`` is built from one typed attribute per field of
+    ``kie_model`` (a catalog entry); a subclass declares the model and its ``__init__`` signature."""
+
+    kie_model: ClassVar[models.KieModel]
+
+    def __init__(self, **kwargs: Any) -> None:
+        fields = {f.name: kwargs.pop(f.name, f.default) for f in self.kie_model.fields}
+        super().__init__(model=self.kie_model.name, **kwargs)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def build_input(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in self.kie_model.fields}
+
+
+class SeedreamTextToImageOperator(KieModelOperator):
     """Generate an image with ``seedream/4.5-text-to-image``; returns the result URLs.
 
     :param prompt: 1-3000 characters (templated).
@@ -20,9 +36,8 @@ class SeedreamTextToImageOperator(KieCreateTaskOperator):
     Every other parameter is KieCreateTaskOperator's. Input is validated after rendering, before any request.
     """
 
-    model_name = api.SEEDREAM_TEXT_TO_IMAGE_MODEL
-    image_urls: Any = None  # the edit model's input images
-    template_fields: Sequence[str] = ("prompt", "aspect_ratio", "quality", "callback_url")
+    kie_model = models.SEEDREAM_TEXT_TO_IMAGE
+    template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url")
 
     def __init__(
         self,
@@ -33,35 +48,42 @@ class SeedreamTextToImageOperator(KieCreateTaskOperator):
         nsfw_checker: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(model=self.model_name, **kwargs)
-        self.prompt = prompt
-        self.aspect_ratio = aspect_ratio
-        self.quality = quality
-        self.nsfw_checker = nsfw_checker
-
-    def build_input(self) -> dict[str, Any]:
-        return api.seedream_input(
-            prompt=self.prompt,
-            image_urls=self.image_urls,
-            aspect_ratio=self.aspect_ratio,
-            quality=self.quality,
-            nsfw_checker=self.nsfw_checker,
-            edit=self.model_name == api.SEEDREAM_EDIT_MODEL,
+        super().__init__(
+            prompt=prompt, aspect_ratio=aspect_ratio, quality=quality, nsfw_checker=nsfw_checker, **kwargs
         )
 
 
-class SeedreamEditOperator(SeedreamTextToImageOperator):
+class SeedreamEditOperator(KieModelOperator):
     """Edit images with ``seedream/4.5-edit``; returns the result URLs.
 
+    :param prompt: 1-3000 characters (templated).
     :param image_urls: 1-14 http(s) URLs of JPEG/PNG/WEBP images (≤ 10 MB each): a list, one URL, or
         an XComArg from an upstream task (templated).
+    :param aspect_ratio: one of 1:1, 4:3, 3:4, 16:9, 9:16, 2:3, 3:2, 21:9 (templated).
+    :param quality: ``basic`` (2K) or ``high`` (4K) (templated).
+    :param nsfw_checker: Kie's optional extra content filter; omitted when None.
 
-    Plus everything of SeedreamTextToImageOperator and KieCreateTaskOperator.
+    Every other parameter is KieCreateTaskOperator's. Input is validated after rendering, before any request.
     """
 
-    model_name = api.SEEDREAM_EDIT_MODEL
-    template_fields: Sequence[str] = ("prompt", "image_urls", "aspect_ratio", "quality", "callback_url")
+    kie_model = models.SEEDREAM_EDIT
+    template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url")
 
-    def __init__(self, *, prompt: str, image_urls: Any, **kwargs: Any) -> None:
-        super().__init__(prompt=prompt, **kwargs)
-        self.image_urls = image_urls
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        image_urls: Any,
+        aspect_ratio: str = "1:1",
+        quality: str = "basic",
+        nsfw_checker: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            prompt=prompt,
+            image_urls=image_urls,
+            aspect_ratio=aspect_ratio,
+            quality=quality,
+            nsfw_checker=nsfw_checker,
+            **kwargs,
+        )

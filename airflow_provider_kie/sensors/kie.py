@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -10,13 +11,15 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
+from airflow_provider_kie.api import KieTask
+from airflow_provider_kie.events import KieJobRef, KieTaskEvent
+from airflow_provider_kie.exceptions import KieError, KieInputError
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators.kie import check_wait_arguments
-from airflow_provider_kie.outcome import event_result, raise_for, task_result
-from airflow_provider_kie.polling import PollPolicy
+from airflow_provider_kie.results import event_result, raise_for, task_result
 from airflow_provider_kie.triggers.kie import KieTaskTrigger
+from airflow_provider_kie.waiting import PollAgain, PollPolicy, Waiter
 
 
 class KieTaskSensor(BaseSensorOperator):
@@ -28,7 +31,9 @@ class KieTaskSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer (``poke_interval`` is then the first poll interval).
     :param end_from_trigger: when deferred, a success ends the task in the triggerer (no worker resume).
 
-    Modes ``poke`` and ``reschedule`` work as for any sensor; ``timeout`` is the sensor's own.
+    Modes ``poke`` and ``reschedule`` work as for any sensor; ``timeout`` is the sensor's own. In every
+    mode a task id Kie still does not know after the poll policy's ``not_found_grace`` (60 s) fails
+    the sensor, as it fails the operator.
     """
 
     template_fields: Sequence[str] = ("kie_task_id",)
@@ -50,6 +55,7 @@ class KieTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.end_from_trigger = end_from_trigger
         self.kie_result_urls: list[str] | None = None  # for KieResultLink, once known
+        self._waiter: Waiter | None = None  # the wait of this run, across pokes
         check_wait_arguments(self.poke_interval, timedelta(seconds=self.timeout), "poke_interval")
 
     @cached_property
@@ -64,38 +70,48 @@ class KieTaskSensor(BaseSensorOperator):
         return self.kie_task_id.strip()
 
     def execute(self, context: Any) -> Any:
-        task_id = self._checked_task_id()
-        if not self.deferrable:
-            return super().execute(context)
+        kie_task_id = self._checked_task_id()
         policy = PollPolicy(initial_interval=float(self.poke_interval))
+        if not self.deferrable:
+            # Poke and reschedule modes decide on each answer as the trigger would; Airflow's own
+            # sensor timeout is the deadline. In reschedule mode the wait started at the first poke.
+            started = _first_poke_time(context) if self.reschedule else time.time()
+            self._waiter = Waiter(KieJobRef(kie_task_id, math.inf), policy, self.log, started)
+            return super().execute(context)
+        job = KieJobRef.starting_now(kie_task_id, float(self.timeout))
         self.defer(
             trigger=KieTaskTrigger(
-                task_id,
-                time.time() + float(self.timeout),
-                self.kie_conn_id,
-                policy.to_dict(),
-                self.end_from_trigger,
+                kie_conn_id=self.kie_conn_id,
+                job=job.to_dict(),
+                poll_policy=policy.to_dict(),
+                end_from_trigger=self.end_from_trigger,
             ),
             method_name="execute_complete",
         )
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
-        task_id = self._checked_task_id()
+        kie_task_id = self._checked_task_id()
+        if self._waiter is None or self._waiter.job.kie_task_id != kie_task_id:  # poke() called directly
+            self._waiter = Waiter(KieJobRef(kie_task_id, math.inf), PollPolicy(), self.log)
         try:
-            task = self.hook.get_task(task_id)
-        except KieNotFoundError:
-            self.log.info("Kie does not show task %s yet", task_id)
-            return False
+            outcome: KieTask | KieError = self.hook.get_task(kie_task_id)
         except KieError as error:
-            if error.retryable:
-                self.log.warning("Kie task %s: %s", task_id, error)
-                return False
-            error.task_id = task_id
+            outcome = error
+        try:
+            step = self._waiter.step(outcome)
+        except KieError as error:
             raise_for(error)
-        self.log.info("Kie task %s is %s", task_id, task.state.value)
-        if not task.is_terminal:
+        if isinstance(step, PollAgain):
             return False
-        return PokeReturnValue(is_done=True, xcom_value=task_result(context, task))
+        return PokeReturnValue(is_done=True, xcom_value=task_result(context, step.task))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[str]:
-        return event_result(context, event, self.kie_conn_id)
+        return event_result(context, KieTaskEvent.from_dict(event), self.kie_conn_id)
+
+
+def _first_poke_time(context: Any) -> float:
+    """When a rescheduled sensor first poked (Airflow 3 knows it); now on Airflow 2, where a task
+    cannot ask, so there "not found" is tolerated until the sensor's own timeout."""
+    ti = context["ti"]
+    first = ti.get_first_reschedule_date(context) if hasattr(ti, "get_first_reschedule_date") else None
+    return first.timestamp() if first is not None else time.time()

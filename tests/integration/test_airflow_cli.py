@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from airflow_provider_kie.testing import EMULATOR_API_KEY
-
-AIRFLOW = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
+from tests.support import AIRFLOW
 
 
 def airflow(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

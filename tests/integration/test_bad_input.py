@@ -9,14 +9,14 @@ from datetime import timedelta
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowNotFoundException
 
-from airflow_provider_kie import api
+from airflow_provider_kie import models
 from airflow_provider_kie.exceptions import KieInputError
 from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator, SeedreamTextToImageOperator
-from airflow_provider_kie.polling import PollPolicy
 from airflow_provider_kie.sensors.kie import KieTaskSensor
-from tests.integration.test_operators import FakeTI
+from airflow_provider_kie.waiting import PollPolicy
+from tests.support import FakeTI
 
 URL = "https://a/b.png"
 
@@ -80,7 +80,7 @@ CASES = [
     ("input: not a dict", lambda: run_generic(input=["prompt"]), "input", KieInputError),
     ("input: rendered to None", lambda: run_generic(input=None), "input", KieInputError),
     ("model: empty", lambda: run_generic(model=""), "model", KieInputError),
-    ("input: unknown field for seedream", lambda: run_generic(model=api.SEEDREAM_EDIT_MODEL, input={"prompt": "p", "image_urls": [URL], "n": 2}), "input", KieInputError),
+    ("input: unknown field for seedream", lambda: run_generic(model=models.SEEDREAM_EDIT_MODEL, input={"prompt": "p", "image_urls": [URL], "n": 2}), "input", KieInputError),
     ("poll_interval: zero", lambda: edit(poll_interval=0), "poll_interval", KieInputError),
     ("poll_interval: negative", lambda: edit(poll_interval=-3), "poll_interval", KieInputError),
     ("poll_interval: a string", lambda: edit(poll_interval="3"), "poll_interval", KieInputError),

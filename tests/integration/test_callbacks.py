@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_provider_kie import api
+from airflow_provider_kie import models
 from airflow_provider_kie.callbacks import KieSignatureError, verify_callback_signature
 from airflow_provider_kie.hooks.kie import KieHook
-from tests.integration.conftest import EDIT_INPUT
+from tests.support import EDIT_INPUT
 
 SECRET = "whk_0123456789"
 BODY = {"code": 200, "msg": "Playground task completed successfully.", "data": {"taskId": "abc", "state": "success",
@@ -31,7 +31,7 @@ def signed(task_id="abc", timestamp=None, secret=SECRET):
 
 def test_valid_signature_returns_the_task():
     task = verify_callback_signature(signed(), json.dumps(BODY).encode(), SECRET)
-    assert task.task_id == "abc" and task.result_urls == ("https://x/y.png",)
+    assert task.kie_task_id == "abc" and task.result_urls == ("https://x/y.png",)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_valid_signature_returns_the_task():
     ],
 )
 def test_task_id_in_the_other_documented_places(body):
-    assert verify_callback_signature(signed(), body, SECRET).task_id == "abc"
+    assert verify_callback_signature(signed(), body, SECRET).kie_task_id == "abc"
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,9 @@ def test_rejected(headers, reason):
 
 def test_max_age_is_configurable_and_headers_case_insensitive():
     headers = {k.lower(): v for k, v in signed(timestamp=int(time.time()) - 600).items()}
-    assert verify_callback_signature(headers, BODY, SECRET, max_age=timedelta(minutes=15)).task_id == "abc"
+    assert (
+        verify_callback_signature(headers, BODY, SECRET, max_age=timedelta(minutes=15)).kie_task_id == "abc"
+    )
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1]", json.dumps({"data": {}}).encode()])
@@ -87,8 +89,8 @@ def test_bad_bodies(body):
 async def test_callbacks_sent_by_the_emulator_verify(kie_emulator, callback_receiver):
     kie_emulator.config.update({"callback_secret": SECRET, "waiting_seconds": 0, "generating_seconds": 0.1})
     task_id = await asyncio.to_thread(
-        KieHook().create_task, api.SEEDREAM_EDIT_MODEL, EDIT_INPUT, callback_receiver.url
+        KieHook().create_task, models.SEEDREAM_EDIT_MODEL, EDIT_INPUT, callback_receiver.url
     )
     ((headers, body),) = await callback_receiver.wait()
     task = verify_callback_signature(headers, body, SECRET)
-    assert task.task_id == task_id and task.result_urls
+    assert task.kie_task_id == task_id and task.result_urls

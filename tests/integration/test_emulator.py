@@ -11,12 +11,12 @@ import time
 import pytest
 import requests
 
-from airflow_provider_kie import api
-from airflow_provider_kie.emulator import callback_signature
+from airflow_provider_kie import api, models
+from airflow_provider_kie.callbacks import sign as callback_signature
 from airflow_provider_kie.exceptions import KieRateLimitError
 from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
 from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
-from tests.integration.conftest import EDIT_INPUT
+from tests.support import EDIT_INPUT
 
 NO_RETRY = RetryPolicy(max_attempts=1, rate_limited_budget=0)
 
@@ -28,9 +28,9 @@ def test_kie_rate_limits_per_key(kie_emulator, monkeypatch):
         "AIRFLOW_CONN_KIE_DEFAULT", kie_emulator.connection_uri(EMULATOR_API_KEY, client_rate_limits=False)
     )
     hook = KieHook(retry_policy=NO_RETRY)
-    task_ids = [hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT) for _ in range(20)]
+    task_ids = [hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT) for _ in range(20)]
     with pytest.raises(KieRateLimitError):
-        hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
     for _ in range(10):
         hook.get_task(task_ids[0])
     with pytest.raises(KieRateLimitError):
@@ -55,7 +55,7 @@ async def test_callback_payload_and_signature(kie_emulator, callback_receiver, p
     )
     task_id = await asyncio.to_thread(
         KieHook().create_task,
-        api.SEEDREAM_EDIT_MODEL,
+        models.SEEDREAM_EDIT_MODEL,
         {**EDIT_INPUT, "prompt": prompt},
         callback_receiver.url,
     )
@@ -67,7 +67,7 @@ async def test_callback_payload_and_signature(kie_emulator, callback_receiver, p
         "Playground task completed successfully." if success else "Playground task failed."
     )
     task = api.parse_task(body["data"])
-    assert task.task_id == task_id and task.state.value == ("success" if success else "fail")
+    assert task.kie_task_id == task_id and task.state.value == ("success" if success else "fail")
     timestamp = headers["X-Webhook-Timestamp"]
     assert abs(int(timestamp) - time.time()) < 30
     assert headers["X-Webhook-Signature"] == callback_signature("hmac-key", task_id, timestamp)
@@ -84,7 +84,7 @@ def test_control_api(kie_emulator):
     assert requests.post(f"{url}/_emulator/faults", json={"kind": "429", "endpoint": "createTask"}).ok
     assert requests.post(f"{url}/_emulator/faults", json={"kind": "boom"}).status_code == 400
     hook = KieHook(retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01))
-    task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+    task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
     forced = requests.post(f"{url}/_emulator/tasks/{task_id}", json={"state": "success"}).json()
     assert forced["state"] == "success"
     log = requests.get(f"{url}/_emulator/requests").json()
@@ -120,3 +120,40 @@ def test_command_line(tmp_path):
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "aspect_ratio": "5:4"}}, "aspect_ratio"),
+        ({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "prompt": "x" * 3001}}, "prompt"),
+        ({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "prompt": "  "}}, "prompt"),
+        ({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "image_urls": []}}, "image_urls"),
+        ({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "image_urls": ["/x.png"]}}, "image_urls"),
+        ({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "quality": None}}, "quality"),
+        ({"model": "seedream/4.5-text-to-image", "input": {"prompt": "p", "aspect_ratio": "1:1"}}, "quality"),
+        ({"model": "seedream/4.5-edit", "input": EDIT_INPUT, "callBackUrl": "not a url"}, "callBackUrl"),
+        ({"model": "seedream/4.5-edit"}, "input"),
+        ({"input": EDIT_INPUT}, "model"),
+    ],
+)
+def test_create_task_is_checked_against_kie_openapi_not_the_client(kie_emulator, body, problem):
+    # Sent raw, past the client's own validation: the emulator judges by Kie's vendored schema.
+    reply = requests.post(
+        f"{kie_emulator.url}{api.CREATE_TASK_PATH}",
+        json=body,
+        headers={"Authorization": "Bearer k"},
+        timeout=5,
+    ).json()
+    assert reply["code"] == 422 and problem in reply["msg"]
+    assert kie_emulator.state.tasks == {}
+
+
+def test_models_without_a_vendored_schema_are_accepted(kie_emulator):
+    reply = requests.post(
+        f"{kie_emulator.url}{api.CREATE_TASK_PATH}",
+        json={"model": "some/video-model", "input": {"duration": 5}},
+        headers={"Authorization": "Bearer k"},
+        timeout=5,
+    ).json()
+    assert reply["code"] == 200 and reply["data"]["taskId"] in kie_emulator.state.tasks

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_airflow_cli import AIRFLOW
+from tests.support import AIRFLOW
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 

@@ -17,7 +17,7 @@ from airflow_provider_kie.hooks import kie as kie_hooks
 from airflow_provider_kie.hooks.kie import RetryPolicy
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
-from tests.integration.test_operators import FakeTI
+from tests.support import FakeTI
 
 SUCCESS = "success"
 

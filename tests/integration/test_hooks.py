@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from airflow_provider_kie import api
+from airflow_provider_kie import models
 from airflow_provider_kie.api import TaskState
 from airflow_provider_kie.emulator.images import result_png
 from airflow_provider_kie.exceptions import (
@@ -27,9 +27,9 @@ from airflow_provider_kie.exceptions import (
     KieValidationError,
 )
 from airflow_provider_kie.hooks.kie import USER_AGENT, KieAsyncHook, KieHook
-from airflow_provider_kie.hooks.limits import close_shared_async_sessions
+from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
-from tests.integration.conftest import EDIT_INPUT
+from tests.support import EDIT_INPUT
 
 
 def wait_done(hook: KieHook, task_id: str, limit: float = 10.0):
@@ -44,9 +44,9 @@ def wait_done(hook: KieHook, task_id: str, limit: float = 10.0):
 
 class TestSyncHook:
     def test_create_and_wait_for_success(self, hook, kie_emulator):
-        task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         task = wait_done(hook, task_id)
-        assert task.state is TaskState.SUCCESS and task.model == api.SEEDREAM_EDIT_MODEL
+        assert task.state is TaskState.SUCCESS and task.model == models.SEEDREAM_EDIT_MODEL
         assert task.param["input"] == EDIT_INPUT
         image = requests.get(task.result_urls[0], timeout=5)
         assert image.headers["Content-Type"] == "image/png" and image.content.startswith(b"\x89PNG")
@@ -57,7 +57,7 @@ class TestSyncHook:
         kie_emulator.config.update(
             {"waiting_seconds": 0.3, "queuing_seconds": 0.3, "generating_seconds": 0.3}
         )
-        task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         seen = []
         while not seen or seen[-1] != "success":
             state = hook.get_task(task_id).state.value
@@ -68,14 +68,14 @@ class TestSyncHook:
 
     def test_failed_task(self, hook):
         task = wait_done(
-            hook, hook.create_task(api.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "prompt": "[fail] x"})
+            hook, hook.create_task(models.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "prompt": "[fail] x"})
         )
         assert task.state is TaskState.FAIL and task.fail_code == "500" and task.fail_msg
         assert task.credits_consumed == 0
 
     def test_record_info_is_null_right_after_creation(self, hook, kie_emulator):
         kie_emulator.config.null_seconds = 5
-        task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         with pytest.raises(KieNotFoundError):
             hook.get_task(task_id)
         assert kie_emulator.count("recordInfo") == 1  # not-found-yet is the caller's to tolerate, not retried
@@ -98,7 +98,7 @@ class TestSyncHook:
     def test_rejected_create_is_sent_once(self, hook, kie_emulator, setup, error):
         setup(kie_emulator)
         with pytest.raises(error):
-            hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 1
 
     def test_auth_error_says_what_to_do(self, hook, kie_emulator):
@@ -110,21 +110,21 @@ class TestSyncHook:
     @pytest.mark.parametrize("fault", ["429", "429-http", "455", "503-http"])
     def test_create_retries_when_nothing_was_created(self, hook, kie_emulator, fault):
         kie_emulator.add_fault(fault, "createTask", times=2, retry_after=0.05)
-        task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 3
         assert list(kie_emulator.state.tasks) == [task_id]
 
     def test_retry_after_is_honoured(self, hook, kie_emulator):
         kie_emulator.add_fault("429-http", "createTask", retry_after=0.3)
         started = time.monotonic()
-        hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert time.monotonic() - started >= 0.3
 
     def test_rate_limit_retried_past_max_attempts_until_its_budget(self, hook, kie_emulator, fast_retries):
         kie_emulator.add_fault("429", "createTask", times=None)
         started = time.monotonic()
         with pytest.raises(KieRateLimitError):
-            hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert time.monotonic() - started >= fast_retries.rate_limited_budget
         assert kie_emulator.count("createTask") > fast_retries.max_attempts
         assert not kie_emulator.state.tasks
@@ -132,21 +132,21 @@ class TestSyncHook:
     def test_other_transient_errors_stop_at_max_attempts(self, hook, kie_emulator, fast_retries):
         kie_emulator.add_fault("455", "createTask", times=None)
         with pytest.raises(KieMaintenanceError):
-            hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == fast_retries.max_attempts
 
     @pytest.mark.parametrize("fault", ["drop-after", "502-html", "truncated", "html-200", "empty"])
     def test_lost_create_reply_is_not_resent(self, hook, kie_emulator, fault):
         kie_emulator.add_fault(fault, "createTask")
         with pytest.raises(KieAmbiguousCreateError) as info:
-            hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 1
         assert "retry_ambiguous_create=True" in str(info.value) and "kie.ai/logs" in str(info.value)
 
     def test_lost_create_reply_resent_when_opted_in(self, kie_emulator, fast_retries):
         kie_emulator.add_fault("drop-after", "createTask")
         hook = KieHook(retry_policy=fast_retries, retry_ambiguous_create=True)
-        task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 2
         assert (
             task_id in kie_emulator.state.tasks and len(kie_emulator.state.tasks) == 2
@@ -159,16 +159,16 @@ class TestSyncHook:
         monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", conn)
         kie_emulator.add_fault("delay", "createTask", delay=0.6)
         with pytest.raises(KieAmbiguousCreateError, match="ReadTimeout"):
-            KieHook(retry_policy=fast_retries).create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            KieHook(retry_policy=fast_retries).create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 1
 
     @pytest.mark.parametrize(
         "fault", ["429", "429-http", "455", "500", "500-http", "502-html", "drop", "truncated"]
     )
     def test_get_task_retries_transient_faults(self, hook, kie_emulator, fault):
-        task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         kie_emulator.add_fault(fault, "recordInfo", times=2, retry_after=0.01)
-        assert hook.get_task(task_id).task_id == task_id
+        assert hook.get_task(task_id).kie_task_id == task_id
         assert kie_emulator.count("recordInfo") == 3
 
     def test_connection_refused_is_retried_then_reported(self, kie_emulator, fast_retries, monkeypatch):
@@ -178,7 +178,7 @@ class TestSyncHook:
             f'{{"conn_type": "kie", "password": "{EMULATOR_API_KEY}", "host": "http://127.0.0.1:{port}"}}',
         )
         with pytest.raises(KieConnectionError) as info:
-            KieHook(retry_policy=fast_retries).create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            KieHook(retry_policy=fast_retries).create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert not info.value.may_have_created_task  # refused: never reached Kie, so it was safe to retry
         assert "kie_default" in str(info.value)
 
@@ -186,7 +186,7 @@ class TestSyncHook:
         kie_emulator.config.message_key = "message"
         kie_emulator.config.credits = 0
         with pytest.raises(KieInsufficientCreditsError, match="Credits insufficient"):
-            hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
 
     def test_credits_and_test_connection(self, hook, kie_emulator):
         kie_emulator.config.credits = 35.95
@@ -200,7 +200,7 @@ class TestSyncHook:
         assert not ok and "401" in message and EMULATOR_API_KEY not in message
 
     def test_download_url(self, hook):
-        task = wait_done(hook, hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT))
+        task = wait_done(hook, hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT))
         link = hook.get_download_url(task.result_urls[0])
         assert requests.get(link, timeout=5).content.startswith(b"\x89PNG")
         with pytest.raises(KieValidationError, match="external URL"):
@@ -229,7 +229,7 @@ class TestSyncHook:
 
     def test_bad_input_is_rejected_before_sending(self, hook, kie_emulator):
         with pytest.raises(KieInputError, match="aspect_ratio"):
-            hook.create_task(api.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "aspect_ratio": "5:4"})
+            hook.create_task(models.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "aspect_ratio": "5:4"})
         assert kie_emulator.count("createTask") == 0
 
     def test_connection_without_key(self, kie_emulator, monkeypatch):
@@ -257,14 +257,14 @@ class TestSyncHook:
 
 class TestAsyncHook:
     async def test_create_and_wait(self, async_hook, kie_emulator):
-        task_id = await async_hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         while not (task := await async_hook.get_task(task_id)).is_terminal:
             await asyncio.sleep(0.05)
         assert task.state is TaskState.SUCCESS and task.result_urls
         assert kie_emulator.count("createTask") == 1
 
     async def test_one_session_per_connection_and_loop(self, async_hook, kie_emulator):
-        task_id = await async_hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         session = await async_hook.get_session()
         await async_hook.get_task(task_id)
         async with KieAsyncHook() as another:  # e.g. a second trigger in the same triggerer
@@ -288,25 +288,25 @@ class TestAsyncHook:
     async def test_rejected_create_is_sent_once(self, async_hook, kie_emulator, setup, error):
         setup(kie_emulator)
         with pytest.raises(error):
-            await async_hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 1
 
     async def test_429_retried_then_succeeds(self, async_hook, kie_emulator):
         kie_emulator.add_fault("429-http", "createTask", times=2, retry_after=0.01)
-        task_id = await async_hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 3 and list(kie_emulator.state.tasks) == [task_id]
 
     async def test_lost_create_reply_is_not_resent(self, async_hook, kie_emulator):
         kie_emulator.add_fault("drop-after", "createTask")
         with pytest.raises(KieAmbiguousCreateError):
-            await async_hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+            await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 1 and len(kie_emulator.state.tasks) == 1
 
     @pytest.mark.parametrize("fault", ["455", "500-http", "502-html", "drop", "truncated", "empty"])
     async def test_get_task_retries(self, async_hook, kie_emulator, fault):
-        task_id = await async_hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        task_id = await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         kie_emulator.add_fault(fault, "recordInfo", times=2)
-        assert (await async_hook.get_task(task_id)).task_id == task_id
+        assert (await async_hook.get_task(task_id)).kie_task_id == task_id
         assert kie_emulator.count("recordInfo") == 3
 
     async def test_maintenance_that_does_not_end(self, async_hook, kie_emulator, fast_retries):
@@ -328,7 +328,7 @@ def test_api_key_never_logged(kie_emulator, fast_retries, caplog):
     kie_emulator.config.null_seconds = 0
     kie_emulator.add_fault("429-http", "createTask", retry_after=0.01)
     kie_emulator.add_fault("drop", "recordInfo")
-    task_id = hook.create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+    task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
     task = wait_done(hook, task_id)
     hook.get_download_url(task.result_urls[0])
     hook.upload_file(b"\x89PNG", file_name="a.png")

@@ -1,60 +1,27 @@
-"""The emulator's replies and the hook's requests against Kie's own OpenAPI documents (../shared)."""
+"""The emulator's replies and the hook's requests against Kie's own OpenAPI documents, vendored in
+airflow_provider_kie/emulator/openapi/ (a missing document fails these tests; none is skipped)."""
 
 from __future__ import annotations
 
-import copy
+import json
 import time
-from functools import cache
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
 from openapi_schema_validator import OAS31Validator
 
-from airflow_provider_kie import api
+from airflow_provider_kie import api, models
+from airflow_provider_kie.emulator import schema
 from airflow_provider_kie.testing import EMULATOR_API_KEY
-from tests.integration.conftest import EDIT_INPUT
-
-
-def _spec_dir() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "kie-openapi"
-        if candidate.is_dir():
-            return candidate
-    pytest.skip("Kie's OpenAPI documents (../shared/kie-openapi) are not beside this checkout")
-
-
-@cache
-def _document(name: str) -> dict:
-    return yaml.safe_load((_spec_dir() / name).read_text())
-
-
-def _inline(node, document):
-    if isinstance(node, dict):
-        if "$ref" in node and node["$ref"].startswith("#/"):
-            target = document
-            for part in node["$ref"][2:].split("/"):
-                target = target[part]
-            return _inline(copy.deepcopy(target), document)
-        return {k: _inline(v, document) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline(v, document) for v in node]
-    return node
-
-
-def response_schema(name: str, path: str, method: str, status: str = "200") -> dict:
-    document = _document(name)
-    operation = document["paths"][path][method]
-    return _inline(operation["responses"][status]["content"]["application/json"]["schema"], document)
+from tests.support import EDIT_INPUT
 
 
 def request_schema(name: str, path: str) -> dict:
-    document = _document(name)
-    return _inline(
-        document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"], document
-    )
+    return schema.request_schema(name, path)
+
+
+def response_schema(name: str, path: str, method: str, status: str = "200") -> dict:
+    return schema.response_schema(name, path, method, status)
 
 
 def ERROR_ENVELOPE() -> dict:
@@ -77,7 +44,7 @@ def session(kie_emulator):
         yield s
 
 
-def create(session, url, model=api.SEEDREAM_EDIT_MODEL, task_input=EDIT_INPUT, **extra):
+def create(session, url, model=models.SEEDREAM_EDIT_MODEL, task_input=EDIT_INPUT, **extra):
     reply = session.post(f"{url}{api.CREATE_TASK_PATH}", json={"model": model, "input": task_input, **extra})
     return reply.json()
 
@@ -89,10 +56,10 @@ def record(session, url, task_id):
 @pytest.mark.parametrize(
     ("document", "model", "task_input"),
     [
-        ("seedream-4-5-edit.openapi.yaml", api.SEEDREAM_EDIT_MODEL, EDIT_INPUT),
+        ("seedream-4-5-edit.openapi.yaml", models.SEEDREAM_EDIT_MODEL, EDIT_INPUT),
         (
             "seedream-4-5-text-to-image.openapi.yaml",
-            api.SEEDREAM_TEXT_TO_IMAGE_MODEL,
+            models.SEEDREAM_TEXT_TO_IMAGE_MODEL,
             {"prompt": "a lighthouse", "aspect_ratio": "16:9", "quality": "high"},
         ),
     ],
@@ -151,7 +118,7 @@ def test_download_url_reply(kie_emulator, session):
     kie_emulator.config.update({"waiting_seconds": 0, "generating_seconds": 0})
     task_id = create(session, kie_emulator.url)["data"]["taskId"]
     url = record(session, kie_emulator.url, task_id)["data"]["resultJson"]
-    result_url = yaml.safe_load(url)["resultUrls"][0]
+    result_url = json.loads(url)["resultUrls"][0]
     reply = session.post(f"{kie_emulator.url}{api.DOWNLOAD_URL_PATH}", json={"url": result_url}).json()
     validate(reply, response_schema("common-download-url.openapi.yaml", api.DOWNLOAD_URL_PATH, "post"))
 

@@ -9,42 +9,21 @@ from datetime import timedelta
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
-from airflow.triggers.base import TaskSuccessEvent
 
-from airflow_provider_kie import api, links
+from airflow_provider_kie import links, models
 from airflow_provider_kie.exceptions import KieTaskFailedError
-from airflow_provider_kie.hooks.limits import close_shared_async_sessions
+from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators import kie as kie_operators
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator, SeedreamTextToImageOperator
-from airflow_provider_kie.polling import PollPolicy
-from airflow_provider_kie.sensors.kie import KieTaskSensor
 from airflow_provider_kie.testing import EMULATOR_API_KEY
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
-from tests.integration.conftest import EDIT_INPUT
+from airflow_provider_kie.waiting import PollPolicy
+from tests.support import AIRFLOW_33, EDIT_INPUT, DictStateStore, FakeTI
 
-AIRFLOW_33 = pytest.importorskip("airflow").__version__ >= "3.3"
-CREATE_BODY = {"model": api.SEEDREAM_EDIT_MODEL, "input": EDIT_INPUT}
+CREATE_BODY = {"model": models.SEEDREAM_EDIT_MODEL, "input": EDIT_INPUT}
 FAST = PollPolicy(initial_interval=0.05, backoff=0).to_dict()
-
-
-class FakeTI:
-    """Just enough of a task instance for xcom_push and the resumable mixin's stats tags."""
-
-    stats_tags: dict = {}
-
-    def __init__(self):
-        self.xcom: dict = {}
-
-    def xcom_push(self, key, value):
-        json.dumps(value)  # XCom must be JSON-safe
-        self.xcom[key] = value
-
-
-class DictStateStore(dict):
-    def set(self, key, value, **_):
-        self[key] = value
 
 
 def context(store=None):
@@ -110,13 +89,16 @@ class TestOperator:
         classpath, kwargs = info.value.trigger.serialize()
         assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
         assert kwargs["create"] == {
-            "model": "seedream/4.5-edit",
-            "input": {"prompt": "Make it water", "image_urls": ["https://a/b.png"], "aspect_ratio": "1:1",
-                      "quality": "basic"},
-            "callBackUrl": "https://cb/x",
+            "body": {
+                "model": "seedream/4.5-edit",
+                "input": {"prompt": "Make it water", "image_urls": ["https://a/b.png"], "aspect_ratio": "1:1",
+                          "quality": "basic"},
+                "callBackUrl": "https://cb/x",
+            },
+            "timeout": 300,
+            "retry_ambiguous_create": False,
         }  # fmt: skip
-        assert kwargs["timeout"] == 300 and kwargs["kie_task_id"] is None and kwargs["deadline"] is None
-        assert kwargs["end_from_trigger"] is True and kwargs["retry_ambiguous_create"] is False
+        assert kwargs["job"] is None and kwargs["end_from_trigger"] is True
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
         assert KieTaskTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
         assert info.value.method_name == "execute_complete"
@@ -129,9 +111,10 @@ class TestOperator:
             operator.execute(context())
         classpath, kwargs = info.value.trigger.serialize()
         assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
-        assert set(kwargs) == {"kie_task_id", "kie_conn_id", "poll_policy", "deadline", "end_from_trigger"}
-        assert kwargs["kie_task_id"] in kie_emulator.state.tasks and kwargs["end_from_trigger"] is True
-        assert started + 300 <= kwargs["deadline"] <= time.time() + 300
+        assert set(kwargs) == {"kie_conn_id", "job", "create", "poll_policy", "end_from_trigger"}
+        assert kwargs["create"] is None and kwargs["end_from_trigger"] is True
+        assert kwargs["job"]["kie_task_id"] in kie_emulator.state.tasks
+        assert started + 300 <= kwargs["job"]["deadline"] <= time.time() + 300
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
 
     def test_wait_for_completion_false_returns_task_id(self, kie_emulator):
@@ -203,9 +186,9 @@ class TestResume:
             raise SystemExit("worker killed")
 
         with monkeypatch.context() as patch, pytest.raises(SystemExit):
-            patch.setattr(kie_operators, "wait_for_task", worker_dies)
+            patch.setattr(kie_operators, "wait_sync", worker_dies)
             edit_operator().execute(context(store))
-        assert store["kie_task"]["task_id"] in kie_emulator.state.tasks
+        assert store["kie_task"]["kie_task_id"] in kie_emulator.state.tasks
         retry = context(store)
         urls = edit_operator().execute(retry)
         assert kie_emulator.count("createTask") == 1
@@ -257,162 +240,3 @@ class TestResume:
         with pytest.raises(KieTaskFailedError):
             edit_operator(prompt="[fail] x").execute(context(store))
         assert kie_emulator.count("createTask") == 2
-
-
-class TestTrigger:
-    def create(self, hook_input=EDIT_INPUT):
-        from airflow_provider_kie.hooks.kie import KieHook
-
-        return KieHook().create_task(api.SEEDREAM_EDIT_MODEL, hook_input)
-
-    def test_success_event(self, kie_emulator):
-        task_id = self.create()
-        event = run_trigger(KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST))
-        assert event["status"] == "success" and event["task"]["result_urls"]
-        assert kie_emulator.count("recordInfo") >= 2  # tolerated "recordInfo is null" first
-
-    def test_failed_event(self):
-        event = run_trigger(
-            KieTaskTrigger(
-                self.create({**EDIT_INPUT, "prompt": "[fail]"}), time.time() + 30, poll_policy=FAST
-            )
-        )
-        assert event["status"] == "failed" and event["fail_code"] == "500" and event["fail_msg"]
-
-    def test_timeout_event(self, kie_emulator):
-        kie_emulator.config.generating_seconds = 30
-        event = run_trigger(KieTaskTrigger(self.create(), time.time() + 0.3, poll_policy=FAST))
-        assert event["status"] == "timeout" and "deadline" in event["message"] and event["elapsed"] < 5
-
-    def test_error_event_keeps_class_and_code(self, kie_emulator):
-        task_id = self.create()
-        kie_emulator.config.api_keys = ["other"]
-        event = run_trigger(KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST))
-        assert event["status"] == "error"
-        assert event["error"]["error_class"] == "KieAuthError" and event["error"]["code"] == 401
-
-    def test_unknown_task_ends_after_grace(self):
-        policy = {**FAST, "not_found_grace": 0.2}
-        event = run_trigger(KieTaskTrigger("f" * 32, time.time() + 30, poll_policy=policy))
-        assert event["status"] == "error" and event["error"]["error_class"] == "KieNotFoundError"
-
-    def test_end_from_trigger_success_ends_the_task_with_its_xcom(self, triggerer_xcom):
-        task_id = self.create()
-        trigger = KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST, end_from_trigger=True)
-        event = triggerer_xcom.run_in_triggerer(trigger)
-        assert isinstance(event, TaskSuccessEvent)
-        urls = triggerer_xcom["return_value"]
-        assert urls and urls == triggerer_xcom["kie_task"]["result_urls"]
-        assert triggerer_xcom["kie_task"]["task_id"] == task_id
-        if TRIGGER_WRITES_XCOM:  # Airflow 3: the rendered link a worker's finalize would have left
-            assert triggerer_xcom[KieResultLink().xcom_key] == urls[0]
-        if TRIGGER_WRITES_XCOM:  # pushed like a worker would, not through the event (stored twice-encoded)
-            assert event.xcoms is None
-
-    def test_end_from_trigger_without_a_task_instance_resumes_the_worker(self):
-        # `airflow dags test` runs triggers with no task instance: only execute_complete can finish.
-        event = run_trigger(
-            KieTaskTrigger(self.create(), time.time() + 30, poll_policy=FAST, end_from_trigger=True)
-        )
-        assert event["status"] == "success"
-
-    def test_end_from_trigger_failure_still_resumes_the_worker(self):
-        task_id = self.create({**EDIT_INPUT, "prompt": "[fail]"})
-        event = run_trigger(
-            KieTaskTrigger(task_id, time.time() + 30, poll_policy=FAST, end_from_trigger=True)
-        )
-        assert event["status"] == "failed"
-
-    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
-    def test_creates_the_task_and_remembers_it_in_xcom(self, kie_emulator, triggerer_xcom):
-        trigger = KieTaskTrigger(create=CREATE_BODY, timeout=60, poll_policy=FAST)
-        started = time.time()
-        event = triggerer_xcom.run_in_triggerer(trigger).payload
-        (task_id,) = kie_emulator.state.tasks
-        assert kie_emulator.state.tasks[task_id].body == CREATE_BODY
-        assert event["status"] == "success" and event["task_id"] == task_id
-        assert triggerer_xcom["kie_task_id"] == task_id
-        assert started + 60 <= triggerer_xcom["kie_task_deadline"] == event["deadline"] <= time.time() + 60
-
-    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
-    @pytest.mark.fault(
-        fault="triggerer lost after the trigger created the task",
-        where="triggerer (trigger that creates)",
-        expected="the restarted trigger waits for the same Kie task, no new createTask",
-    )
-    def test_restarted_trigger_waits_for_the_task_it_created(self, kie_emulator, triggerer_xcom):
-        kie_emulator.config.generating_seconds = 1.0
-        kwargs = KieTaskTrigger(create=CREATE_BODY, timeout=60, poll_policy=FAST).serialize()[1]
-
-        async def until_killed():
-            trigger = KieTaskTrigger(**kwargs)
-            trigger.task_instance = triggerer_xcom.ti
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(anext(trigger.run()), 0.5)
-            await close_shared_async_sessions()
-
-        asyncio.run(until_killed())
-        (task_id,) = kie_emulator.state.tasks
-        assert triggerer_xcom["kie_task_id"] == task_id and kie_emulator.count("recordInfo") >= 1
-        deadline = triggerer_xcom["kie_task_deadline"]
-        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
-        assert event["status"] == "success" and event["task_id"] == task_id and event["deadline"] == deadline
-        assert kie_emulator.count("createTask") == 1
-
-    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
-    def test_create_error_is_an_event_naming_its_class(self, kie_emulator, triggerer_xcom):
-        kie_emulator.config.api_keys = ["other"]
-        trigger = KieTaskTrigger(create=CREATE_BODY, timeout=60, poll_policy=FAST)
-        event = triggerer_xcom.run_in_triggerer(trigger).payload
-        assert event["status"] == "error" and event["task_id"] is None
-        assert event["error"]["error_class"] == "KieAuthError" and event["error"]["code"] == 401
-        assert kie_emulator.state.tasks == {} and "kie_task_id" not in triggerer_xcom
-
-    def test_needs_a_task_or_a_body(self):
-        with pytest.raises(ValueError, match="either"):
-            KieTaskTrigger()
-        with pytest.raises(ValueError, match="either"):
-            KieTaskTrigger("abc", 1.0, create=CREATE_BODY, timeout=1)
-        with pytest.raises(ValueError, match="deadline"):
-            KieTaskTrigger("abc")
-        if not TRIGGER_WRITES_XCOM:
-            with pytest.raises(ValueError, match="Airflow 3"):
-                KieTaskTrigger(create=CREATE_BODY, timeout=60)
-
-    def test_serialize_round_trip(self):
-        trigger = KieTaskTrigger("abc", 1234.5, "my_conn", FAST)
-        classpath, kwargs = trigger.serialize()
-        again = KieTaskTrigger(**json.loads(json.dumps(kwargs)))
-        assert again.serialize() == (classpath, kwargs)
-        assert "abc" in repr(trigger)
-
-
-class TestSensor:
-    def test_poke_until_done(self, kie_emulator):
-        from airflow_provider_kie.hooks.kie import KieHook
-
-        task_id = KieHook().create_task(api.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
-        sensor = KieTaskSensor(task_id="wait", kie_task_id=task_id, poke_interval=0.05, timeout=30)
-        ctx = context()
-        assert sensor.poke(ctx) is False  # "recordInfo is null" right after creation
-        while not (result := sensor.poke(ctx)):
-            time.sleep(0.05)
-        assert result.xcom_value == ctx["ti"].xcom["kie_task"]["result_urls"]
-
-    def test_deferrable_uses_sensor_timeout_as_deadline(self):
-        sensor = KieTaskSensor(
-            task_id="wait", kie_task_id="abc", deferrable=True, poke_interval=2, timeout=600
-        )
-        with pytest.raises(TaskDeferred) as info:
-            sensor.execute(context())
-        kwargs = info.value.trigger.serialize()[1]
-        assert kwargs["kie_task_id"] == "abc" and kwargs["poll_policy"]["initial_interval"] == 2
-        assert time.time() + 590 < kwargs["deadline"] <= time.time() + 600
-
-    def test_failed_task_fails_sensor(self, kie_emulator):
-        from airflow_provider_kie.hooks.kie import KieHook
-
-        task_id = KieHook().create_task(api.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "prompt": "[fail]"})
-        time.sleep(0.3)
-        with pytest.raises(KieTaskFailedError):
-            KieTaskSensor(task_id="wait", kie_task_id=task_id, timeout=30).poke(context())

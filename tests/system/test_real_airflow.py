@@ -5,144 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
-import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
-import airflow
 import pytest
 
-from airflow_provider_kie.testing import free_port
-from tests.integration.test_airflow_cli import AIRFLOW
+from tests.support import AIRFLOW_3, RealAirflow, secret_occurrences
 
 pytestmark = [
     pytest.mark.system,
-    pytest.mark.skipif(airflow.__version__ < "3", reason="the system test drives Airflow 3's components"),
+    pytest.mark.skipif(not AIRFLOW_3, reason="the system test drives Airflow 3's components"),
 ]
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
-
-
-class RealAirflow:
-    def __init__(self, home: Path, conn: str, dags_folder: Path = EXAMPLES):
-        port = free_port()
-        self.home = home
-        self.env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
-            "AIRFLOW__CORE__FERNET_KEY": "",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
-            "AIRFLOW_CONN_KIE_DEFAULT": conn,
-            "KIE_POLL_INTERVAL": "0.5",
-            "KIE_OUTPUT_DIR": str(home / "output"),
-        }
-        self.processes: dict[str, subprocess.Popen] = {}
-
-    def cli(self, *args: str, timeout: float = 300) -> str:
-        result = subprocess.run(
-            [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        assert result.returncode == 0, (
-            f"airflow {' '.join(args)}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
-        return result.stdout
-
-    def start(self, component: str, *args: str) -> None:
-        log = open(self.home / f"{component}.log", "w")  # noqa: SIM115 - closed with the process
-        self.processes[component] = subprocess.Popen(
-            [AIRFLOW, component, *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self, component: str) -> str:
-        return (self.home / f"{component}.log").read_text(errors="replace")
-
-    def kill(self, component: str) -> None:
-        """Kill a component as a crash would (SIGKILL, no clean shutdown)."""
-        process = self.processes.pop(component)
-        os.killpg(process.pid, 9)
-        process.wait(20)
-        (self.home / f"{component}.log").rename(self.home / f"{component}.killed.log")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, 15)
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-
-    def trigger_dag(self, dag_id: str) -> None:
-        """Wait until the dag-processor has parsed ``dag_id``, then unpause it and start a run."""
-
-        def parsed():
-            with self.db() as db:
-                return db.execute("SELECT 1 FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
-
-        self.wait_for(f"{dag_id} to be parsed", parsed)
-        self.cli("dags", "unpause", dag_id)
-        self.cli("dags", "trigger", dag_id)
-
-    def finished_run(self, dag_id: str) -> tuple[str, str, str] | None:
-        """(state, start_date, end_date) of the latest run of ``dag_id`` once it has finished."""
-        with self.db() as db:
-            row = db.execute(
-                "SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,)
-            ).fetchone()
-        return row if row and row[0] in ("success", "failed") else None
-
-    def worker_runs(self, task_id: str) -> list[float]:
-        """Durations (s) of every worker run (LocalExecutor workload) of ``task_id``'s task instances:
-        one per start, plus one per resume after a trigger."""
-        with self.db() as db:
-            ti_ids = {
-                str(row[0]).replace("-", "")
-                for row in db.execute("SELECT id FROM task_instance WHERE task_id = ?", (task_id,))
-            }
-        runs = []
-        for line in self.log("scheduler").splitlines():
-            if "Workload finished" in line:
-                match = re.search(r"duration=([\d.]+).*workload_id=([0-9a-f-]+)", line)
-                if match and match.group(2).replace("-", "") in ti_ids:
-                    runs.append(float(match.group(1)))
-        return runs
-
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.home / "airflow.db", timeout=30)
-
-    def wait_for(self, what: str, check, timeout: float = 240.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                assert process.poll() is None, f"{name} exited:\n{self.log(name)[-3000:]}"
-            value = check()
-            if value:
-                return value
-            time.sleep(1)
-        logs = "\n".join(f"--- {name}\n{self.log(name)[-2000:]}" for name in self.processes)
-        raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 API_KEY = "kie-sk-" + secrets.token_hex(16)
@@ -157,17 +31,6 @@ def real_airflow(tmp_path, kie_emulator):
         instance.start(component)
     yield instance
     instance.stop()
-
-
-def secret_occurrences(root: Path, secret: str) -> dict[str, int]:
-    """Every file under ``root`` (logs, the SQLite database with XCom, rendered fields, triggers...)."""
-    found = {}
-    for path in root.rglob("*"):
-        if path.is_file():
-            count = path.read_bytes().count(secret.encode())
-            if count:
-                found[str(path.relative_to(root))] = count
-    return found
 
 
 @pytest.mark.fault(
@@ -212,8 +75,10 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
     assert xcom[("edit_image", "_link_KieResultLink")] == xcom[("edit_image", "return_value")][0]
     assert Path(xcom[("save_result", "return_value")]).read_bytes().startswith(b"\x89PNG")
 
-    # The journey, from the task's logs: defer, create and poll in the triggerer, find the task again
-    # after the restart, end the Airflow task there (no worker resumes it).
+    # The journey, from the task's logs: defer, find the task again after the restart, end the Airflow
+    # task in the triggerer (no worker resumes it). Only steps that happen whatever the machine's
+    # speed: how many polls fall into each Kie state is not asserted, nor what the killed triggerer
+    # logged (SIGKILL may lose its last lines); one createTask and the XCom above prove the create.
     events = [
         json.loads(line)["event"]
         for path in sorted(
@@ -224,8 +89,6 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
     ]
     journey = [
         "Pausing task as DEFERRED. ",
-        f"Created Kie task {task_id} (model seedream/4.5-edit)",
-        f"Kie task {task_id} is generating",
         f"Kie task {task_id} was created before a triggerer restart; waiting for it",
         f"Kie task {task_id} succeeded; ending the Airflow task from the triggerer",
         "trigger completed",
@@ -240,8 +103,6 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
             "SELECT try_number FROM task_instance WHERE dag_id = 'kie_seedream_edit' AND task_id = 'edit_image'"
         ).fetchone()
     assert try_number == 1
-    starts = [e for e in events if e.startswith("trigger kie_seedream_edit/") and e.endswith("starting")]
-    assert len(starts) >= 2, starts  # once per triggerer
 
     # The key was used (the emulator saw it) but appears nowhere Airflow wrote: logs, DB, XCom, triggers.
     assert all(r.key_sha256 for r in kie_emulator.requests)

@@ -14,7 +14,6 @@ from airflow_provider_kie.exceptions import (
     KieAuthError,
     KieError,
     KieFeatureDisabledError,
-    KieInputError,
     KieInsufficientCreditsError,
     KieMaintenanceError,
     KieNotFoundError,
@@ -212,7 +211,7 @@ class TestTask:
         task = api.parse_task(SUCCESS_RECORD)
         record = json.loads(json.dumps(task.to_dict()))
         again = KieTask.from_dict(record)
-        assert again.task_id == task.task_id and again.result_urls == task.result_urls
+        assert again.kie_task_id == task.kie_task_id and again.result_urls == task.result_urls
         assert again.credits_consumed == task.credits_consumed and again.completed_at == task.completed_at
 
 
@@ -255,67 +254,6 @@ class TestOtherReplies:
         assert api.parse_retry_after(None) is None
         assert api.parse_retry_after("soon") is None
         assert api.parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480) == 10.0
-
-
-class TestRequests:
-    EDIT = {"prompt": "p", "image_urls": ["https://a/b.png"], "aspect_ratio": "1:1", "quality": "basic"}
-
-    def test_create_body(self):
-        body = api.create_task_body(api.SEEDREAM_EDIT_MODEL, self.EDIT, "https://me/cb")
-        assert body == {"model": "seedream/4.5-edit", "callBackUrl": "https://me/cb", "input": self.EDIT}
-
-    def test_no_callback_key_when_absent(self):
-        assert "callBackUrl" not in api.create_task_body("other/model", {"x": 1})
-
-    @pytest.mark.parametrize(
-        ("kwargs", "parameter"),
-        [
-            ({"prompt": ""}, "prompt"),
-            ({"prompt": "x" * 3001}, "prompt"),
-            ({"prompt": None}, "prompt"),
-            ({"image_urls": []}, "image_urls"),
-            ({"image_urls": ["https://a/b.png"] * 15}, "image_urls"),
-            ({"image_urls": ["ftp://a/b.png"]}, "image_urls"),
-            ({"image_urls": [3]}, "image_urls"),
-            ({"image_urls": None}, "image_urls"),
-            ({"aspect_ratio": "auto"}, "aspect_ratio"),
-            ({"quality": "ultra"}, "quality"),
-            ({"nsfw_checker": "yes"}, "nsfw_checker"),
-        ],
-    )
-    def test_bad_seedream_input_names_the_parameter(self, kwargs, parameter):
-        args = {"prompt": "p", "image_urls": ["https://a/b.png"], **kwargs}
-        with pytest.raises(KieInputError) as info:
-            api.seedream_input(edit=True, **args)
-        assert info.value.parameter == parameter and parameter in str(info.value)
-
-    def test_error_lists_allowed_values(self):
-        with pytest.raises(KieInputError, match="1:1, 4:3, 3:4, 16:9, 9:16, 2:3, 3:2, 21:9"):
-            api.seedream_input(prompt="p", image_urls="https://a/b.png", aspect_ratio="5:4", edit=True)
-
-    def test_single_url_string_and_limits(self):
-        assert api.seedream_input(prompt="x" * 3000, image_urls="https://a/b.png", edit=True)[
-            "image_urls"
-        ] == ["https://a/b.png"]
-        assert (
-            len(api.seedream_input(prompt="p", image_urls=["https://a/b"] * 14, edit=True)["image_urls"])
-            == 14
-        )
-
-    def test_text_to_image_rejects_image_urls(self):
-        with pytest.raises(KieInputError, match="image_urls"):
-            api.validate_model_input(
-                api.SEEDREAM_TEXT_TO_IMAGE_MODEL, {"prompt": "p", "image_urls": ["https://a"]}
-            )
-
-    def test_unknown_field_for_known_model(self):
-        with pytest.raises(KieInputError, match="n_images"):
-            api.validate_model_input(api.SEEDREAM_EDIT_MODEL, {**self.EDIT, "n_images": 2})
-
-    @pytest.mark.parametrize("url", ["/relative", "mailto:a@b", "not a url", 5])
-    def test_callback_url_must_be_absolute_http(self, url):
-        with pytest.raises(KieInputError, match="callback_url"):
-            api.create_task_body("m", {}, url)
 
 
 def test_state_terminality():

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from airflow_provider_kie.hooks import limits
-from airflow_provider_kie.hooks.limits import SlidingWindowLimiter
+from airflow_provider_kie.hooks import ratelimit as limits
+from airflow_provider_kie.hooks.ratelimit import SlidingWindowLimiter
 
 
 def test_first_calls_are_free_then_spaced():

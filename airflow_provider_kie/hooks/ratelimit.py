@@ -1,16 +1,13 @@
-"""Process-wide sharing per Kie connection: one rate limiter per API key and kind of call, one HTTP
-session per connection (per event loop for aiohttp), so every hook and trigger of a worker or of the
-triggerer stays under Kie's limits together (kie-api.md §5)."""
+"""One rate limiter per API key and kind of call in each process, so every hook and trigger of a worker
+or of the triggerer stays under Kie's limits together (docs/kie-api.md §5)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
 
 # Kie's documented limits per API key: 20 createTask per 10 s, 10 recordInfo per s.
 DEFAULT_LIMITS: dict[str, tuple[int, float]] = {"createTask": (20, 10.0), "recordInfo": (10, 1.0)}
@@ -66,8 +63,6 @@ class SlidingWindowLimiter:
 
 _lock = threading.Lock()
 _limiters: dict[tuple[str, str, str], SlidingWindowLimiter] = {}
-_sync_sessions: dict[tuple[Any, ...], Any] = {}
-_async_sessions: dict[tuple[Any, ...], Any] = {}
 
 
 def limiter_for(
@@ -83,35 +78,6 @@ def limiter_for(
         if limiter is None or (limiter.limit, limiter.window - SLACK_SECONDS) != (limit, window):
             limiter = _limiters[key] = SlidingWindowLimiter(limit, window)
         return limiter
-
-
-def shared_sync_session(settings_key: tuple[Any, ...], factory: Any) -> Any:
-    with _lock:
-        session = _sync_sessions.get(settings_key)
-        if session is None:
-            session = _sync_sessions[settings_key] = factory()
-        return session
-
-
-def shared_async_session(settings_key: tuple[Any, ...], factory: Any) -> Any:
-    """One aiohttp session per connection settings and event loop (sessions are bound to their loop)."""
-    loop = asyncio.get_running_loop()
-    key = (id(loop), *settings_key)
-    with _lock:
-        session = _async_sessions.get(key)
-        if session is None or session.closed or getattr(session, "_loop", loop) is not loop:
-            session = _async_sessions[key] = factory()
-        return session
-
-
-async def close_shared_async_sessions() -> None:
-    """Close this loop's shared sessions (tests, benchmarks, or a clean shutdown)."""
-    loop_id = id(asyncio.get_running_loop())
-    with _lock:
-        mine = [k for k in _async_sessions if k[0] == loop_id]
-        sessions = [_async_sessions.pop(k) for k in mine]
-    for session in sessions:
-        await session.close()
 
 
 def fingerprint(api_key: str) -> str:

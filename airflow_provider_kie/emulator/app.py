@@ -1,0 +1,92 @@
+"""The emulator's aiohttp application: Kie's routes, the control API, and one middleware that logs each
+Kie request and injects the faults asked for."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_kie import api
+from airflow_provider_kie.emulator import control, routes
+from airflow_provider_kie.emulator.callbacks import CALLBACKS_KEY, cancel_callbacks
+from airflow_provider_kie.emulator.faults import FAULTS, REPLY_FAULTS
+from airflow_provider_kie.emulator.replies import RECORD_KEY
+from airflow_provider_kie.emulator.state import EmulatorState, RequestRecord
+
+# Endpoint names used by faults and the request log.
+ENDPOINTS = {
+    api.CREATE_TASK_PATH: "createTask",
+    api.RECORD_INFO_PATH: "recordInfo",
+    api.CREDITS_PATH: "credit",
+    api.DOWNLOAD_URL_PATH: "download-url",
+    api.UPLOAD_STREAM_PATH: "upload",
+    api.UPLOAD_URL_PATH: "upload",
+    api.UPLOAD_BASE64_PATH: "upload",
+}
+
+
+def build_app(state: EmulatorState) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_make_middleware(state)])
+    app[routes.STATE_KEY] = state
+    app.router.add_post(api.CREATE_TASK_PATH, routes.create_task)
+    app.router.add_get(api.RECORD_INFO_PATH, routes.record_info)
+    app.router.add_get(api.CREDITS_PATH, routes.credits)
+    app.router.add_post(api.DOWNLOAD_URL_PATH, routes.download_url)
+    app.router.add_post(api.UPLOAD_STREAM_PATH, routes.upload_stream)
+    app.router.add_post(api.UPLOAD_URL_PATH, routes.upload_url)
+    app.router.add_post(api.UPLOAD_BASE64_PATH, routes.upload_base64)
+    app.router.add_get("/files/{path:.+}", routes.serve_file)
+    app.router.add_get("/_emulator/requests", control.requests)
+    app.router.add_get("/_emulator/tasks", control.tasks)
+    app.router.add_post("/_emulator/tasks/{task_id}", control.task)
+    app.router.add_get("/_emulator/callbacks", control.callbacks)
+    app.router.add_get("/_emulator/config", control.config)
+    app.router.add_post("/_emulator/config", control.config)
+    app.router.add_post("/_emulator/faults", control.faults)
+    app.router.add_post("/_emulator/reset", control.reset)
+    app[CALLBACKS_KEY] = set()
+    app.on_cleanup.append(cancel_callbacks)
+    return app
+
+
+def _make_middleware(state: EmulatorState) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        endpoint = ENDPOINTS.get(request.path)
+        if endpoint is None:  # files and control endpoints: no auth, no faults, not logged
+            return await handler(request)
+        record = RequestRecord(
+            endpoint=endpoint,
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            body=await routes.peek_json(request),
+            key_sha256=routes.key_hash(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+        with state.lock:
+            state.requests.append(record)
+            state.in_flight += 1
+        request[RECORD_KEY] = record
+
+        async def handle() -> web.StreamResponse:
+            response = await handler(request)
+            record.status = response.status
+            return response
+
+        try:
+            if state.config.latency_seconds:
+                await asyncio.sleep(state.config.latency_seconds)
+            fault = state.take_fault(endpoint, REPLY_FAULTS)
+            if fault is None:
+                return await handle()
+            respond = FAULTS[fault.kind].reply
+            assert respond is not None
+            return await respond(request, fault, state, handle)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    return middleware

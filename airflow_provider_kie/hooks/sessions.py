@@ -1,0 +1,63 @@
+"""One HTTP session per Kie connection in each process (per event loop for aiohttp), shared by every
+hook and trigger of a worker or of the triggerer: pooled connections, few sockets, little CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+_sync_sessions: dict[tuple[Any, ...], Any] = {}
+_async_sessions: dict[tuple[Any, ...], Any] = {}
+_async_users: dict[int, int] = {}  # id(session) -> hooks using it
+
+
+def shared_sync_session(settings_key: tuple[Any, ...], factory: Any) -> Any:
+    with _lock:
+        session = _sync_sessions.get(settings_key)
+        if session is None:
+            session = _sync_sessions[settings_key] = factory()
+        return session
+
+
+def lease_async_session(settings_key: tuple[Any, ...], factory: Any) -> Any:
+    """This event loop's session for ``settings_key`` (sessions are bound to their loop), counted as in
+    use until :func:`release_async_session`: the last release closes it, so a loop that ends (a test, a
+    script, ``airflow dags test``) leaves no unclosed session behind, while a triggerer's many triggers
+    share one."""
+    loop = asyncio.get_running_loop()
+    key = (id(loop), *settings_key)
+    with _lock:
+        session = _async_sessions.get(key)
+        if session is None or session.closed or getattr(session, "_loop", loop) is not loop:
+            session = _async_sessions[key] = factory()
+            _async_users[id(session)] = 0
+        _async_users[id(session)] += 1
+        return session
+
+
+async def release_async_session(session: Any) -> None:
+    with _lock:
+        users = _async_users.get(id(session), 0) - 1
+        last = users <= 0
+        if last:
+            _async_users.pop(id(session), None)
+            for key in [k for k, v in _async_sessions.items() if v is session]:
+                del _async_sessions[key]
+        else:
+            _async_users[id(session)] = users
+    if last and not session.closed:
+        await session.close()
+
+
+async def close_shared_async_sessions() -> None:
+    """Close this loop's shared sessions, leased or not (tests, benchmarks, or a clean shutdown)."""
+    loop_id = id(asyncio.get_running_loop())
+    with _lock:
+        mine = [k for k in _async_sessions if k[0] == loop_id]
+        sessions = [_async_sessions.pop(k) for k in mine]
+        for session in sessions:
+            _async_users.pop(id(session), None)
+    for session in sessions:
+        await session.close()

@@ -1,0 +1,73 @@
+"""A finished Kie task becomes XCom and a return value, or an error that fails or retries the task.
+
+Whichever process ends the Airflow task (a worker, or the triggerer with ``end_from_trigger``), what a
+success leaves in XCom comes from one builder, :func:`result_xcoms`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_kie.api import KieTask, TaskState
+from airflow_provider_kie.events import EventStatus, KieTaskEvent
+from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTimeoutError
+from airflow_provider_kie.links import KieResultLink, result_link
+
+XCOM_KIE_TASK_ID = "kie_task_id"
+XCOM_KIE_TASK = "kie_task"
+# When a trigger created the Kie task: the deadline it set (epoch seconds), for a restarted triggerer.
+XCOM_KIE_TASK_DEADLINE = "kie_task_deadline"
+RETURN_VALUE = "return_value"
+# Airflow 3 keeps each rendered extra link in XCom under this key; Airflow 2 renders links on demand.
+LINK_XCOM_KEY: str | None = getattr(KieResultLink(), "xcom_key", None)
+
+
+def result_xcoms(task: KieTask) -> dict[str, Any]:
+    """Every XCom a finished task leaves: ``return_value`` (result URLs), ``kie_task`` and the link."""
+    urls = list(task.result_urls)
+    xcoms: dict[str, Any] = {RETURN_VALUE: urls, XCOM_KIE_TASK: task.to_dict()}
+    if LINK_XCOM_KEY:
+        xcoms[LINK_XCOM_KEY] = result_link(urls)
+    return xcoms
+
+
+def task_result(context: Any, task: KieTask) -> list[str]:
+    """On a worker: push :func:`result_xcoms` and return the result URLs, or raise if the task failed.
+
+    Airflow itself writes ``return_value`` (from what ``execute`` returns) and, on Airflow 3, the link
+    (rendered from ``kie_result_urls`` on the operator); only the rest is pushed here.
+    """
+    xcoms = result_xcoms(task)
+    for key, value in xcoms.items():
+        if key not in (RETURN_VALUE, LINK_XCOM_KEY):
+            context["ti"].xcom_push(key=key, value=value)
+    if "task" in context:
+        context["task"].kie_result_urls = xcoms[RETURN_VALUE]
+    if task.state is TaskState.FAIL:
+        raise KieTaskFailedError(
+            f"the task failed with failCode {task.fail_code!r}: {task.fail_msg or 'no failMsg'}",
+            kie_task_id=task.kie_task_id,
+            fail_code=task.fail_code,
+            operation="task",
+        )
+    return xcoms[RETURN_VALUE]
+
+
+def event_result(context: Any, event: KieTaskEvent, conn_id: str) -> list[str]:
+    """What ``execute_complete`` returns for a KieTaskTrigger event, or the error it raises."""
+    if event.status in (EventStatus.SUCCESS, EventStatus.FAILED) and event.task is not None:
+        return task_result(context, event.task)
+    raise_for(event.as_error(conn_id=conn_id))
+
+
+def raise_for(error: KieError) -> NoReturn:
+    """Raise ``error`` so that Airflow retries only what a retry can fix.
+
+    Auth, credits, validation, an ambiguous create, a passed deadline: retrying would fail again (or pay
+    twice), so the task fails at once. A failed generation or a transient error keep the task's retries.
+    """
+    if isinstance(error, KieTimeoutError) or not (error.retryable or isinstance(error, KieTaskFailedError)):
+        raise AirflowFailException(str(error)) from error
+    raise error

@@ -1,0 +1,181 @@
+"""KieTaskTrigger against the emulator over HTTP: its events, its two modes, ending a task itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from airflow.triggers.base import TaskSuccessEvent
+
+from airflow_provider_kie import models
+from airflow_provider_kie.hooks.kie import KieHook
+from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
+from airflow_provider_kie.links import KieResultLink
+from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
+from airflow_provider_kie.waiting import PollPolicy
+from tests.support import EDIT_INPUT
+
+CREATE_BODY = {"model": models.SEEDREAM_EDIT_MODEL, "input": EDIT_INPUT}
+FAST = PollPolicy(initial_interval=0.05, backoff=0).to_dict()
+
+
+@pytest.fixture(autouse=True)
+def quick(kie_emulator):
+    kie_emulator.config.update({"waiting_seconds": 0.05, "generating_seconds": 0.1, "null_seconds": 0.05})
+
+
+def wait_trigger(kie_task_id, seconds=30.0, **kwargs):
+    return KieTaskTrigger(job={"kie_task_id": kie_task_id, "deadline": time.time() + seconds}, **kwargs)
+
+
+def create_trigger(timeout=60):
+    return KieTaskTrigger(create={"body": CREATE_BODY, "timeout": timeout}, poll_policy=FAST)
+
+
+def run_trigger(trigger):
+    async def first():
+        events = [event async for event in trigger.run()]
+        await close_shared_async_sessions()
+        assert len(events) == 1
+        return events[0].payload
+
+    return asyncio.run(first())
+
+
+class TestTrigger:
+    def create(self, hook_input=EDIT_INPUT):
+        return KieHook().create_task(models.SEEDREAM_EDIT_MODEL, hook_input)
+
+    def test_success_event(self, kie_emulator):
+        task_id = self.create()
+        event = run_trigger(wait_trigger(task_id, 30, poll_policy=FAST))
+        assert event["status"] == "success" and event["task"]["result_urls"]
+        assert kie_emulator.count("recordInfo") >= 2  # tolerated "recordInfo is null" first
+
+    def test_failed_event(self):
+        event = run_trigger(
+            wait_trigger(self.create({**EDIT_INPUT, "prompt": "[fail]"}), 30, poll_policy=FAST)
+        )
+        assert event["status"] == "failed"
+        assert event["task"]["fail_code"] == "500" and event["task"]["fail_msg"]
+
+    def test_timeout_event(self, kie_emulator):
+        kie_emulator.config.generating_seconds = 30
+        event = run_trigger(wait_trigger(self.create(), 0.3, poll_policy=FAST))
+        assert event["status"] == "timeout" and "deadline" in event["message"]
+
+    def test_error_event_keeps_class_and_code(self, kie_emulator):
+        task_id = self.create()
+        kie_emulator.config.api_keys = ["other"]
+        event = run_trigger(wait_trigger(task_id, 30, poll_policy=FAST))
+        assert event["status"] == "error"
+        assert event["error"]["error_class"] == "KieAuthError" and event["error"]["code"] == 401
+
+    def test_unknown_task_ends_after_grace(self):
+        policy = {**FAST, "not_found_grace": 0.2}
+        event = run_trigger(wait_trigger("f" * 32, 30, poll_policy=policy))
+        assert event["status"] == "error" and event["error"]["error_class"] == "KieNotFoundError"
+
+    def test_end_from_trigger_success_ends_the_task_with_its_xcom(self, triggerer_xcom):
+        task_id = self.create()
+        trigger = wait_trigger(task_id, 30, poll_policy=FAST, end_from_trigger=True)
+        event = triggerer_xcom.run_in_triggerer(trigger)
+        assert isinstance(event, TaskSuccessEvent)
+        urls = triggerer_xcom["return_value"]
+        assert urls and urls == triggerer_xcom["kie_task"]["result_urls"]
+        assert triggerer_xcom["kie_task"]["kie_task_id"] == task_id
+        if TRIGGER_WRITES_XCOM:  # Airflow 3: the rendered link a worker's finalize would have left
+            assert triggerer_xcom[KieResultLink().xcom_key] == urls[0]
+        if TRIGGER_WRITES_XCOM:  # pushed like a worker would, not through the event (stored twice-encoded)
+            assert event.xcoms is None
+
+    def test_end_from_trigger_without_a_task_instance_resumes_the_worker(self):
+        # `airflow dags test` runs triggers with no task instance: only execute_complete can finish.
+        event = run_trigger(wait_trigger(self.create(), 30, poll_policy=FAST, end_from_trigger=True))
+        assert event["status"] == "success"
+
+    def test_end_from_trigger_failure_still_resumes_the_worker(self):
+        task_id = self.create({**EDIT_INPUT, "prompt": "[fail]"})
+        event = run_trigger(wait_trigger(task_id, 30, poll_policy=FAST, end_from_trigger=True))
+        assert event["status"] == "failed"
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    def test_creates_the_task_and_remembers_it_in_xcom(self, kie_emulator, triggerer_xcom):
+        trigger = create_trigger()
+        started = time.time()
+        event = triggerer_xcom.run_in_triggerer(trigger).payload
+        (task_id,) = kie_emulator.state.tasks
+        assert kie_emulator.state.tasks[task_id].body == CREATE_BODY
+        assert event["status"] == "success" and event["kie_task_id"] == task_id
+        assert triggerer_xcom["kie_task_id"] == task_id
+        assert started + 60 <= triggerer_xcom["kie_task_deadline"] == event["deadline"] <= time.time() + 60
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    @pytest.mark.fault(
+        fault="triggerer lost after the trigger created the task",
+        where="triggerer (trigger that creates)",
+        expected="the restarted trigger waits for the same Kie task, no new createTask",
+    )
+    def test_restarted_trigger_waits_for_the_task_it_created(self, kie_emulator, triggerer_xcom):
+        kie_emulator.config.generating_seconds = 1.0
+        kwargs = create_trigger().serialize()[1]
+
+        async def until_killed():
+            trigger = KieTaskTrigger(**kwargs)
+            trigger.task_instance = triggerer_xcom.ti
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(anext(trigger.run()), 0.5)
+            await close_shared_async_sessions()
+
+        asyncio.run(until_killed())
+        (task_id,) = kie_emulator.state.tasks
+        assert triggerer_xcom["kie_task_id"] == task_id and kie_emulator.count("recordInfo") >= 1
+        deadline = triggerer_xcom["kie_task_deadline"]
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
+        assert (
+            event["status"] == "success" and event["kie_task_id"] == task_id and event["deadline"] == deadline
+        )
+        assert kie_emulator.count("createTask") == 1
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    def test_create_error_is_an_event_naming_its_class(self, kie_emulator, triggerer_xcom):
+        kie_emulator.config.api_keys = ["other"]
+        trigger = create_trigger()
+        event = triggerer_xcom.run_in_triggerer(trigger).payload
+        assert event["status"] == "error" and event["kie_task_id"] is None
+        assert event["error"]["error_class"] == "KieAuthError" and event["error"]["code"] == 401
+        assert kie_emulator.state.tasks == {} and "kie_task_id" not in triggerer_xcom
+
+    def test_needs_exactly_one_mode_given_by_keyword(self):
+        with pytest.raises(ValueError, match="exactly one"):
+            KieTaskTrigger()
+        with pytest.raises(ValueError, match="exactly one"):
+            KieTaskTrigger(
+                job={"kie_task_id": "abc", "deadline": 1.0}, create={"body": CREATE_BODY, "timeout": 1}
+            )
+        with pytest.raises(ValueError, match="deadline"):
+            KieTaskTrigger(job={"kie_task_id": "abc"})
+        with pytest.raises(TypeError):
+            KieTaskTrigger("abc", 1.0)  # keyword-only: a positional id cannot land in the wrong slot
+        if not TRIGGER_WRITES_XCOM:
+            with pytest.raises(ValueError, match="Airflow 3"):
+                KieTaskTrigger(create={"body": CREATE_BODY, "timeout": 60})
+
+    @pytest.mark.parametrize(
+        "mode",
+        [
+            {"job": {"kie_task_id": "abc", "deadline": 1234.5}},
+            {"create": {"body": CREATE_BODY, "timeout": 60}},
+        ],
+        ids=["wait", "create"],
+    )
+    def test_serialize_round_trip(self, mode):
+        if "create" in mode and not TRIGGER_WRITES_XCOM:
+            pytest.skip("a trigger creates from Airflow 3")
+        trigger = KieTaskTrigger(kie_conn_id="my_conn", poll_policy=FAST, **mode)
+        classpath, kwargs = trigger.serialize()
+        again = KieTaskTrigger(**json.loads(json.dumps(kwargs)))
+        assert again.serialize() == (classpath, kwargs)
+        assert ("abc" if "job" in mode else "create=") in repr(trigger)

@@ -1,0 +1,234 @@
+"""Helpers shared by the test suite and the benchmarks (fixtures live in the conftest files)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import airflow
+from packaging.version import Version
+
+from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
+from airflow_provider_kie.testing import free_port
+
+AIRFLOW_VERSION = Version(Version(airflow.__version__).base_version)
+AIRFLOW_3 = Version("3") <= AIRFLOW_VERSION
+AIRFLOW_33 = Version("3.3") <= AIRFLOW_VERSION
+#: The ``airflow`` command of the environment running the tests.
+AIRFLOW = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
+REPOSITORY = Path(__file__).resolve().parents[1]
+EXAMPLES = REPOSITORY / "example_dags"
+
+EDIT_INPUT = {
+    "prompt": "Turn the dress into clear water",
+    "image_urls": ["https://static.aiquickdraw.com/tools/example/1764851484363_ScV1s2aq.webp"],
+    "aspect_ratio": "1:1",
+    "quality": "basic",
+}
+
+
+class FakeTI:
+    """Just enough of a task instance for xcom_push and the resumable mixin's stats tags."""
+
+    stats_tags: dict = {}
+
+    def __init__(self):
+        self.xcom: dict = {}
+
+    def xcom_push(self, key, value):
+        json.dumps(value)  # XCom must be JSON-safe
+        self.xcom[key] = value
+
+
+class DictStateStore(dict):
+    def set(self, key, value, **_):
+        self[key] = value
+
+
+class CallbackReceiver:
+    """A callBackUrl on 127.0.0.1 that records (headers, raw body) of each POST and answers 200."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict, bytes]] = []
+        self.url = ""
+
+    async def wait(self, count: int = 1, timeout: float = 5.0) -> list[tuple[dict, bytes]]:
+        for _ in range(int(timeout / 0.05)):
+            if len(self.received) >= count:
+                break
+            await asyncio.sleep(0.05)
+        return self.received
+
+
+class TriggererXCom(dict):
+    """The XCom of one task instance as a triggerer would read and write it, kept in memory.
+
+    ``run_in_triggerer`` gives a trigger the task instance a triggerer gives it, so it takes the paths it
+    takes there: create and remember the Kie task, end the Airflow task itself on success.
+    """
+
+    ti = SimpleNamespace(dag_id="dag", task_id="edit", run_id="run", map_index=-1, try_number=1)
+
+    async def aset(self, key, value, **target):
+        assert target == {k: getattr(self.ti, k) for k in ("dag_id", "task_id", "run_id", "map_index")}
+        self[key] = json.loads(json.dumps(value))  # XCom must be JSON-safe
+
+    async def aget_one(self, *, key, **target):
+        return self.get(key)
+
+    def run_in_triggerer(self, trigger):
+        """The first event of ``trigger`` run with this task instance; on Airflow 2 the event's XCom is
+        stored here, as the triggerer does."""
+        trigger.task_instance = self.ti
+
+        async def first():
+            try:
+                async for event in trigger.run():
+                    return event
+            finally:
+                await close_shared_async_sessions()
+
+        event = asyncio.run(first())
+        if getattr(event, "xcoms", None):
+            self.update(event.xcoms)
+        return event
+
+
+class RealAirflow:
+    def __init__(self, home: Path, conn: str, dags_folder: Path = EXAMPLES):
+        port = free_port()
+        self.home = home
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+            "AIRFLOW__CORE__FERNET_KEY": "",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+            "AIRFLOW_CONN_KIE_DEFAULT": conn,
+            "KIE_POLL_INTERVAL": "0.5",
+            "KIE_OUTPUT_DIR": str(home / "output"),
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def cli(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(
+            [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        assert result.returncode == 0, (
+            f"airflow {' '.join(args)}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+        return result.stdout
+
+    def start(self, component: str, *args: str) -> None:
+        log = open(self.home / f"{component}.log", "w")  # noqa: SIM115 - closed with the process
+        self.processes[component] = subprocess.Popen(
+            [AIRFLOW, component, *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self, component: str) -> str:
+        return (self.home / f"{component}.log").read_text(errors="replace")
+
+    def kill(self, component: str) -> None:
+        """Kill a component as a crash would (SIGKILL, no clean shutdown)."""
+        process = self.processes.pop(component)
+        os.killpg(process.pid, 9)
+        process.wait(20)
+        (self.home / f"{component}.log").rename(self.home / f"{component}.killed.log")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process in self.processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+
+    def trigger_dag(self, dag_id: str) -> None:
+        """Wait until the dag-processor has parsed ``dag_id``, then unpause it and start a run."""
+
+        def parsed():
+            with self.db() as db:
+                return db.execute("SELECT 1 FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
+
+        self.wait_for(f"{dag_id} to be parsed", parsed)
+        self.cli("dags", "unpause", dag_id)
+        self.cli("dags", "trigger", dag_id)
+
+    def finished_run(self, dag_id: str) -> tuple[str, str, str] | None:
+        """(state, start_date, end_date) of the latest run of ``dag_id`` once it has finished."""
+        with self.db() as db:
+            row = db.execute(
+                "SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,)
+            ).fetchone()
+        return row if row and row[0] in ("success", "failed") else None
+
+    def worker_runs(self, task_id: str) -> list[float]:
+        """Durations (s) of every worker run (LocalExecutor workload) of ``task_id``'s task instances:
+        one per start, plus one per resume after a trigger."""
+        with self.db() as db:
+            ti_ids = {
+                str(row[0]).replace("-", "")
+                for row in db.execute("SELECT id FROM task_instance WHERE task_id = ?", (task_id,))
+            }
+        runs = []
+        for line in self.log("scheduler").splitlines():
+            if "Workload finished" in line:
+                match = re.search(r"duration=([\d.]+).*workload_id=([0-9a-f-]+)", line)
+                if match and match.group(2).replace("-", "") in ti_ids:
+                    runs.append(float(match.group(1)))
+        return runs
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.home / "airflow.db", timeout=30)
+
+    def wait_for(self, what: str, check, timeout: float = 240.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                assert process.poll() is None, f"{name} exited:\n{self.log(name)[-3000:]}"
+            value = check()
+            if value:
+                return value
+            time.sleep(1)
+        logs = "\n".join(f"--- {name}\n{self.log(name)[-2000:]}" for name in self.processes)
+        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def secret_occurrences(root: Path, secret: str) -> dict[str, int]:
+    """Every file under ``root`` (logs, the SQLite database with XCom, rendered fields, triggers...)."""
+    found = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            count = path.read_bytes().count(secret.encode())
+            if count:
+                found[str(path.relative_to(root))] = count
+    return found
