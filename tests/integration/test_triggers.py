@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -179,3 +181,24 @@ class TestTrigger:
         again = KieTaskTrigger(**json.loads(json.dumps(kwargs)))
         assert again.serialize() == (classpath, kwargs)
         assert ("abc" if "job" in mode else "create=") in repr(trigger)
+
+
+def test_a_trigger_run_by_hand_leaves_no_unclosed_session(kie_emulator):
+    # A script (or `airflow dags test`) runs a trigger in a loop that then ends: at exit, aiohttp
+    # reports any session nobody closed as an error. The last hook of the loop closes the shared one.
+    kie_task_id = KieHook().create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+    script = f"""
+import asyncio, gc
+from airflow_provider_kie.triggers.kie import KieTaskTrigger
+
+async def main():
+    trigger = KieTaskTrigger(job={{"kie_task_id": "{kie_task_id}", "deadline": 9e9}}, poll_policy={FAST!r})
+    print([event.payload["status"] async for event in trigger.run()])
+
+asyncio.run(main())
+gc.collect()
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "['success']" in result.stdout
+    assert "Unclosed" not in result.stderr and "Unclosed" not in result.stdout
