@@ -66,7 +66,7 @@ def create_tasks(url: str, n: int) -> list[str]:
 async def wait_ours(task_id: str, deadline: float) -> dict[str, Any]:
     from airflow_provider_kie.triggers.kie import KieTaskTrigger
 
-    async for event in KieTaskTrigger(task_id, deadline).run():
+    async for event in KieTaskTrigger(job={"kie_task_id": task_id, "deadline": deadline}).run():
         return {"status": event.payload["status"], "at": time.time()}
     raise AssertionError
 
@@ -93,7 +93,9 @@ async def wait_peer(task_id: str, deadline: float, poke_interval: float = 5.0) -
 
 
 def run_waiters(kind: str, url: str, task_ids: list[str], timeout: float) -> dict[str, Any]:
-    os.environ["AIRFLOW_CONN_KIE_DEFAULT"] = json.dumps({"conn_type": "kie", "password": KEY, "host": url})
+    from airflow_provider_kie.connection import connection_json
+
+    os.environ["AIRFLOW_CONN_KIE_DEFAULT"] = connection_json(KEY, url)
     os.environ["AIRFLOW_CONN_KIE_HTTP"] = json.dumps({"conn_type": "http", "host": url})
     waiter = wait_ours if kind == "ours" else wait_peer
     # Imports and Airflow's start-up are not waiting: load them before measuring.

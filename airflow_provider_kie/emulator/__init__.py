@@ -8,13 +8,13 @@ table), ``schema`` (createTask checked against Kie's vendored OpenAPI documents 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from typing import Any
 
 from aiohttp import web
 
+from airflow_provider_kie.connection import connection_json
 from airflow_provider_kie.emulator.app import build_app
 from airflow_provider_kie.emulator.faults import FAULT_KINDS, Fault
 from airflow_provider_kie.emulator.state import EmulatorConfig, EmulatorState, RequestRecord
@@ -56,7 +56,7 @@ class KieEmulator:
         extra: dict[str, Any] = {"upload_base_url": self.url}
         if not (self.config.rate_limits if client_rate_limits is None else client_rate_limits):
             extra["rate_limits"] = {}
-        return json.dumps({"conn_type": "kie", "password": api_key, "host": self.url, "extra": extra})
+        return connection_json(api_key, self.url, **extra)
 
     def start(self) -> KieEmulator:
         started = threading.Event()

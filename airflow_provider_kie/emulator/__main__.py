@@ -10,6 +10,7 @@ import signal
 
 from aiohttp import web
 
+from airflow_provider_kie.connection import connection_json
 from airflow_provider_kie.emulator.app import build_app
 from airflow_provider_kie.emulator.state import EmulatorConfig, EmulatorState
 
@@ -46,12 +47,8 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     print(f"Kie emulator listening on {state.public_url}", flush=True)
-    print(
-        "AIRFLOW_CONN_KIE_DEFAULT="
-        + json.dumps({"conn_type": "kie", "password": "emulator-key", "host": state.public_url,
-                      "extra": {"upload_base_url": state.public_url}}),
-        flush=True,
-    )  # fmt: skip
+    conn = connection_json("emulator-key", state.public_url, upload_base_url=state.public_url)
+    print(f"AIRFLOW_CONN_KIE_DEFAULT={conn}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -110,8 +110,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             raise_for(error)
 
     # ResumableJobMixin adapter. The external id is a KieJobRef dict; the mixin persists what
-    # submit_job returns before waiting starts, and remember() does the rest (XCom, and the store for a
-    # task a trigger created, which the mixin never sees). On a fresh submit the mixin calls
+    # submit_job returns before it calls poll_until_complete, which every path reaches (fresh, resumed,
+    # wait_for_completion=False) and which pushes XCom kie_task_id; remember() also stores the job of a
+    # task a trigger created, which the mixin never sees. On a fresh submit the mixin calls
     # poll_until_complete then get_job_result, but on a reconnect it returns poll_until_complete's
     # value; so poll_until_complete returns the result and get_job_result builds it once per run.
 
@@ -125,9 +126,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             self._defer(create=create.to_dict())
         body = self._body
         kie_task_id = self.hook.create_task(body["model"], body["input"], body.get("callBackUrl"))
-        job = KieJobRef.starting_now(kie_task_id, timeout)
-        self.remember(context, job, store=False)
-        return job.to_dict()
+        return KieJobRef.starting_now(kie_task_id, timeout).to_dict()
 
     def get_job_status(self, external_id: Any, context: Any) -> str:
         try:
@@ -153,7 +152,8 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     def get_job_result(self, external_id: Any, context: Any) -> Any:
         if self._result is _NO_RESULT:
             job = KieJobRef.from_dict(external_id)
-            if self.wait_for_completion:
+            if self.wait_for_completion:  # only when the mixin found the task succeeded: no wait ran
+                self.remember(context, job, store=False)
                 self._result = task_result(context, self.hook.get_task(job.kie_task_id))
             else:
                 self._result = job.kie_task_id

@@ -3,13 +3,13 @@ zero requests sent (checked in the emulator's request log)."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowNotFoundException
 
 from airflow_provider_kie import models
+from airflow_provider_kie.connection import connection_json
 from airflow_provider_kie.exceptions import KieInputError
 from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
@@ -46,7 +46,7 @@ def run_sensor(**kwargs):
 
 
 def no_key(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", json.dumps({"conn_type": "kie", "host": emulator.url}))
+    monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", connection_json(None, emulator.url))
     run_edit()
 
 

@@ -12,6 +12,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent
 
+from airflow_provider_kie.connection import connection_json
 from airflow_provider_kie.exceptions import KieConnectionError, KieTaskFailedError
 from airflow_provider_kie.hooks import kie as kie_hooks
 from airflow_provider_kie.hooks.kie import RetryPolicy
@@ -34,7 +35,7 @@ def closed_port(emulator, monkeypatch):
     port = free_port()
     monkeypatch.setenv(
         "AIRFLOW_CONN_KIE_DEFAULT",
-        json.dumps({"conn_type": "kie", "password": EMULATOR_API_KEY, "host": f"http://127.0.0.1:{port}"}),
+        connection_json(EMULATOR_API_KEY, f"http://127.0.0.1:{port}"),
     )
 
 

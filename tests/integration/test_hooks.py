@@ -12,6 +12,7 @@ import requests
 
 from airflow_provider_kie import models
 from airflow_provider_kie.api import TaskState
+from airflow_provider_kie.connection import connection_json
 from airflow_provider_kie.emulator.images import result_png
 from airflow_provider_kie.exceptions import (
     KieAmbiguousCreateError,
@@ -175,7 +176,7 @@ class TestSyncHook:
         port = free_port()
         monkeypatch.setenv(
             "AIRFLOW_CONN_KIE_DEFAULT",
-            f'{{"conn_type": "kie", "password": "{EMULATOR_API_KEY}", "host": "http://127.0.0.1:{port}"}}',
+            connection_json(EMULATOR_API_KEY, f"http://127.0.0.1:{port}"),
         )
         with pytest.raises(KieConnectionError) as info:
             KieHook(retry_policy=fast_retries).create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
@@ -233,9 +234,7 @@ class TestSyncHook:
         assert kie_emulator.count("createTask") == 0
 
     def test_connection_without_key(self, kie_emulator, monkeypatch):
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_KIE_DEFAULT", f'{{"conn_type": "kie", "host": "{kie_emulator.url}"}}'
-        )
+        monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", connection_json(None, kie_emulator.url))
         with pytest.raises(KieAuthError, match="no API key"):
             KieHook().get_credits()
         assert not kie_emulator.requests

@@ -117,6 +117,15 @@ class TestOperator:
         assert started + 300 <= kwargs["job"]["deadline"] <= time.time() + 300
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
 
+    @pytest.mark.parametrize("store", [None, "task state store"])
+    def test_a_fresh_run_reads_and_pushes_its_result_once(self, kie_emulator, store):
+        ctx = context(DictStateStore() if store else None)
+        pushed = []
+        push = ctx["ti"].xcom_push
+        ctx["ti"].xcom_push = lambda key, value: (pushed.append(key), push(key, value))
+        edit_operator().execute(ctx)
+        assert sorted(pushed) == ["kie_task", "kie_task_id"]  # return_value is Airflow's to push
+
     def test_wait_for_completion_false_returns_task_id(self, kie_emulator):
         ctx = context()
         result = edit_operator(wait_for_completion=False).execute(ctx)
