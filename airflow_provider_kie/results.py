@@ -62,6 +62,22 @@ def event_result(context: Any, event: KieTaskEvent, conn_id: str) -> list[str]:
     raise_for(event.as_error(conn_id=conn_id))
 
 
+def may_end_in_triggerer(operator: Any) -> bool:
+    """``operator.end_from_trigger``, unless the task has outlets.
+
+    A task that a trigger ends (``TaskSuccessEvent``) gets its state, XCom and success callback, but
+    Airflow records outlet asset events only when a worker finishes the task: a task with outlets
+    resumes on a worker, so DAGs scheduled on its assets run as for any operator.
+    """
+    if operator.end_from_trigger and operator.outlets:
+        operator.log.info(
+            "The task has outlets: after Kie's task succeeds it resumes on a worker, which records "
+            "their asset events (a task ended in the triggerer would not)"
+        )
+        return False
+    return bool(operator.end_from_trigger)
+
+
 def raise_for(error: KieError) -> NoReturn:
     """Raise ``error`` so that Airflow retries only what a retry can fix.
 

@@ -172,14 +172,13 @@ class RealAirflow:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
 
+    def parsed(self, dag_id: str) -> bool:
+        with self.db() as db:
+            return db.execute("SELECT 1 FROM dag WHERE dag_id = ?", (dag_id,)).fetchone() is not None
+
     def trigger_dag(self, dag_id: str) -> None:
         """Wait until the dag-processor has parsed ``dag_id``, then unpause it and start a run."""
-
-        def parsed():
-            with self.db() as db:
-                return db.execute("SELECT 1 FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
-
-        self.wait_for(f"{dag_id} to be parsed", parsed)
+        self.wait_for(f"{dag_id} to be parsed", lambda: self.parsed(dag_id))
         self.cli("dags", "unpause", dag_id)
         self.cli("dags", "trigger", dag_id)
 

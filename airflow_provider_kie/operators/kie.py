@@ -15,7 +15,13 @@ from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
-from airflow_provider_kie.results import XCOM_KIE_TASK_ID, event_result, raise_for, task_result
+from airflow_provider_kie.results import (
+    XCOM_KIE_TASK_ID,
+    event_result,
+    may_end_in_triggerer,
+    raise_for,
+    task_result,
+)
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy, wait_sync
 
@@ -179,7 +185,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             trigger=KieTaskTrigger(
                 kie_conn_id=self.kie_conn_id,
                 poll_policy=self.poll_policy.to_dict(),
-                end_from_trigger=self.end_from_trigger,
+                end_from_trigger=may_end_in_triggerer(self),
                 **mode,
             ),
             method_name="execute_complete",

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, Asset, TaskDeferred
 
 from airflow_provider_kie import links, models
 from airflow_provider_kie.exceptions import KieTaskFailedError
@@ -116,6 +116,14 @@ class TestOperator:
         assert kwargs["job"]["kie_task_id"] in kie_emulator.state.tasks
         assert started + 300 <= kwargs["job"]["deadline"] <= time.time() + 300
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
+
+    @pytest.mark.parametrize(("outlets", "ends_in_triggerer"), [([], True), (["asset"], False)])
+    def test_a_task_with_outlets_resumes_on_a_worker(self, kie_emulator, outlets, ends_in_triggerer):
+        # Airflow records outlet asset events only when a worker finishes the task.
+        operator = edit_operator(deferrable=True, outlets=[Asset(f"kie://{o}") for o in outlets])
+        with pytest.raises(TaskDeferred) as info:
+            operator.execute(context())
+        assert info.value.trigger.serialize()[1]["end_from_trigger"] is ends_in_triggerer
 
     @pytest.mark.parametrize("store", [None, "task state store"])
     def test_a_fresh_run_reads_and_pushes_its_result_once(self, kie_emulator, store):

@@ -196,3 +196,90 @@ def test_killed_worker_is_retried_on_the_same_kie_task(tmp_path, kie_emulator, r
         "Reconnecting to existing job" in text
         or "Job already completed successfully, skipping resubmission" in text
     )
+
+
+ASSETS_DAG = """
+from datetime import datetime
+from pathlib import Path
+
+from airflow.providers.common.compat.sdk import DAG, Asset, task
+
+from airflow_provider_kie.operators.seedream import SeedreamEditOperator
+
+RESULTS = Asset("kie://kie_assets/results")
+MARKERS = Path(__file__).parent / "markers"
+
+
+def mark(context):
+    MARKERS.mkdir(exist_ok=True)
+    (MARKERS / context["ti"].task_id).write_text("success callback ran")
+
+
+with DAG("kie_assets", start_date=datetime(2026, 1, 1), schedule=None, catchup=False):
+    common = dict(image_urls=["https://a/b.png"], deferrable=True, poll_interval=0.5, on_success_callback=mark)
+    SeedreamEditOperator(task_id="with_outlet", prompt="Make it water", outlets=[RESULTS], **common)
+    SeedreamEditOperator(task_id="without_outlet", prompt="Make it glass", **common)
+
+with DAG("kie_assets_consumer", start_date=datetime(2026, 1, 1), schedule=[RESULTS], catchup=False):
+
+    @task
+    def consume():
+        return "the asset-scheduled DAG ran"
+
+    consume()
+"""
+
+
+@pytest.mark.fault(
+    fault="an edit with outlets ends while the triggerer waits on Kie",
+    where="real scheduler, triggerer, dag-processor",
+    expected="asset event recorded, asset-scheduled DAG runs, success callbacks run",
+)
+def test_outlets_fire_and_callbacks_run_whatever_process_ends_the_task(
+    tmp_path, kie_emulator, record_property
+):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "kie_assets.py").write_text(ASSETS_DAG)
+    kie_emulator.config.update({"waiting_seconds": 0.5, "generating_seconds": 2})
+    airflow_instance = RealAirflow(tmp_path / "home", kie_emulator.connection_uri(API_KEY), dags)
+    airflow_instance.home.mkdir()
+    airflow_instance.cli("db", "migrate")
+    for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        airflow_instance.start(component)
+    try:
+        airflow_instance.wait_for(
+            "the consumer DAG to be parsed", lambda: airflow_instance.parsed("kie_assets_consumer")
+        )
+        airflow_instance.cli("dags", "unpause", "kie_assets_consumer")
+        airflow_instance.trigger_dag("kie_assets")
+        state, _, _ = airflow_instance.wait_for(
+            "the run", lambda: airflow_instance.finished_run("kie_assets")
+        )
+        assert state == "success", airflow_instance.log("scheduler")[-3000:]
+        consumer = airflow_instance.wait_for(
+            "the asset-scheduled DAG to run", lambda: airflow_instance.finished_run("kie_assets_consumer")
+        )
+        markers = airflow_instance.wait_for(
+            "both success callbacks",
+            lambda: (
+                len(list((dags / "markers").glob("*"))) == 2
+                and sorted(p.name for p in (dags / "markers").glob("*"))
+            ),
+        )
+        with airflow_instance.db() as db:
+            events = db.execute(
+                "SELECT source_task_id FROM asset_event JOIN asset ON asset.id = asset_event.asset_id "
+                "WHERE asset.uri = 'kie://kie_assets/results'"
+            ).fetchall()
+    finally:
+        airflow_instance.stop()
+    record_property("create_requests", kie_emulator.count("createTask"))
+    record_property("tasks_created", len(kie_emulator.state.tasks))
+    assert events == [("with_outlet",)]
+    assert consumer[0] == "success"
+    assert markers == ["with_outlet", "without_outlet"]
+    assert kie_emulator.count("createTask") == 2
+    # The task with an outlet resumed on a worker to record its event; the other ended in the triggerer.
+    assert len(airflow_instance.worker_runs("with_outlet")) == 2
+    assert len(airflow_instance.worker_runs("without_outlet")) == 1
