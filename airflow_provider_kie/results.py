@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_kie import storage
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.events import EventStatus, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTimeoutError
@@ -24,22 +25,27 @@ RETURN_VALUE = "return_value"
 LINK_XCOM_KEY: str | None = getattr(KieResultLink(), "xcom_key", None)
 
 
-def result_xcoms(task: KieTask) -> dict[str, Any]:
-    """Every XCom a finished task leaves: ``return_value`` (result URLs), ``kie_task`` and the link."""
+def result_xcoms(task: KieTask, stored: list[str] | None = None) -> dict[str, Any]:
+    """Every XCom a finished task leaves: ``return_value`` (the stored URIs when results were copied to
+    ``output_path``, else Kie's result URLs), ``kie_task`` (the record, Kie's URLs included) and the link."""
     urls = list(task.result_urls)
-    xcoms: dict[str, Any] = {RETURN_VALUE: urls, XCOM_KIE_TASK: task.to_dict()}
+    xcoms: dict[str, Any] = {RETURN_VALUE: urls if stored is None else stored, XCOM_KIE_TASK: task.to_dict()}
     if LINK_XCOM_KEY:
         xcoms[LINK_XCOM_KEY] = result_link(urls)
     return xcoms
 
 
-def task_result(context: Any, task: KieTask) -> list[str]:
-    """On a worker: push :func:`result_xcoms` and return the result URLs, or raise if the task failed.
+def task_result(context: Any, task: KieTask, *, output: Any = None, request_body: Any = None) -> list[str]:
+    """On a worker: copy the results to ``output`` (a folder, if given), push :func:`result_xcoms`, tell
+    the task's outlet asset events what was made, and return ``return_value``; raise if the task failed.
 
     Airflow itself writes ``return_value`` (from what ``execute`` returns) and, on Airflow 3, the link
     (rendered from ``kie_result_urls`` on the operator); only the rest is pushed here.
     """
-    xcoms = result_xcoms(task)
+    stored = None
+    if output is not None and task.state is TaskState.SUCCESS:
+        stored = storage.persist(task, output, request_body=request_body)
+    xcoms = result_xcoms(task, stored)
     for key, value in xcoms.items():
         if key not in (RETURN_VALUE, LINK_XCOM_KEY):
             context["ti"].xcom_push(key=key, value=value)
@@ -52,13 +58,34 @@ def task_result(context: Any, task: KieTask) -> list[str]:
             fail_code=task.fail_code,
             operation="task",
         )
+    _describe_asset_events(context, task, stored)
     return xcoms[RETURN_VALUE]
 
 
-def event_result(context: Any, event: KieTaskEvent, conn_id: str) -> list[str]:
+def _describe_asset_events(context: Any, task: KieTask, stored: list[str] | None) -> None:
+    """Put what the task made in the ``extra`` of each outlet's asset event."""
+    outlets = getattr(context.get("task"), "outlets", None) or []
+    events = context.get("outlet_events")
+    if not outlets or events is None:
+        return
+    extra = {
+        "kie_task_id": task.kie_task_id,
+        "model": task.model,
+        "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
+        "kie_urls": list(task.result_urls),
+        **({"stored": stored} if stored is not None else {}),
+    }
+    for outlet in outlets:
+        try:
+            events[outlet].extra.update(extra)
+        except (KeyError, TypeError, AttributeError):  # not an asset (an old-style lineage object)
+            continue
+
+
+def event_result(context: Any, event: KieTaskEvent, conn_id: str, **store: Any) -> list[str]:
     """What ``execute_complete`` returns for a KieTaskTrigger event, or the error it raises."""
     if event.status in (EventStatus.SUCCESS, EventStatus.FAILED) and event.task is not None:
-        return task_result(context, event.task)
+        return task_result(context, event.task, **store)
     raise_for(event.as_error(conn_id=conn_id))
 
 
@@ -73,6 +100,11 @@ def may_end_in_triggerer(operator: Any) -> bool:
         operator.log.info(
             "The task has outlets: after Kie's task succeeds it resumes on a worker, which records "
             "their asset events (a task ended in the triggerer would not)"
+        )
+        return False
+    if operator.end_from_trigger and getattr(operator, "output_path", None) is not None:
+        operator.log.info(
+            "The task has an output_path: after Kie's task succeeds a worker copies the results"
         )
         return False
     return bool(operator.end_from_trigger)

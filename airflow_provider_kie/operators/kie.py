@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_kie import models
+from airflow_provider_kie import models, storage
 from airflow_provider_kie.api import TaskState
 from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
@@ -43,6 +43,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     :param retry_ambiguous_create: resend a createTask whose reply was lost (may pay twice).
     :param end_from_trigger: when deferred, a success ends the task in the triggerer with its XCom,
         without resuming on a worker; set False if a subclass must run ``execute_complete`` on success.
+    :param output_path: a folder (URI such as ``file:///data/kie`` or ``s3://bucket/kie``, or an
+        ``ObjectStoragePath``) to copy every result into before the task succeeds (templated); then
+        ``return_value`` is the list of stored URIs. None: results stay at Kie's URLs.
 
     Deferrable on Airflow 3, the triggerer creates the Kie task: the worker only validates the input
     and defers, and the triggerer's one rate limiter paces every task to Kie's createTask limit. On
@@ -52,7 +55,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     ``kie_task`` = JSON record (state, result_urls, fail_code, fail_msg, credits_consumed, times).
     """
 
-    template_fields: Sequence[str] = ("model", "input", "callback_url")
+    template_fields: Sequence[str] = ("model", "input", "callback_url", "output_path")
     template_fields_renderers = {"input": "json"}
     operator_extra_links = (KieResultLink(),)
     ui_color = "#f0e6ff"
@@ -72,6 +75,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         timeout: timedelta = timedelta(minutes=30),
         retry_ambiguous_create: bool = False,
         end_from_trigger: bool = True,
+        output_path: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -85,10 +89,12 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         self.timeout = timeout
         self.retry_ambiguous_create = retry_ambiguous_create
         self.end_from_trigger = end_from_trigger
+        self.output_path = output_path
         check_wait_arguments(poll_interval, timeout)
         self.kie_result_urls: list[str] | None = None  # for KieResultLink, once known
         # State of one run, shared by the ResumableJobMixin methods below (see their contract).
         self._body: dict[str, Any] = {}
+        self._output: Any = None  # output_path as a checked ObjectStoragePath
         self._result: Any = _NO_RESULT
 
     @cached_property
@@ -109,6 +115,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         # Everything is validated before any request (the mixin's first is a status read): bad input
         # never costs a call.
         self._body = models.create_task_body(self.model, self.build_input(), self.callback_url)
+        self._output = self._checked_output()
         self._result = _NO_RESULT
         try:
             return self.execute_resumable(context)
@@ -152,7 +159,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         if self.wait_for_completion and self.deferrable:
             self._defer(job=job.to_dict())
         if self.wait_for_completion:
-            self._result = task_result(context, wait_sync(self.hook, job, self.poll_policy, self.log))
+            self._result = self._task_result(context, wait_sync(self.hook, job, self.poll_policy, self.log))
         return self.get_job_result(external_id, context)
 
     def get_job_result(self, external_id: Any, context: Any) -> Any:
@@ -160,7 +167,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             job = KieJobRef.from_dict(external_id)
             if self.wait_for_completion:  # only when the mixin found the task succeeded: no wait ran
                 self.remember(context, job, store=False)
-                self._result = task_result(context, self.hook.get_task(job.kie_task_id))
+                self._result = self._task_result(context, self.hook.get_task(job.kie_task_id))
             else:
                 self._result = job.kie_task_id
         return self._result
@@ -171,7 +178,12 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         if parsed.job is not None:
             # A task the triggerer created: keep it where a retry looks, so the retry resumes it.
             self.remember(context, parsed.job, store=True)
-        return event_result(context, parsed, self.kie_conn_id)
+        if self.output_path is not None:  # a resumed task is a new operator: rebuild what the copy needs
+            self._body = models.create_task_body(self.model, self.build_input(), self.callback_url)
+            self._output = self._checked_output()
+        return event_result(
+            context, parsed, self.kie_conn_id, output=self._output, request_body=self._body or None
+        )
 
     def remember(self, context: Any, job: KieJobRef, *, store: bool) -> None:
         """Make ``job`` findable: XCom ``kie_task_id`` for users, the task state store for a retry."""
@@ -179,6 +191,16 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         if store and self.durable and task_state_store is not None:  # first: it is what a retry reads
             task_state_store.set(self.external_id_key, job.to_dict())
         context["ti"].xcom_push(key=XCOM_KIE_TASK_ID, value=job.kie_task_id)
+
+    def _checked_output(self) -> Any:
+        if self.output_path is None:
+            return None
+        folder = storage.as_path(self.output_path)
+        storage.check_writable(folder)
+        return folder
+
+    def _task_result(self, context: Any, task: Any) -> list[str]:
+        return task_result(context, task, output=self._output, request_body=self._body)
 
     def _defer(self, **mode: Any) -> None:
         self.defer(

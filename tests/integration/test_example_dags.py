@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import AIRFLOW
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+from tests.support import AIRFLOW, EXAMPLES
 
 
 @pytest.fixture(scope="module")
