@@ -196,6 +196,13 @@ class KieTimeoutError(KieError):
     """The task did not reach a terminal state before the deadline."""
 
 
+class KieStorageError(KieError):
+    """A result could not be copied to ``output_path`` (download or write failed); a retry resumes the
+    same Kie task and finishes the copy."""
+
+    retryable = True
+
+
 class KieSignatureError(KieError):
     """A callback whose signature is missing, stale or forged: answer it with 401 and ignore it."""
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_kie.api import KieTask
-from airflow_provider_kie.exceptions import KieError, KieInputError
+from airflow_provider_kie.exceptions import KieError, KieInputError, KieStorageError
 
 CHUNK_BYTES = 1024 * 1024
 DOWNLOAD_TIMEOUT = 60.0
@@ -29,13 +29,6 @@ EXTENSIONS = {
     "video/mp4": "mp4",
     "video/webm": "webm",
 }
-
-
-class KieStorageError(KieError):
-    """A result could not be copied to ``output_path`` (download or write failed); a retry resumes the
-    same Kie task and finishes the copy."""
-
-    retryable = True
 
 
 def as_path(output_path: Any, conn_id: str | None = None) -> Any:

@@ -9,8 +9,8 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import KieTask, TaskState
+from airflow_provider_kie.exceptions import KieStorageError
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
-from airflow_provider_kie.storage import KieStorageError
 from tests.support import AIRFLOW_33, DictStateStore, FakeTI
 
 
