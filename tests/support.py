@@ -231,3 +231,15 @@ def secret_occurrences(root: Path, secret: str) -> dict[str, int]:
             if count:
                 found[str(path.relative_to(root))] = count
     return found
+
+
+def run_trigger(trigger):
+    """The payload of the one event ``trigger`` yields, run in a loop of its own (no task instance)."""
+
+    async def first():
+        events = [event async for event in trigger.run()]
+        await close_shared_async_sessions()
+        assert len(events) == 1
+        return events[0].payload
+
+    return asyncio.run(first())

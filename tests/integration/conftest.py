@@ -11,6 +11,12 @@ from tests.support import CallbackReceiver, TriggererXCom
 
 
 @pytest.fixture
+def fast_kie(kie_emulator):
+    """The emulator with tasks that finish in a fraction of a second."""
+    kie_emulator.config.update({"waiting_seconds": 0.05, "generating_seconds": 0.1, "null_seconds": 0.05})
+
+
+@pytest.fixture
 def hook(kie_emulator: KieEmulator, fast_retries) -> KieHook:
     kie_emulator.config.null_seconds = 0.0
     hook = KieHook(retry_policy=fast_retries)

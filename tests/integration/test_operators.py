@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import timedelta
@@ -12,7 +11,6 @@ from airflow.providers.common.compat.sdk import AirflowFailException, Asset, Tas
 
 from airflow_provider_kie import links, models
 from airflow_provider_kie.exceptions import KieTaskFailedError
-from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators import kie as kie_operators
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
@@ -21,6 +19,8 @@ from airflow_provider_kie.testing import EMULATOR_API_KEY
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import AIRFLOW_33, EDIT_INPUT, DictStateStore, FakeTI
+
+pytestmark = pytest.mark.usefixtures("fast_kie")
 
 CREATE_BODY = {"model": models.SEEDREAM_EDIT_MODEL, "input": EDIT_INPUT}
 FAST = PollPolicy(initial_interval=0.05, backoff=0).to_dict()
@@ -42,21 +42,6 @@ def edit_operator(**kwargs):
         **kwargs,
     }
     return SeedreamEditOperator(**args)
-
-
-@pytest.fixture(autouse=True)
-def quick(kie_emulator):
-    kie_emulator.config.update({"waiting_seconds": 0.05, "generating_seconds": 0.1, "null_seconds": 0.05})
-
-
-def run_trigger(trigger):
-    async def first():
-        events = [event async for event in trigger.run()]
-        await close_shared_async_sessions()
-        assert len(events) == 1
-        return events[0].payload
-
-    return asyncio.run(first())
 
 
 class TestOperator:

@@ -14,10 +14,7 @@ from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.sensors.kie import KieTaskSensor
 from tests.support import AIRFLOW_3, EDIT_INPUT, FakeTI
 
-
-@pytest.fixture(autouse=True)
-def quick(kie_emulator):
-    kie_emulator.config.update({"waiting_seconds": 0.05, "generating_seconds": 0.1, "null_seconds": 0.05})
+pytestmark = pytest.mark.usefixtures("fast_kie")
 
 
 def context():

@@ -13,10 +13,7 @@ from airflow_provider_kie.exceptions import KieStorageError
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 from tests.support import AIRFLOW_33, DictStateStore, FakeTI
 
-
-@pytest.fixture(autouse=True)
-def quick(kie_emulator):
-    kie_emulator.config.update({"waiting_seconds": 0.05, "generating_seconds": 0.1, "null_seconds": 0.05})
+pytestmark = pytest.mark.usefixtures("fast_kie")
 
 
 def edit(**kwargs):

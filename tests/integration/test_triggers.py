@@ -17,15 +17,12 @@ from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
-from tests.support import EDIT_INPUT
+from tests.support import EDIT_INPUT, run_trigger
+
+pytestmark = pytest.mark.usefixtures("fast_kie")
 
 CREATE_BODY = {"model": models.SEEDREAM_EDIT_MODEL, "input": EDIT_INPUT}
 FAST = PollPolicy(initial_interval=0.05, backoff=0).to_dict()
-
-
-@pytest.fixture(autouse=True)
-def quick(kie_emulator):
-    kie_emulator.config.update({"waiting_seconds": 0.05, "generating_seconds": 0.1, "null_seconds": 0.05})
 
 
 def wait_trigger(kie_task_id, seconds=30.0, **kwargs):
@@ -34,16 +31,6 @@ def wait_trigger(kie_task_id, seconds=30.0, **kwargs):
 
 def create_trigger(timeout=60):
     return KieTaskTrigger(create={"body": CREATE_BODY, "timeout": timeout}, poll_policy=FAST)
-
-
-def run_trigger(trigger):
-    async def first():
-        events = [event async for event in trigger.run()]
-        await close_shared_async_sessions()
-        assert len(events) == 1
-        return events[0].payload
-
-    return asyncio.run(first())
 
 
 class TestTrigger:
