@@ -77,9 +77,7 @@ def run(
             }
         )
         airflow.env.update(env)
-        airflow.cli("db", "migrate")
-        for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-            airflow.start(component)
+        airflow.start_all()
         try:
             airflow.trigger_dag(dag_id)
             state, start, end = airflow.wait_for(

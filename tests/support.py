@@ -133,6 +133,22 @@ class RealAirflow:
         }
         self.processes: dict[str, subprocess.Popen] = {}
 
+    @classmethod
+    def with_dags(cls, root: Path, conn: str, dags: dict[str, str]) -> RealAirflow:
+        """An Airflow home under ``root`` whose DAG folder holds ``dags`` (file name -> source)."""
+        folder = root / "dags"
+        folder.mkdir()
+        for name, source in dags.items():
+            (folder / name).write_text(source)
+        (root / "home").mkdir()
+        return cls(root / "home", conn, folder)
+
+    def start_all(self, *components: str) -> None:
+        """Create the metadata database, then start ``components`` (by default every one a DAG needs)."""
+        self.cli("db", "migrate")
+        for component in components or ("api-server", "scheduler", "dag-processor", "triggerer"):
+            self.start(component)
+
     def cli(self, *args: str, timeout: float = 300) -> str:
         result = subprocess.run(
             [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout

@@ -26,9 +26,7 @@ API_KEY = "kie-sk-" + secrets.token_hex(16)
 def real_airflow(tmp_path, kie_emulator):
     kie_emulator.config.update({"waiting_seconds": 1, "generating_seconds": 12})
     instance = RealAirflow(tmp_path, kie_emulator.connection_uri(API_KEY))
-    instance.cli("db", "migrate")
-    for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-        instance.start(component)
+    instance.start_all()
     yield instance
     instance.stop()
 
@@ -149,15 +147,10 @@ def task_process(ti_id: str) -> int | None:
     expected="retry resumes the same Kie task",
 )
 def test_killed_worker_is_retried_on_the_same_kie_task(tmp_path, kie_emulator, record_property):
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "kie_worker_crash.py").write_text(CRASH_DAG)
     kie_emulator.config.update({"waiting_seconds": 1, "generating_seconds": 15})
-    airflow_instance = RealAirflow(tmp_path / "home", kie_emulator.connection_uri(API_KEY), dags)
-    airflow_instance.home.mkdir()
-    airflow_instance.cli("db", "migrate")
-    for component in ("api-server", "scheduler", "dag-processor"):
-        airflow_instance.start(component)
+    conn = kie_emulator.connection_uri(API_KEY)
+    airflow_instance = RealAirflow.with_dags(tmp_path, conn, {"kie_worker_crash.py": CRASH_DAG})
+    airflow_instance.start_all("api-server", "scheduler", "dag-processor")
     try:
         airflow_instance.trigger_dag("kie_worker_crash")
 
@@ -238,15 +231,12 @@ with DAG("kie_assets_consumer", start_date=datetime(2026, 1, 1), schedule=[RESUL
 def test_outlets_fire_and_callbacks_run_whatever_process_ends_the_task(
     tmp_path, kie_emulator, record_property
 ):
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "kie_assets.py").write_text(ASSETS_DAG)
     kie_emulator.config.update({"waiting_seconds": 0.5, "generating_seconds": 2})
-    airflow_instance = RealAirflow(tmp_path / "home", kie_emulator.connection_uri(API_KEY), dags)
-    airflow_instance.home.mkdir()
-    airflow_instance.cli("db", "migrate")
-    for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-        airflow_instance.start(component)
+    airflow_instance = RealAirflow.with_dags(
+        tmp_path, kie_emulator.connection_uri(API_KEY), {"kie_assets.py": ASSETS_DAG}
+    )
+    airflow_instance.start_all()
+    dags = tmp_path / "dags"
     try:
         airflow_instance.wait_for(
             "the consumer DAG to be parsed", lambda: airflow_instance.parsed("kie_assets_consumer")
