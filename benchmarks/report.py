@@ -133,7 +133,9 @@ def goals(waiting: dict, batch: dict) -> list[str]:
             "deferrable: ≤ 1 worker-second per image",
             f"best: {fmt(per_image[best])} ({best})",
             verdict(per_image[best] <= 1)
-            + ("" if all(x <= 1 for x in per_image.values()) else " only in that run"),
+            + (
+                " only in that run" if per_image[best] <= 1 and any(x > 1 for x in per_image.values()) else ""
+            ),
         ),
     ]
     if "ours_resume" in variants:
