@@ -90,24 +90,42 @@ def event_result(context: Any, event: KieTaskEvent, conn_id: str, **store: Any) 
 
 
 def may_end_in_triggerer(operator: Any) -> bool:
-    """``operator.end_from_trigger``, unless the task has outlets.
+    """``operator.end_from_trigger``, unless the task needs something only a worker does at success.
 
-    A task that a trigger ends (``TaskSuccessEvent``) gets its state, XCom and success callback, but
-    Airflow records outlet asset events only when a worker finishes the task: a task with outlets
-    resumes on a worker, so DAGs scheduled on its assets run as for any operator.
+    A task that a trigger ends (``TaskSuccessEvent``) gets its state and XCom, but Airflow 3.3 records
+    outlet asset events, runs ``on_success_callback`` and calls listeners (OpenLineage among them) only
+    when a worker finishes the task; and a worker copies results to ``output_path``. Such a task resumes
+    on a worker after Kie's task succeeds, so nothing the user declared is dropped.
     """
-    if operator.end_from_trigger and operator.outlets:
-        operator.log.info(
-            "The task has outlets: after Kie's task succeeds it resumes on a worker, which records "
-            "their asset events (a task ended in the triggerer would not)"
-        )
+    if not operator.end_from_trigger:
         return False
-    if operator.end_from_trigger and getattr(operator, "output_path", None) is not None:
-        operator.log.info(
-            "The task has an output_path: after Kie's task succeeds a worker copies the results"
+    needs = [
+        what
+        for what, present in (
+            ("outlets (asset events)", operator.outlets),
+            ("an on_success_callback", operator.on_success_callback),
+            ("an output_path (results to copy)", getattr(operator, "output_path", None) is not None),
+            ("Airflow listeners (such as OpenLineage)", _listeners_registered()),
         )
-        return False
-    return bool(operator.end_from_trigger)
+        if present
+    ]
+    if needs:
+        operator.log.info(
+            "After Kie's task succeeds this task resumes on a worker rather than ending in the triggerer: "
+            "it has %s, which only a worker honours",
+            ", ".join(needs),
+        )
+    return not needs
+
+
+def _listeners_registered() -> bool:
+    try:
+        from airflow.sdk.listener import get_listener_manager
+    except ImportError:  # Airflow 2
+        from airflow.listeners.listener import get_listener_manager as airflow2_listener_manager
+
+        return bool(airflow2_listener_manager().has_listeners)
+    return bool(get_listener_manager().has_listeners)
 
 
 def raise_for(error: KieError) -> NoReturn:

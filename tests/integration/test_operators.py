@@ -102,10 +102,20 @@ class TestOperator:
         assert started + 300 <= kwargs["job"]["deadline"] <= time.time() + 300
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
 
-    @pytest.mark.parametrize(("outlets", "ends_in_triggerer"), [([], True), (["asset"], False)])
-    def test_a_task_with_outlets_resumes_on_a_worker(self, kie_emulator, outlets, ends_in_triggerer):
-        # Airflow records outlet asset events only when a worker finishes the task.
-        operator = edit_operator(deferrable=True, outlets=[Asset(f"kie://{o}") for o in outlets])
+    @pytest.mark.parametrize(
+        ("extra", "ends_in_triggerer"),
+        [
+            ({}, True),
+            ({"outlets": [Asset("kie://results")]}, False),
+            ({"on_success_callback": print}, False),
+            ({"output_path": "/tmp/kie-results"}, False),
+            ({"end_from_trigger": False}, False),
+        ],
+        ids=["plain", "outlets", "success callback", "output_path", "end_from_trigger=False"],
+    )
+    def test_a_task_needing_a_worker_at_success_resumes_on_one(self, kie_emulator, extra, ends_in_triggerer):
+        # Airflow records asset events and runs success callbacks only when a worker finishes the task.
+        operator = edit_operator(deferrable=True, **extra)
         with pytest.raises(TaskDeferred) as info:
             operator.execute(context())
         assert info.value.trigger.serialize()[1]["end_from_trigger"] is ends_in_triggerer
