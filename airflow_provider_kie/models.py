@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from airflow_provider_kie.api import is_http_url, validate_callback_url
 from airflow_provider_kie.exceptions import KieInputError
@@ -53,16 +54,30 @@ class Flag:
         return value
 
 
+# Object stores Airflow reaches through its providers; a file input under another scheme is refused.
+FILE_SCHEMES = ("file", "s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl", "wasb", "wasbs")
+
+
+def is_file_ref(item: Any) -> bool:
+    """An ObjectStoragePath, an absolute local path, or a URI of one of FILE_SCHEMES."""
+    if hasattr(item, "protocol") and hasattr(item, "open"):  # an ObjectStoragePath, without importing it
+        return True
+    if not isinstance(item, str):
+        return False
+    return item.startswith("/") or (urlparse(item).scheme in FILE_SCHEMES and "://" in item)
+
+
 @dataclass(frozen=True)
 class FileUrls:
-    """1 to ``max_items`` files given as http(s) URLs (one URL string is a list of one)."""
+    """1 to ``max_items`` files (one item is a list of one): http(s) URLs Kie fetches, or, where the
+    caller uploads them first (``files=True``), local paths, object-storage URIs or ObjectStoragePaths."""
 
     max_items: int
     media_types: tuple[str, ...]
     max_bytes: int
 
-    def check(self, name: str, value: Any) -> list[str]:
-        if isinstance(value, str):
+    def check(self, name: str, value: Any, *, files: bool = False) -> list[Any]:
+        if isinstance(value, str) or is_file_ref(value):
             value = [value]
         if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
             raise KieInputError(
@@ -71,9 +86,15 @@ class FileUrls:
         urls = list(value)
         if not 1 <= len(urls) <= self.max_items:
             raise KieInputError(name, f"has {len(urls)} URLs; between 1 and {self.max_items} are allowed")
-        for i, url in enumerate(urls):
-            if not isinstance(url, str) or not is_http_url(url):
-                raise KieInputError(name, f"item {i} must be an http(s) URL, got {url!r}")
+        for i, item in enumerate(urls):
+            if (isinstance(item, str) and is_http_url(item)) or (files and is_file_ref(item)):
+                continue
+            allowed = (
+                f"an http(s) URL, an absolute local path, or a URI of {', '.join(FILE_SCHEMES)}"
+                if files
+                else "an http(s) URL"
+            )
+            raise KieInputError(name, f"item {i} must be {allowed}, got {item!r}")
         return urls
 
 
@@ -103,8 +124,9 @@ class KieModel:
     def template_fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.templated)
 
-    def validate(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``input`` object of createTask: defaults filled, every field checked, nothing unknown."""
+    def validate(self, input: Mapping[str, Any], *, files: bool = False) -> dict[str, Any]:
+        """The ``input`` object of createTask: defaults filled, every field checked, nothing unknown.
+        With ``files``, file fields may also name files the caller uploads before sending."""
         unknown = set(input) - {f.name for f in self.fields}
         if unknown:
             raise KieInputError("input", f"unknown field(s) for {self.name}: {', '.join(sorted(unknown))}")
@@ -113,7 +135,10 @@ class KieModel:
             value = input.get(f.name, f.default)
             if value is None and not f.required:
                 continue
-            result[f.name] = f.rule.check(f.name, value)
+            if isinstance(f.rule, FileUrls):
+                result[f.name] = f.rule.check(f.name, value, files=files)
+            else:
+                result[f.name] = f.rule.check(f.name, value)
         return result
 
 
@@ -147,13 +172,15 @@ SEEDREAM_EDIT_MODEL = SEEDREAM_EDIT.name
 SEEDREAM_TEXT_TO_IMAGE_MODEL = SEEDREAM_TEXT_TO_IMAGE.name
 
 
-def validate_input(model: str, input: Mapping[str, Any]) -> dict[str, Any]:
+def validate_input(model: str, input: Mapping[str, Any], *, files: bool = False) -> dict[str, Any]:
     """``input`` checked against the catalog entry of ``model``; unknown models pass through unchanged."""
     entry = CATALOG.get(model)
-    return entry.validate(input) if entry else dict(input)
+    return entry.validate(input, files=files) if entry else dict(input)
 
 
-def create_task_body(model: str, input: Mapping[str, Any], callback_url: str | None = None) -> dict[str, Any]:
+def create_task_body(
+    model: str, input: Mapping[str, Any], callback_url: str | None = None, *, files: bool = False
+) -> dict[str, Any]:
     """The JSON body of ``POST /api/v1/jobs/createTask``, validated before any request is made."""
     if not isinstance(model, str) or not model.strip():
         raise KieInputError("model", f"must be a non-empty model name such as {SEEDREAM_EDIT_MODEL!r}")
@@ -164,5 +191,5 @@ def create_task_body(model: str, input: Mapping[str, Any], callback_url: str | N
     body: dict[str, Any] = {"model": model}
     if callback_url is not None:
         body["callBackUrl"] = validate_callback_url(callback_url)
-    body["input"] = validate_input(model, input)
+    body["input"] = validate_input(model, input, files=files)
     return body

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_kie import models, storage
+from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.api import TaskState
 from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
@@ -94,6 +94,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         self.kie_result_urls: list[str] | None = None  # for KieResultLink, once known
         # State of one run, shared by the ResumableJobMixin methods below (see their contract).
         self._body: dict[str, Any] = {}
+        self._files: list[inputs.LocalFile] = []  # file inputs, read and checked, to upload
         self._output: Any = None  # output_path as a checked ObjectStoragePath
         self._result: Any = _NO_RESULT
 
@@ -113,8 +114,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Any) -> Any:
         # Everything is validated before any request (the mixin's first is a status read): bad input
-        # never costs a call.
-        self._body = models.create_task_body(self.model, self.build_input(), self.callback_url)
+        # never costs a call. File inputs are read and checked now, uploaded only if a task is submitted.
+        self._body = models.create_task_body(self.model, self.build_input(), self.callback_url, files=True)
+        self._files = inputs.read_files(self._body["input"], models.CATALOG.get(self.model))
         self._output = self._checked_output()
         self._result = _NO_RESULT
         try:
@@ -132,6 +134,11 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context: Any) -> dict[str, Any]:
         """Create the Kie task here, or defer to a trigger that creates it (Airflow 3, deferrable)."""
         timeout = self.timeout.total_seconds()
+        if self._files:  # the worker reads the files; Kie gets the URLs of their uploads
+            uploaded = inputs.upload_files(
+                self._body["input"], self._files, self._upload, upload_host=self.hook.settings.upload_base_url
+            )
+            self._body = {**self._body, "input": uploaded}
         if self.deferrable and self.wait_for_completion and TRIGGER_WRITES_XCOM:
             # One process, one rate limiter: a batch's createTasks queue in the triggerer, not in worker
             # slots, and never burst past Kie's limit from many workers at once.
@@ -179,7 +186,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             # A task the triggerer created: keep it where a retry looks, so the retry resumes it.
             self.remember(context, parsed.job, store=True)
         if self.output_path is not None:  # a resumed task is a new operator: rebuild what the copy needs
-            self._body = models.create_task_body(self.model, self.build_input(), self.callback_url)
+            self._body = models.create_task_body(
+                self.model, self.build_input(), self.callback_url, files=True
+            )
             self._output = self._checked_output()
         return event_result(
             context, parsed, self.kie_conn_id, output=self._output, request_body=self._body or None
@@ -191,6 +200,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         if store and self.durable and task_state_store is not None:  # first: it is what a retry reads
             task_state_store.set(self.external_id_key, job.to_dict())
         context["ti"].xcom_push(key=XCOM_KIE_TASK_ID, value=job.kie_task_id)
+
+    def _upload(self, content: bytes, file_name: str) -> str:
+        return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)
 
     def _checked_output(self) -> Any:
         if self.output_path is None:

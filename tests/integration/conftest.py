@@ -10,6 +10,15 @@ from airflow_provider_kie.triggers import kie as kie_triggers
 from tests.support import CallbackReceiver, TriggererXCom
 
 
+@pytest.fixture(autouse=True)
+def upload_cache(tmp_path, monkeypatch):
+    """A cache of uploads of this test's own: the emulator forgets its files between tests."""
+    from airflow_provider_kie import inputs
+
+    monkeypatch.setattr(inputs, "CACHE_DIR", tmp_path / "upload-cache")
+    return tmp_path / "upload-cache"
+
+
 @pytest.fixture
 def fast_kie(kie_emulator):
     """The emulator with tasks that finish in a fraction of a second."""

@@ -3,7 +3,9 @@ zero requests sent (checked in the emulator's request log)."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowNotFoundException
@@ -45,6 +47,13 @@ def run_sensor(**kwargs):
     )
 
 
+def large_png() -> str:
+    """A PNG file of 10 MB and one byte: over Seedream's limit."""
+    path = Path(tempfile.mkdtemp(prefix="kie-bad-input-")) / "large.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * (10 * 1024 * 1024 - 7))
+    return str(path)
+
+
 def no_key(emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", connection_json(None, emulator.url))
     run_edit()
@@ -67,6 +76,10 @@ CASES = [
     ("image_urls: file scheme", lambda: run_edit(image_urls=["file:///etc/passwd"]), "image_urls", KieInputError),
     ("image_urls: data URI", lambda: run_edit(image_urls=["data:image/png;base64,AAAA"]), "image_urls", KieInputError),
     ("image_urls: relative path", lambda: run_edit(image_urls=["/img/a.png"]), "image_urls", KieInputError),
+    ("image_urls: a local file that does not exist", lambda: run_edit(image_urls=["/nonexistent/kie.png"]), "image_urls", KieInputError),
+    ("image_urls: a local file that is not an image", lambda: run_edit(image_urls=["/etc/hostname"]), "image_urls", KieInputError),
+    ("image_urls: a local image over 10 MB", lambda: run_edit(image_urls=[large_png()]), "image_urls", KieInputError),
+    ("image_urls: an unknown scheme (sftp)", lambda: run_edit(image_urls=["sftp://host/a.png"]), "image_urls", KieInputError),
     ("image_urls: None inside the list", lambda: run_edit(image_urls=[URL, None]), "image_urls", KieInputError),
     ("image_urls: bytes", lambda: run_edit(image_urls=b"https://a/b.png"), "image_urls", KieInputError),
     ("aspect_ratio: 5:4", lambda: run_edit(aspect_ratio="5:4"), "aspect_ratio", KieInputError),

@@ -1,0 +1,160 @@
+"""File inputs from anywhere: local paths, ``file://`` and object-storage URIs, ``ObjectStoragePath``.
+
+Before any request each file is read through Airflow's object storage and checked (it exists, its size
+is within the model's limit, its type, sniffed from its content, is one the model takes); then each
+distinct content is uploaded to Kie's File Upload API once and its URL replaces it in the input.
+
+Uploads are shared by every process of a machine: a small cache folder maps a content hash to the URL
+of its upload (a public URL, nothing secret), and a lock per hash makes concurrent tasks wait for one
+upload rather than each making their own. An upload older than ``REUSE_FOR`` is never reused: Kie
+deletes uploaded files after about a day.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_kie import models
+from airflow_provider_kie.exceptions import KieInputError
+
+UPLOAD_PATH = "airflow-inputs"
+REUSE_FOR = 12 * 3600.0
+MEDIA_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def sniff(content: bytes) -> str | None:
+    """The media type of an image from its first bytes (JPEG, PNG or WEBP), or None."""
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def file_ref(item: Any) -> Any:
+    """``item`` as an ObjectStoragePath if it names a file to upload; None for an http(s) URL."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(item, ObjectStoragePath):
+        return item
+    if not models.is_file_ref(item):
+        return None
+    if item.startswith("/"):
+        return ObjectStoragePath(f"file://{item}")
+    return ObjectStoragePath(item)
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file input read and checked: where it goes in the input, its content, type and hash."""
+
+    field: str
+    index: int
+    source: str
+    content: bytes
+    media_type: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def read_files(model_input: dict[str, Any], model: models.KieModel | None) -> list[LocalFile]:
+    """Every file input of ``model_input``, read and checked; raises KieInputError naming the input."""
+    files = []
+    for field in model.fields if model else ():
+        if not isinstance(field.rule, models.FileUrls):
+            continue
+        for index, item in enumerate(model_input.get(field.name) or ()):
+            ref = file_ref(item)
+            if ref is not None:
+                files.append(_read(field.name, index, ref, field.rule))
+    return files
+
+
+def _read(name: str, index: int, ref: Any, rule: models.FileUrls) -> LocalFile:
+    where = f"item {index} ({ref})"
+    try:
+        with ref.open("rb") as handle:
+            content = handle.read(rule.max_bytes + 1)
+    except FileNotFoundError:
+        raise KieInputError(name, f"{where} does not exist")
+    except Exception as error:
+        raise KieInputError(name, f"{where} cannot be read: {type(error).__name__}: {error}")
+    if len(content) > rule.max_bytes:
+        raise KieInputError(name, f"{where} is larger than {rule.max_bytes // (1024 * 1024)} MB")
+    media_type = sniff(content)
+    if media_type not in rule.media_types:
+        raise KieInputError(
+            name,
+            f"{where} is not an image of an allowed type ({', '.join(rule.media_types)}), by its content",
+        )
+    return LocalFile(name, index, str(ref), content, media_type)
+
+
+def upload_files(
+    model_input: dict[str, Any],
+    files: list[LocalFile],
+    upload: Callable[[bytes, str], str],
+    *,
+    upload_host: str,
+) -> dict[str, Any]:
+    """``model_input`` with every file replaced by the URL of its upload (one upload per content)."""
+    if not files:
+        return model_input
+    cache = UploadCache(upload_host)
+    result = {name: list(value) if isinstance(value, list) else value for name, value in model_input.items()}
+    for file in files:
+        name = f"{file.sha256[:32]}.{MEDIA_TYPES[file.media_type]}"
+        result[file.field][file.index] = cache.url_for(
+            file.sha256, functools.partial(upload, file.content, name)
+        )
+    return result
+
+
+CACHE_DIR = Path(tempfile.gettempdir()) / "airflow-provider-kie" / "uploads"
+
+
+class UploadCache:
+    """Content hash -> URL of a recent upload to ``upload_host``, shared by the processes of this
+    machine through files in ``CACHE_DIR``."""
+
+    def __init__(self, upload_host: str, folder: str | os.PathLike[str] | None = None) -> None:
+        self.folder = Path(folder or CACHE_DIR) / hashlib.sha256(upload_host.encode()).hexdigest()[:16]
+
+    def url_for(self, sha256: str, upload: Callable[[], str]) -> str:
+        """The URL of a recent upload of this content, or of a new one made by ``upload``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        entry = self.folder / f"{sha256}.json"
+        with self._locked(sha256):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                cached = json.loads(entry.read_text())
+                if time.time() - float(cached["uploaded_at"]) < REUSE_FOR:
+                    return str(cached["url"])
+            url = upload()
+            partial = entry.with_name(f".{entry.name}.{os.getpid()}")
+            partial.write_text(json.dumps({"url": url, "uploaded_at": time.time()}))
+            partial.replace(entry)
+            return url
+
+    @contextlib.contextmanager
+    def _locked(self, sha256: str) -> Iterator[None]:
+        with open(self.folder / f"{sha256}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
