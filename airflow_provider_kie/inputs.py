@@ -125,7 +125,11 @@ def upload_files(
     return result
 
 
-CACHE_DIR = Path(tempfile.gettempdir()) / "airflow-provider-kie" / "uploads"
+# A folder every task process of the machine can write; point KIE_UPLOAD_CACHE_DIR at a folder shared
+# by several machines (a network file system with working locks) to share uploads between them too.
+CACHE_DIR = Path(
+    os.environ.get("KIE_UPLOAD_CACHE_DIR") or Path(tempfile.gettempdir()) / "airflow-provider-kie" / "uploads"
+)
 
 
 class UploadCache:

@@ -119,6 +119,7 @@ def run(
             "rate_limit_bound_seconds": bound,
             "makespan_over_bound": makespan / bound,
             "createTask_requests": len(creates),
+            "upload_requests": emulator.count("upload"),
             "kie_tasks_created": len(emulator.state.tasks),
             "duplicate_creates": len(emulator.state.tasks) - tasks,
             "createTask_429s": sum(r.code == 429 for r in creates),

@@ -289,6 +289,7 @@ def main() -> None:
                     f"- `{other['command']}`: {name}, parallelism {v['parallelism']}: makespan / bound "
                     f"{fmt(v['makespan_over_bound'])}, worker seconds per image {fmt(v['worker_seconds_per_image'])} "
                     f"(p50 run {fmt(v['worker_run_seconds_p50'])} s), {v['createTask_429s']} createTask 429s"
+                    + (f", {v['upload_requests']} uploads" if v.get("upload_requests") else "")
                 ]
         lines += [""]
     if waiting_path.exists() and batch_path.exists():

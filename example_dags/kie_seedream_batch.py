@@ -28,7 +28,8 @@ with DAG(
 ) as dag:
     edits = SeedreamEditOperator.partial(
         task_id="edit",
-        image_urls=[IMAGE_URL],
+        # A URL, or a file (KIE_INPUT_IMAGE=example_dags/sample.png): uploaded once for the whole batch.
+        image_urls=[os.environ.get("KIE_INPUT_IMAGE") or IMAGE_URL],
         aspect_ratio="3:4",
         deferrable=True,
         poll_interval=float(os.environ.get("KIE_POLL_INTERVAL", "3")),

@@ -89,3 +89,13 @@ def test_kie_task_sensor(airflow_env, kie_emulator):
     assert xcom[("wait", -1, "return_value")] == [f"{kie_emulator.url}/files/results/{task_id}.png"]
     assert xcom[("wait", -1, "kie_task")]["state"] == "success"
     assert kie_emulator.count("createTask") == 1
+
+
+def test_kie_seedream_batch_from_a_local_image(airflow_env, kie_emulator, tmp_path):
+    cache = tmp_path / "upload-cache"  # this run's own: an earlier run may have used the same port
+    env = {**airflow_env, "KIE_INPUT_IMAGE": str(EXAMPLES / "sample.png"), "KIE_UPLOAD_CACHE_DIR": str(cache)}
+    state, _, _ = dags_test(env, kie_emulator, "kie_seedream_batch")
+    assert state == "success"
+    assert kie_emulator.count("upload") == 1 and kie_emulator.count("createTask") == 3
+    (uploaded,) = {t.body["input"]["image_urls"][0] for t in kie_emulator.state.tasks.values()}
+    assert uploaded.startswith(f"{kie_emulator.url}/files/uploads/airflow-inputs/")
