@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -78,7 +78,7 @@ class KieTaskEvent:
     status: EventStatus
     job: KieJobRef | None = None
     task: KieTask | None = None
-    error: dict[str, Any] | None = field(default=None)
+    error: dict[str, Any] | None = None
     message: str = ""
 
     @classmethod

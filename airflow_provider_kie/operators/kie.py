@@ -115,7 +115,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Any) -> Any:
         # Everything is validated before any request (the mixin's first is a status read): bad input
         # never costs a call. File inputs are read and checked now, uploaded only if a task is submitted.
-        self._body = models.create_task_body(self.model, self.build_input(), self.callback_url, files=True)
+        self._body = self._validated_body()
         self._files = inputs.read_files(self._body["input"], models.CATALOG.get(self.model))
         self._output = self._checked_output()
         self._result = _NO_RESULT
@@ -186,9 +186,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             # A task the triggerer created: keep it where a retry looks, so the retry resumes it.
             self.remember(context, parsed.job, store=True)
         if self.output_path is not None:  # a resumed task is a new operator: rebuild what the copy needs
-            self._body = models.create_task_body(
-                self.model, self.build_input(), self.callback_url, files=True
-            )
+            self._body = self._validated_body()
             self._output = self._checked_output()
         return event_result(
             context, parsed, self.kie_conn_id, output=self._output, request_body=self._body or None
@@ -200,6 +198,10 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         if store and self.durable and task_state_store is not None:  # first: it is what a retry reads
             task_state_store.set(self.external_id_key, job.to_dict())
         context["ti"].xcom_push(key=XCOM_KIE_TASK_ID, value=job.kie_task_id)
+
+    def _validated_body(self) -> dict[str, Any]:
+        """The createTask body from the rendered fields; file inputs stay as given until uploaded."""
+        return models.create_task_body(self.model, self.build_input(), self.callback_url, files=True)
 
     def _upload(self, content: bytes, file_name: str) -> str:
         return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)
