@@ -64,6 +64,22 @@ class CreateRequest:
         return cls(dict(data["body"]), float(data["timeout"]), bool(data.get("retry_ambiguous_create")))
 
 
+@dataclass(frozen=True)
+class StoreRequest:
+    """Where the trigger copies a succeeded task's results (``output_path``, as a URI that keeps its
+    connection id) and the input as sent, for the manifest."""
+
+    output_path: str
+    input: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output_path": self.output_path, "input": self.input}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoreRequest:
+        return cls(str(data["output_path"]), data.get("input"))
+
+
 class EventStatus(str, Enum):
     SUCCESS = "success"  # the Kie task succeeded; ``task`` holds it
     FAILED = "failed"  # the Kie task reached state fail; ``task`` holds failCode and failMsg
@@ -73,18 +89,20 @@ class EventStatus(str, Enum):
 
 @dataclass(frozen=True)
 class KieTaskEvent:
-    """The one event of a KieTaskTrigger. ``job`` is set once the Kie task exists."""
+    """The one event of a KieTaskTrigger. ``job`` is set once the Kie task exists; ``stored`` once the
+    trigger copied the results to ``output_path``."""
 
     status: EventStatus
     job: KieJobRef | None = None
     task: KieTask | None = None
     error: dict[str, Any] | None = None
     message: str = ""
+    stored: list[str] | None = None
 
     @classmethod
-    def finished(cls, job: KieJobRef, task: KieTask) -> KieTaskEvent:
+    def finished(cls, job: KieJobRef, task: KieTask, stored: list[str] | None = None) -> KieTaskEvent:
         status = EventStatus.SUCCESS if task.state is TaskState.SUCCESS else EventStatus.FAILED
-        return cls(status, job, task=task)
+        return cls(status, job, task=task, stored=stored)
 
     @classmethod
     def failed_with(cls, job: KieJobRef | None, error: BaseException) -> KieTaskEvent:
@@ -101,6 +119,7 @@ class KieTaskEvent:
             "task": self.task.to_dict() if self.task else None,
             "error": self.error,
             "message": self.message,
+            "stored": self.stored,
         }
 
     @classmethod
@@ -120,6 +139,7 @@ class KieTaskEvent:
             task=KieTask.from_dict(data["task"]) if data.get("task") else None,
             error=data.get("error") or (None if status is not EventStatus.ERROR else {"message": repr(data)}),
             message=str(data.get("message") or ""),
+            stored=list(data["stored"]) if data.get("stored") is not None else None,
         )
 
     def as_error(self, *, conn_id: str | None = None) -> KieError:

@@ -35,16 +35,23 @@ def result_xcoms(task: KieTask, stored: list[str] | None = None) -> dict[str, An
     return xcoms
 
 
-def task_result(context: Any, task: KieTask, *, output: Any = None, request_body: Any = None) -> list[str]:
-    """On a worker: copy the results to ``output`` (a folder, if given), push :func:`result_xcoms`, tell
-    the task's outlet asset events what was made, and return ``return_value``; raise if the task failed.
+def task_result(
+    context: Any,
+    task: KieTask,
+    *,
+    output: Any = None,
+    sent_input: Any = None,
+    stored: list[str] | None = None,
+) -> list[str]:
+    """On a worker: copy the results to ``output`` (a folder, if given and the trigger did not already
+    copy them to ``stored``), push :func:`result_xcoms`, tell the task's outlet asset events what was
+    made, and return ``return_value``; raise if the task failed.
 
     Airflow itself writes ``return_value`` (from what ``execute`` returns) and, on Airflow 3, the link
     (rendered from ``kie_result_urls`` on the operator); only the rest is pushed here.
     """
-    stored = None
-    if output is not None and task.state is TaskState.SUCCESS:
-        stored = storage.persist(task, output, request_body=request_body)
+    if stored is None and output is not None and task.state is TaskState.SUCCESS:
+        stored = storage.persist(task, output, sent_input=sent_input)
     xcoms = result_xcoms(task, stored)
     for key, value in xcoms.items():
         if key not in (RETURN_VALUE, LINK_XCOM_KEY):
@@ -85,7 +92,7 @@ def _describe_asset_events(context: Any, task: KieTask, stored: list[str] | None
 def event_result(context: Any, event: KieTaskEvent, conn_id: str, **store: Any) -> list[str]:
     """What ``execute_complete`` returns for a KieTaskTrigger event, or the error it raises."""
     if event.status in (EventStatus.SUCCESS, EventStatus.FAILED) and event.task is not None:
-        return task_result(context, event.task, **store)
+        return task_result(context, event.task, stored=event.stored, **store)
     raise_for(event.as_error(conn_id=conn_id))
 
 
@@ -94,7 +101,7 @@ def may_end_in_triggerer(operator: Any) -> bool:
 
     A task that a trigger ends (``TaskSuccessEvent``) gets its state and XCom, but Airflow 3.3 records
     outlet asset events, runs ``on_success_callback`` and calls listeners (OpenLineage among them) only
-    when a worker finishes the task; and a worker copies results to ``output_path``. Such a task resumes
+    when a worker finishes the task. Such a task resumes
     on a worker after Kie's task succeeds, so nothing the user declared is dropped.
     """
     if not operator.end_from_trigger:
@@ -104,7 +111,6 @@ def may_end_in_triggerer(operator: Any) -> bool:
         for what, present in (
             ("outlets (asset events)", operator.outlets),
             ("an on_success_callback", operator.on_success_callback),
-            ("an output_path (results to copy)", getattr(operator, "output_path", None) is not None),
             ("Airflow listeners (such as OpenLineage)", _listeners_registered()),
         )
         if present

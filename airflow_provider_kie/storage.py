@@ -5,21 +5,27 @@ then renamed: a reader never sees half a file under ``{kie_task_id}-{n}.{ext}``.
 ``{kie_task_id}.json`` beside the files says where each came from. Copying again is harmless: a file
 already stored under its final name is kept, so a retry after a crash mid-copy finishes the copy.
 Result URLs are fetched without the API key: they are on Kie's file hosts, not its API.
+
+In the triggerer, :func:`persist_async` runs the same copy in a thread, at most
+:data:`TRIGGERER_COPIES` at a time: the event loop that waits for every other task never does file or
+network I/O for a copy, and a hundred results finishing together do not take a hundred threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+import weakref
 from typing import Any
 
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieStorageError
 
 CHUNK_BYTES = 1024 * 1024
+TRIGGERER_COPIES = 4
 DOWNLOAD_TIMEOUT = 60.0
 EXTENSIONS = {
     "image/png": "png",
@@ -72,8 +78,11 @@ def extension(content_type: str | None, url: str) -> str:
     return suffix if suffix.isalnum() and len(suffix) <= 5 else "bin"
 
 
-def persist(task: KieTask, folder: Any, *, request_body: Mapping[str, Any] | None = None) -> list[str]:
-    """Copy every result of ``task`` into ``folder`` and write its manifest; return the stored URIs."""
+def persist(task: KieTask, folder: Any, *, sent_input: Any = None) -> list[str]:
+    """Copy every result of ``task`` into ``folder`` and write its manifest; return the stored URIs.
+
+    ``sent_input`` is the model input as sent to Kie (uploaded files as their URLs), for the manifest.
+    """
     import requests
 
     stored = []
@@ -83,7 +92,7 @@ def persist(task: KieTask, folder: Any, *, request_body: Mapping[str, Any] | Non
     manifest = {
         "kie_task_id": task.kie_task_id,
         "model": task.model,
-        "input": (request_body or {}).get("input"),
+        "input": sent_input,
         "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
         "kie_urls": list(task.result_urls),
         "stored": stored,
@@ -93,6 +102,19 @@ def persist(task: KieTask, folder: Any, *, request_body: Mapping[str, Any] | Non
     }
     _write_atomically(folder / f"{task.kie_task_id}.json", [json.dumps(manifest, indent=2).encode()])
     return stored
+
+
+_copy_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def persist_async(task: KieTask, output_path: str, *, sent_input: Any = None) -> list[str]:
+    """:func:`persist` off the event loop, at most :data:`TRIGGERER_COPIES` copies at a time."""
+    loop = asyncio.get_running_loop()
+    slots = _copy_slots.setdefault(loop, asyncio.Semaphore(TRIGGERER_COPIES))
+    async with slots:
+        return await asyncio.to_thread(lambda: persist(task, as_path(output_path), sent_input=sent_input))
 
 
 def _copy(session: Any, url: str, folder: Any, stem: str) -> Any:

@@ -55,7 +55,15 @@ def _make_middleware(state: EmulatorState) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         endpoint = ENDPOINTS.get(request.path)
-        if endpoint is None:  # files and control endpoints: no auth, no faults, not logged
+        if endpoint is None and request.path.startswith("/files/"):
+            # Kie's file hosts: no key and not logged, but their downloads can fail too.
+            fault = state.take_fault("file", REPLY_FAULTS)
+            if fault is None:
+                return await handler(request)
+            respond = FAULTS[fault.kind].reply
+            assert respond is not None
+            return await respond(request, fault, state, lambda: handler(request))
+        if endpoint is None:  # control endpoints: no auth, no faults, not logged
             return await handler(request)
         record = RequestRecord(
             endpoint=endpoint,

@@ -96,6 +96,20 @@ async def _truncated(
     return response
 
 
+async def _cut_body(
+    request: web.Request, fault: Fault, state: EmulatorState, handle: Handle
+) -> web.StreamResponse:
+    """Handle the request, announce the whole reply, send half of it, reset the connection."""
+    reply = await handle()
+    body = reply.body if isinstance(reply, web.Response) and isinstance(reply.body, bytes) else b""
+    response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    drop(request)
+    return response
+
+
 async def _drop(
     request: web.Request, fault: Fault, state: EmulatorState, handle: Handle
 ) -> web.StreamResponse:
@@ -163,6 +177,9 @@ FAULTS: dict[str, FaultKind] = {
     ),
     "empty": FaultKind("HTTP 200 with an empty body", reply=_raw(200, "", "application/json")),
     "truncated": FaultKind("HTTP 200 whose JSON body is cut in half", reply=_truncated),
+    "cut-body": FaultKind(
+        "the real reply announced whole, half sent, then the connection reset", reply=_cut_body
+    ),
     "drop": FaultKind("connection closed before the request is handled", reply=_drop),
     "drop-after": FaultKind(
         "request handled (a task is created), then the connection closed with no reply", reply=_drop_after

@@ -263,7 +263,7 @@ def _find_file(state: EmulatorState, path: str) -> tuple[bytes, str] | None:
         with state.lock:
             task = state.tasks.get(task_id)
         if task is not None and task.state(time.time()) == "success":
-            return result_png(task_id), "image/png"
+            return result_png(task_id, pad_to=state.config.result_bytes), "image/png"
         return None
     with state.lock:
         return state.files.get(path)

@@ -37,6 +37,7 @@ class EmulatorConfig:
     rate_limit_http_status: int = 200  # 429 to answer throttled requests with HTTP 429 too
     callback_secret: str | None = None  # Kie's webhookHmacKey: sign callbacks when set
     callback_attempts: int = 3
+    result_bytes: int = 0  # pad each result image to this size (a 4K result is tens of MB); 0: as made
 
     def update(self, changes: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -129,7 +130,9 @@ class EmulatorState:
     def take_fault(self, endpoint: str, kinds: frozenset[str] | None = None) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.endpoint not in ("*", endpoint) or (kinds is not None and fault.kind not in kinds):
+                # "*" means Kie's API; a result download fails only when asked for by name ("file").
+                matches = fault.endpoint == endpoint or (fault.endpoint == "*" and endpoint != "file")
+                if not matches or (kinds is not None and fault.kind not in kinds):
                     continue
                 if fault.times is not None:
                     fault.times -= 1

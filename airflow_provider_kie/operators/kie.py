@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.api import TaskState
-from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent
+from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
@@ -185,11 +185,13 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         if parsed.job is not None:
             # A task the triggerer created: keep it where a retry looks, so the retry resumes it.
             self.remember(context, parsed.job, store=True)
-        if self.output_path is not None:  # a resumed task is a new operator: rebuild what the copy needs
+        if self.output_path is not None and parsed.stored is None:
+            # Not copied by the trigger (one serialized by an older version): copy here. A resumed task is
+            # a new operator, so rebuild what the copy needs.
             self._body = self._validated_body()
             self._output = self._checked_output()
         return event_result(
-            context, parsed, self.kie_conn_id, output=self._output, request_body=self._body or None
+            context, parsed, self.kie_conn_id, output=self._output, sent_input=self._body.get("input")
         )
 
     def remember(self, context: Any, job: KieJobRef, *, store: bool) -> None:
@@ -214,14 +216,19 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         return folder
 
     def _task_result(self, context: Any, task: Any) -> list[str]:
-        return task_result(context, task, output=self._output, request_body=self._body)
+        return task_result(context, task, output=self._output, sent_input=self._body.get("input"))
 
     def _defer(self, **mode: Any) -> None:
+        # The triggerer copies the results too: a task that ends there needs no worker at all.
+        store = None
+        if self._output is not None:
+            store = StoreRequest(str(self._output), self._body.get("input")).to_dict()
         self.defer(
             trigger=KieTaskTrigger(
                 kie_conn_id=self.kie_conn_id,
                 poll_policy=self.poll_policy.to_dict(),
                 end_from_trigger=may_end_in_triggerer(self),
+                store=store,
                 **mode,
             ),
             method_name="execute_complete",

@@ -8,7 +8,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent
+from airflow_provider_kie import storage
+from airflow_provider_kie.api import TaskState
+from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.results import XCOM_KIE_TASK_DEADLINE, XCOM_KIE_TASK_ID, result_xcoms
@@ -37,6 +39,11 @@ class KieTaskTrigger(BaseTrigger):
       are written to XCom at once; after a triggerer restart the trigger finds them there and waits for
       that task instead of creating another.
 
+    With ``store`` (a :class:`~airflow_provider_kie.events.StoreRequest` dict) a succeeded task's results
+    are copied to its ``output_path`` here, off the event loop (:func:`~airflow_provider_kie.storage.persist_async`),
+    and the event carries the stored URIs. A failed copy is an error event that keeps the job, so the
+    task's retry resumes the same Kie task and finishes the copy.
+
     Only JSON-safe values are serialized (the mode's dict, the poll policy), never the key; they are
     serialized as given, so a restarted trigger decides afresh from XCom what it already did.
 
@@ -53,6 +60,7 @@ class KieTaskTrigger(BaseTrigger):
         create: Mapping[str, Any] | None = None,
         poll_policy: Mapping[str, Any] | None = None,
         end_from_trigger: bool = False,
+        store: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if (job is None) == (create is None):
@@ -67,6 +75,7 @@ class KieTaskTrigger(BaseTrigger):
         self.kie_conn_id = kie_conn_id
         self.poll_policy = PollPolicy.from_dict(dict(poll_policy)) if poll_policy else PollPolicy()
         self.end_from_trigger = end_from_trigger
+        self.store = None if store is None else StoreRequest.from_dict(store)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -75,6 +84,7 @@ class KieTaskTrigger(BaseTrigger):
             "create": self.create.to_dict() if self.create else None,
             "poll_policy": self.poll_policy.to_dict(),
             "end_from_trigger": self.end_from_trigger,
+            "store": self.store.to_dict() if self.store else None,
         }
 
     def __repr__(self) -> str:
@@ -90,7 +100,7 @@ class KieTaskTrigger(BaseTrigger):
             self.log.info(
                 "Kie task %s succeeded; ending the Airflow task from the triggerer", event.job.kie_task_id
             )
-            xcoms = result_xcoms(event.task)
+            xcoms = result_xcoms(event.task, event.stored)
             if await self._push_xcoms(xcoms):
                 # Pushed like a worker would. Airflow 3.3's TaskSuccessEvent(xcoms=...) would store each
                 # value JSON-encoded twice, and a downstream task would read a string.
@@ -110,7 +120,18 @@ class KieTaskTrigger(BaseTrigger):
                 if job is None:
                     job = await self._find_or_create(hook)
                 task = await wait_async(hook, job, self.poll_policy, self.log)
-                return KieTaskEvent.finished(job, task)
+            stored = None
+            if self.store is not None and task.state is TaskState.SUCCESS:
+                stored = await storage.persist_async(
+                    task, self.store.output_path, sent_input=self.store.input
+                )
+                self.log.info(
+                    "Kie task %s: %d result(s) stored in %s",
+                    job.kie_task_id,
+                    len(stored),
+                    self.store.output_path,
+                )
+            return KieTaskEvent.finished(job, task, stored)
         except KieTimeoutError as error:
             return KieTaskEvent(EventStatus.TIMEOUT, job, message=str(error))
         except KieError as error:

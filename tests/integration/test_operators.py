@@ -96,7 +96,7 @@ class TestOperator:
             operator.execute(context())
         classpath, kwargs = info.value.trigger.serialize()
         assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
-        assert set(kwargs) == {"kie_conn_id", "job", "create", "poll_policy", "end_from_trigger"}
+        assert set(kwargs) == {"kie_conn_id", "job", "create", "poll_policy", "end_from_trigger", "store"}
         assert kwargs["create"] is None and kwargs["end_from_trigger"] is True
         assert kwargs["job"]["kie_task_id"] in kie_emulator.state.tasks
         assert started + 300 <= kwargs["job"]["deadline"] <= time.time() + 300
@@ -108,7 +108,7 @@ class TestOperator:
             ({}, True),
             ({"outlets": [Asset("kie://results")]}, False),
             ({"on_success_callback": print}, False),
-            ({"output_path": "/tmp/kie-results"}, False),
+            ({"output_path": "/tmp/kie-results"}, True),  # the triggerer copies the results
             ({"end_from_trigger": False}, False),
         ],
         ids=["plain", "outlets", "success callback", "output_path", "end_from_trigger=False"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
@@ -10,6 +12,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.exceptions import KieStorageError
+from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 from tests.support import AIRFLOW_33, DictStateStore, FakeTI
 
@@ -40,17 +43,65 @@ def test_results_are_copied_with_a_manifest_and_returned_as_uris(kie_emulator, t
     assert manifest["credits_consumed"] == 6.0
 
 
-def test_deferred_task_copies_on_the_worker_that_resumes(kie_emulator, tmp_path, triggerer_xcom):
+def test_a_deferred_task_is_copied_by_the_trigger_off_the_event_loop(
+    kie_emulator, tmp_path, triggerer_xcom, monkeypatch
+):
+    loop_threads, copy_threads = set(), set()
+    real_write = storage._write_atomically
+
+    def write(target, chunks):
+        copy_threads.add(threading.get_ident())
+        real_write(target, chunks)
+
+    monkeypatch.setattr(storage, "_write_atomically", write)
+    kie_emulator.config.result_bytes = 3 * storage.CHUNK_BYTES + 5  # several chunks, streamed
     operator = edit(output_path=str(tmp_path), deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute({"ti": FakeTI()})
     trigger = deferred.value.trigger
-    assert trigger.serialize()[1]["end_from_trigger"] is False  # a worker does the copy
-    event = triggerer_xcom.run_in_triggerer(trigger)
-    uris = edit(output_path=str(tmp_path), deferrable=True).execute_complete({"ti": FakeTI()}, event.payload)
+    assert trigger.serialize()[1]["end_from_trigger"] is True  # no worker needed for the copy
+    assert trigger.serialize()[1]["store"]["output_path"] == f"file://{tmp_path}"
+
+    async def run_and_note_loop_thread():
+        loop_threads.add(threading.get_ident())
+        try:
+            async for event in trigger.run():
+                return event
+        finally:
+            await close_shared_async_sessions()
+
+    event = asyncio.run(run_and_note_loop_thread())
     (kie_task_id,) = kie_emulator.state.tasks
-    assert uris == [f"file://{tmp_path}/{kie_task_id}-0.png"]
-    assert json.loads((tmp_path / f"{kie_task_id}.json").read_text())["input"]["prompt"] == "Make it water"
+    uris = [f"file://{tmp_path}/{kie_task_id}-0.png"]
+    assert event.payload["stored"] == uris
+    assert (tmp_path / f"{kie_task_id}-0.png").stat().st_size == 3 * storage.CHUNK_BYTES + 5
+    assert copy_threads and not copy_threads & loop_threads  # every write ran off the loop's thread
+    (tmp_path / f"{kie_task_id}.json").unlink()  # the worker that resumes must not copy again
+    assert edit(output_path=str(tmp_path)).execute_complete({"ti": FakeTI()}, event.payload) == uris
+    assert not (tmp_path / f"{kie_task_id}.json").exists()
+
+
+@pytest.mark.skipif(not AIRFLOW_33, reason="task_state_store arrived in Airflow 3.3")
+@pytest.mark.fault(
+    fault="result download reset mid-file",
+    where="triggerer (deferrable)",
+    expected="the task retries; the retry finishes the copy from the same Kie task, no new createTask",
+)
+def test_a_download_cut_in_the_triggerer_is_finished_by_the_retry(kie_emulator, tmp_path, triggerer_xcom):
+    kie_emulator.add_fault("cut-body", "file")
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred) as deferred:
+        edit(output_path=str(tmp_path), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
+    event = triggerer_xcom.run_in_triggerer(deferred.value.trigger)
+    assert event.payload["status"] == "error" and event.payload["stored"] is None
+    ctx = {"ti": FakeTI(), "task_state_store": store}
+    with pytest.raises(KieStorageError):
+        edit(output_path=str(tmp_path), deferrable=True).execute_complete(ctx, event.payload)
+    assert stored_files(tmp_path) == []  # no half file under any name
+    retry = edit(output_path=str(tmp_path), deferrable=True)
+    uris = retry.execute({"ti": FakeTI(), "task_state_store": store})  # Kie's task is done: no defer
+    (kie_task_id,) = kie_emulator.state.tasks
+    assert uris == [f"file://{tmp_path}/{kie_task_id}-0.png"] and kie_emulator.count("createTask") == 1
 
 
 @pytest.mark.skipif(not AIRFLOW_33, reason="task_state_store arrived in Airflow 3.3")
