@@ -60,7 +60,8 @@ def check_writable(folder: Any) -> None:
     """Fail before any request if ``folder`` cannot take files (missing bucket, no permission)."""
     probe = folder / f".kie-write-check-{uuid.uuid4().hex}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder.protocol in ("file", "local"):  # object stores have no folders to make (nor buckets)
+            folder.mkdir(parents=True, exist_ok=True)
         with probe.open("wb") as handle:
             handle.write(b"")
         probe.unlink()

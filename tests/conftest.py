@@ -53,3 +53,14 @@ def pytest_sessionfinish(session, exitstatus):
         from tests.reliability_report import write_report
 
         write_report(path, _ROWS)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-protocol server (moto's) for this session, and its Airflow connection in the env."""
+    from tests.support import S3Server
+
+    server = S3Server().start()
+    os.environ.update(server.env)
+    yield server
+    server.stop()

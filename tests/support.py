@@ -259,3 +259,75 @@ def run_trigger(trigger):
         return events[0].payload
 
     return asyncio.run(first())
+
+
+class S3Server:
+    """moto's standalone S3-protocol server on 127.0.0.1, and an Airflow ``aws`` connection to it."""
+
+    CONN_ID = "kie_test_s3"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def connection(self) -> str:
+        """The connection as JSON, for ``AIRFLOW_CONN_KIE_TEST_S3``."""
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "kie-test",
+                "password": "kie-test-secret",
+                "extra": {"endpoint_url": self.url, "region_name": "us-east-1"},
+            }
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {f"AIRFLOW_CONN_{self.CONN_ID.upper()}": self.connection}
+
+    def start(self) -> S3Server:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.client().list_buckets()
+                return self
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's S3 server did not start on port {self.port}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id="kie-test",
+            aws_secret_access_key="kie-test-secret",
+            region_name="us-east-1",
+        )
+
+    def bucket(self, name: str) -> str:
+        """Create bucket ``name`` (if needed) and return its URI with the connection: ``s3://conn@name``."""
+        try:
+            self.client().create_bucket(Bucket=name)
+        except Exception as error:
+            if "BucketAlreadyOwnedByYou" not in str(error):
+                raise
+        return f"s3://{self.CONN_ID}@{name}"
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        listed = self.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return sorted(item["Key"] for item in listed.get("Contents", []))

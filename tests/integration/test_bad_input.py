@@ -54,6 +54,15 @@ def large_png() -> str:
     return str(path)
 
 
+def missing_s3_input(s3):
+    s3.bucket("kie-inputs")
+    run_edit(image_urls=[f"s3://{s3.CONN_ID}@kie-no-such-bucket/in/cat.png"])
+
+
+def missing_s3_output(s3):
+    run_edit(output_path=f"s3://{s3.CONN_ID}@kie-no-such-bucket/out")
+
+
 def no_key(emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", connection_json(None, emulator.url))
     run_edit()
@@ -93,6 +102,8 @@ CASES = [
     ("output_path: a relative folder", lambda: run_edit(output_path="results/kie"), "output_path", KieInputError),
     ("output_path: a number", lambda: run_edit(output_path=7), "output_path", KieInputError),
     ("output_path: not writable (under a file)", lambda: run_edit(output_path="/etc/hostname/kie"), "output_path", KieInputError),
+    ("image_urls: in an S3 bucket that does not exist", missing_s3_input, "image_urls", KieInputError),
+    ("output_path: an S3 bucket that does not exist", missing_s3_output, "output_path", KieInputError),
     ("input: not a dict", lambda: run_generic(input=["prompt"]), "input", KieInputError),
     ("input: rendered to None", lambda: run_generic(input=None), "input", KieInputError),
     ("model: empty", lambda: run_generic(model=""), "model", KieInputError),
@@ -121,9 +132,12 @@ CASES = [
 @pytest.mark.parametrize(("case", "call", "parameter", "error"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input(request, kie_emulator, monkeypatch, record_property, case, call, parameter, error):
     request.node.add_marker(pytest.mark.bad_input(case=case, parameter=parameter))
+    wanted = call.__code__.co_varnames[: call.__code__.co_argcount]
+    needs = {"emulator": lambda: kie_emulator, "monkeypatch": lambda: monkeypatch}
+    needs["s3"] = lambda: request.getfixturevalue("s3_server")  # started only for the cases that use it
     try:
         with pytest.raises(error) as info:
-            call(kie_emulator, monkeypatch) if call.__code__.co_argcount == 2 else call()
+            call(*(needs[name]() for name in wanted))
         assert parameter in str(info.value)
     finally:
         record_property("requests", len(kie_emulator.requests))
