@@ -193,3 +193,10 @@ def create_task_body(
         body["callBackUrl"] = validate_callback_url(callback_url)
     body["input"] = validate_input(model, input, files=files)
     return body
+
+
+def file_inputs(model: str, model_input: Mapping[str, Any]) -> list[Any]:
+    """Every item of ``model_input``'s file fields (URLs, paths, URIs, ObjectStoragePaths), as given."""
+    known = CATALOG.get(model)
+    fields = [f.name for f in known.fields if isinstance(f.rule, FileUrls)] if known else []
+    return [item for name in fields for item in (model_input.get(name) or ())]

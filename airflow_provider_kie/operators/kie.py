@@ -10,7 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_kie import inputs, models, storage
-from airflow_provider_kie.api import TaskState
+from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
 from airflow_provider_kie.hooks.kie import KieHook
@@ -97,6 +97,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         self._files: list[inputs.LocalFile] = []  # file inputs, read and checked, to upload
         self._output: Any = None  # output_path as a checked ObjectStoragePath
         self._result: Any = _NO_RESULT
+        self._finished: tuple[KieTask, list[str]] | None = None  # for lineage: the Kie task, return_value
 
     @cached_property
     def hook(self) -> KieHook:
@@ -190,9 +191,12 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             # a new operator, so rebuild what the copy needs.
             self._body = self._validated_body()
             self._output = self._checked_output()
-        return event_result(
+        result = event_result(
             context, parsed, self.kie_conn_id, output=self._output, sent_input=self._body.get("input")
         )
+        if parsed.task is not None:
+            self._finished = (parsed.task, result)
+        return result
 
     def remember(self, context: Any, job: KieJobRef, *, store: bool) -> None:
         """Make ``job`` findable: XCom ``kie_task_id`` for users, the task state store for a retry."""
@@ -215,8 +219,26 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         storage.check_writable(folder)
         return folder
 
-    def _task_result(self, context: Any, task: Any) -> list[str]:
-        return task_result(context, task, output=self._output, sent_input=self._body.get("input"))
+    def _task_result(self, context: Any, task: KieTask) -> list[str]:
+        self._finished = (task, [])  # a failed Kie task raises below, and lineage still tells which
+        result = task_result(context, task, output=self._output, sent_input=self._body.get("input"))
+        self._finished = (task, result)
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for the OpenLineage provider: input images (as given: files or URLs), outputs (stored
+        files, else Kie's result URLs) and a ``kie_task`` run facet (model, Kie task id, state, credits)."""
+        from airflow_provider_kie import lineage
+
+        try:
+            given = self._validated_body()["input"]
+        except KieError:
+            given = {}
+        task, outputs = self._finished or (None, [])
+        return lineage.operator_lineage(task, models.file_inputs(self.model, given), outputs)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def _defer(self, **mode: Any) -> None:
         # The triggerer copies the results too: a task that ends there needs no worker at all.
