@@ -67,17 +67,17 @@ class CreateRequest:
 @dataclass(frozen=True)
 class StoreRequest:
     """Where the trigger copies a succeeded task's results (``output_path``, as a URI that keeps its
-    connection id) and the input as sent, for the manifest."""
+    connection id) and their provenance for the manifest (see :func:`~airflow_provider_kie.storage.persist`)."""
 
     output_path: str
-    input: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"output_path": self.output_path, "input": self.input}
+        return {"output_path": self.output_path, "provenance": self.provenance}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StoreRequest:
-        return cls(str(data["output_path"]), data.get("input"))
+        return cls(str(data["output_path"]), data.get("provenance"))
 
 
 class EventStatus(str, Enum):

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -30,6 +30,7 @@ from airflow_provider_kie.exceptions import KieInputError
 
 UPLOAD_PATH = "airflow-inputs"
 REUSE_FOR = 12 * 3600.0
+log = logging.getLogger(__name__)
 MEDIA_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
@@ -119,10 +120,19 @@ def upload_files(
     result = {name: list(value) if isinstance(value, list) else value for name, value in model_input.items()}
     for file in files:
         name = f"{file.sha256[:32]}.{MEDIA_TYPES[file.media_type]}"
-        result[file.field][file.index] = cache.url_for(
-            file.sha256, functools.partial(upload, file.content, name)
-        )
+        made: list[str] = []
+        url = cache.url_for(file.sha256, lambda: _noted(made, upload(file.content, name)))  # noqa: B023
+        result[file.field][file.index] = url
+        if made:
+            log.info("Uploaded %s to Kie (%d bytes): %s", file.source, len(file.content), url)
+        else:
+            log.info("Reusing a recent upload of the same content as %s: %s", file.source, url)
     return result
+
+
+def _noted(made: list[str], url: str) -> str:
+    made.append(url)
+    return url
 
 
 # A folder every task process of the machine can write; point KIE_UPLOAD_CACHE_DIR at a folder shared

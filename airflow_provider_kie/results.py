@@ -40,7 +40,7 @@ def task_result(
     task: KieTask,
     *,
     output: Any = None,
-    sent_input: Any = None,
+    provenance: Any = None,
     stored: list[str] | None = None,
 ) -> list[str]:
     """On a worker: copy the results to ``output`` (a folder, if given and the trigger did not already
@@ -51,7 +51,7 @@ def task_result(
     (rendered from ``kie_result_urls`` on the operator); only the rest is pushed here.
     """
     if stored is None and output is not None and task.state is TaskState.SUCCESS:
-        stored = storage.persist(task, output, sent_input=sent_input)
+        stored = storage.persist(task, output, provenance)
     xcoms = result_xcoms(task, stored)
     for key, value in xcoms.items():
         if key not in (RETURN_VALUE, LINK_XCOM_KEY):

@@ -19,6 +19,7 @@ import json
 import time
 import uuid
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_kie.api import KieTask
@@ -79,10 +80,11 @@ def extension(content_type: str | None, url: str) -> str:
     return suffix if suffix.isalnum() and len(suffix) <= 5 else "bin"
 
 
-def persist(task: KieTask, folder: Any, *, sent_input: Any = None) -> list[str]:
+def persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | None = None) -> list[str]:
     """Copy every result of ``task`` into ``folder`` and write its manifest; return the stored URIs.
 
-    ``sent_input`` is the model input as sent to Kie (uploaded files as their URLs), for the manifest.
+    ``provenance`` goes into the manifest: ``input``, the model input as sent to Kie (uploaded files as
+    their URLs), and ``sources``, the input files as the task was given them (paths, URIs, URLs).
     """
     import requests
 
@@ -93,7 +95,8 @@ def persist(task: KieTask, folder: Any, *, sent_input: Any = None) -> list[str]:
     manifest = {
         "kie_task_id": task.kie_task_id,
         "model": task.model,
-        "input": sent_input,
+        "input": (provenance or {}).get("input"),
+        "sources": (provenance or {}).get("sources", []),
         "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
         "kie_urls": list(task.result_urls),
         "stored": stored,
@@ -110,12 +113,14 @@ _copy_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaph
 )
 
 
-async def persist_async(task: KieTask, output_path: str, *, sent_input: Any = None) -> list[str]:
+async def persist_async(
+    task: KieTask, output_path: str, provenance: Mapping[str, Any] | None = None
+) -> list[str]:
     """:func:`persist` off the event loop, at most :data:`TRIGGERER_COPIES` copies at a time."""
     loop = asyncio.get_running_loop()
     slots = _copy_slots.setdefault(loop, asyncio.Semaphore(TRIGGERER_COPIES))
     async with slots:
-        return await asyncio.to_thread(lambda: persist(task, as_path(output_path), sent_input=sent_input))
+        return await asyncio.to_thread(lambda: persist(task, as_path(output_path), provenance))
 
 
 def _copy(session: Any, url: str, folder: Any, stem: str) -> Any:

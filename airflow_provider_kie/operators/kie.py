@@ -192,7 +192,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             self._body = self._validated_body()
             self._output = self._checked_output()
         result = event_result(
-            context, parsed, self.kie_conn_id, output=self._output, sent_input=self._body.get("input")
+            context, parsed, self.kie_conn_id, output=self._output, provenance=self._provenance()
         )
         if parsed.task is not None:
             self._finished = (parsed.task, result)
@@ -209,6 +209,14 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         """The createTask body from the rendered fields; file inputs stay as given until uploaded."""
         return models.create_task_body(self.model, self.build_input(), self.callback_url, files=True)
 
+    def _given_files(self) -> list[Any]:
+        """The input files and URLs as the task was given them (before any upload)."""
+        return models.file_inputs(self.model, self._validated_body()["input"])
+
+    def _provenance(self) -> dict[str, Any]:
+        """What the manifest of stored results says they were made from."""
+        return {"input": self._body.get("input"), "sources": [str(ref) for ref in self._given_files()]}
+
     def _upload(self, content: bytes, file_name: str) -> str:
         return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)
 
@@ -221,7 +229,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
 
     def _task_result(self, context: Any, task: KieTask) -> list[str]:
         self._finished = (task, [])  # a failed Kie task raises below, and lineage still tells which
-        result = task_result(context, task, output=self._output, sent_input=self._body.get("input"))
+        result = task_result(context, task, output=self._output, provenance=self._provenance())
         self._finished = (task, result)
         return result
 
@@ -231,11 +239,11 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_kie import lineage
 
         try:
-            given = self._validated_body()["input"]
+            given = self._given_files()
         except KieError:
-            given = {}
+            given = []
         task, outputs = self._finished or (None, [])
-        return lineage.operator_lineage(task, models.file_inputs(self.model, given), outputs)
+        return lineage.operator_lineage(task, given, outputs)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         return self.get_openlineage_facets_on_complete(task_instance)
@@ -244,7 +252,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         # The triggerer copies the results too: a task that ends there needs no worker at all.
         store = None
         if self._output is not None:
-            store = StoreRequest(str(self._output), self._body.get("input")).to_dict()
+            store = StoreRequest(str(self._output), self._provenance()).to_dict()
         self.defer(
             trigger=KieTaskTrigger(
                 kie_conn_id=self.kie_conn_id,

@@ -122,9 +122,7 @@ class KieTaskTrigger(BaseTrigger):
                 task = await wait_async(hook, job, self.poll_policy, self.log)
             stored = None
             if self.store is not None and task.state is TaskState.SUCCESS:
-                stored = await storage.persist_async(
-                    task, self.store.output_path, sent_input=self.store.input
-                )
+                stored = await storage.persist_async(task, self.store.output_path, self.store.provenance)
                 self.log.info(
                     "Kie task %s: %d result(s) stored in %s",
                     job.kie_task_id,

@@ -37,6 +37,7 @@ def test_an_s3_input_is_uploaded_and_results_stored_in_s3(kie_emulator, s3_serve
     )
     (sent,) = manifest["input"]["image_urls"]
     assert sent.startswith(f"{kie_emulator.url}/files/") and manifest["stored"] == uris  # the upload's URL
+    assert manifest["sources"] == [f"{bucket}/in/sample.png"]  # the file as given
     assert kie_emulator.count("upload") == 1 and kie_emulator.count("createTask") == 1
 
 

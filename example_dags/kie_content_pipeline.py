@@ -1,0 +1,99 @@
+"""The content pipeline to copy: images from a folder, every style applied to each by Seedream 4.5, the
+results stored with a manifest each, and a contact sheet made when they land.
+
+- ``kie_content_pipeline`` lists the images in ``KIE_INPUT_DIR`` (default: ``inputs/`` beside this file)
+  and maps one deferrable edit per image and style. Each local image is uploaded to Kie once, whatever
+  the number of edits that use it; each result is copied to ``KIE_OUTPUT_URI`` (default: the folder
+  ``$KIE_OUTPUT_DIR/content``; ``s3://aws_conn@bucket/prefix`` works the same with the ``[s3]`` extra)
+  before the task succeeds, and each edit's outlet records an asset event with the stored URIs.
+- ``kie_contact_sheet`` is scheduled on that asset: it writes ``contact-sheet.html`` beside the results,
+  one entry per manifest, so it is complete whichever asset event triggered it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, task
+
+from airflow_provider_kie.operators.seedream import SeedreamEditOperator
+
+INPUT_DIR = Path(os.environ.get("KIE_INPUT_DIR") or Path(__file__).parent / "inputs")
+OUTPUT_URI = os.environ.get("KIE_OUTPUT_URI") or (
+    f"file://{Path(os.environ.get('KIE_OUTPUT_DIR') or Path(tempfile.gettempdir()) / 'kie-output') / 'content'}"
+)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+STYLES = [
+    "Repaint it as a watercolour on rough paper.",
+    "Make it a neon-lit night scene.",
+    "Render it as a pencil sketch.",
+]
+EDITED = Asset("kie://content-pipeline/edited")
+
+with DAG(
+    dag_id="kie_content_pipeline",
+    start_date=datetime(2026, 1, 1),
+    schedule=None,
+    catchup=False,
+    tags=["kie", "example"],
+) as pipeline:
+
+    @task
+    def plan_edits() -> list[dict]:
+        """One edit per image in the input folder and style."""
+        images = sorted(p for p in INPUT_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise ValueError(f"no {', '.join(sorted(IMAGE_SUFFIXES))} images in {INPUT_DIR}")
+        return [{"image_urls": [str(image)], "prompt": style} for image in images for style in STYLES]
+
+    SeedreamEditOperator.partial(
+        task_id="edit",
+        aspect_ratio="1:1",
+        quality="basic",
+        deferrable=True,
+        output_path=OUTPUT_URI,
+        outlets=[EDITED],
+        poll_interval=float(os.environ.get("KIE_POLL_INTERVAL", "3")),
+        timeout=timedelta(minutes=15),
+    ).expand_kwargs(plan_edits())
+
+
+with DAG(
+    dag_id="kie_contact_sheet",
+    start_date=datetime(2026, 1, 1),
+    schedule=[EDITED],
+    catchup=False,
+    tags=["kie", "example"],
+) as contact_sheet_dag:
+
+    @task
+    def contact_sheet() -> str:
+        """An HTML page of every stored result beside it, with the prompt, source and Kie task of each."""
+        folder = ObjectStoragePath(OUTPUT_URI)
+        entries = []
+        for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
+            manifest = json.loads(path.read_text())
+            source = manifest.get("sources") or ["?"]  # the file as given, not its upload's URL
+            for stored in manifest.get("stored") or []:
+                entries.append(
+                    "<figure>"
+                    f'<img src="{html.escape(stored.rsplit("/", 1)[-1])}" width="256">'
+                    f"<figcaption>{html.escape(str((manifest.get('input') or {}).get('prompt', '')))}<br>"
+                    f"from {html.escape(str(source[0]))}<br>Kie task {html.escape(manifest['kie_task_id'])}, "
+                    f"{manifest.get('credits_consumed')} credits</figcaption></figure>"
+                )
+        page = folder / "contact-sheet.html"
+        page.write_text(
+            "<!doctype html><meta charset=utf-8><title>Kie contact sheet</title>"
+            "<style>figure{display:inline-block;width:272px;vertical-align:top}</style>"
+            f"<h1>{len(entries)} results</h1>" + "".join(entries)
+        )
+        print(f"Contact sheet of {len(entries)} results: {page}")
+        return str(page)
+
+    contact_sheet()
