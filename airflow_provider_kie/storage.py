@@ -1,7 +1,8 @@
 """Results copied from Kie to Airflow object storage before the task succeeds, so they outlive Kie's URLs.
 
 Each result file is streamed (never whole in memory) to a hidden partial name beside its final name,
-then renamed: a reader never sees half a file under ``{kie_task_id}-{n}.{ext}``. A manifest
+then renamed: a reader never sees half a file under ``{kie_task_id}-{n}.{ext}``, and the next copy of
+the same result removes what a process killed mid-file left. A manifest
 ``{kie_task_id}.json`` beside the files says where each came from. Copying again is harmless: a file
 already stored under its final name is kept, so a retry after a crash mid-copy finishes the copy.
 Result URLs are fetched without the API key: they are on Kie's file hosts, not its API.
@@ -129,6 +130,9 @@ def _copy(session: Any, url: str, folder: Any, stem: str) -> Any:
     done = [p for p in folder.glob(f"{stem}.*") if not p.name.startswith(".")]
     if done:  # stored by an earlier try: renamed into place only once complete
         return done[0]
+    for leftover in folder.glob(f".{stem}.*.partial-*"):  # from a copy killed mid-file
+        with contextlib.suppress(Exception):
+            leftover.unlink()
     try:
         with session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
             response.raise_for_status()

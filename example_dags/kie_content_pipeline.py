@@ -3,11 +3,12 @@ results stored with a manifest each, and a contact sheet made when they land.
 
 - ``kie_content_pipeline`` lists the images in ``KIE_INPUT_DIR`` (default: ``inputs/`` beside this file)
   and maps one deferrable edit per image and style. Each local image is uploaded to Kie once, whatever
-  the number of edits that use it; each result is copied to ``KIE_OUTPUT_URI`` (default: the folder
-  ``$KIE_OUTPUT_DIR/content``; ``s3://aws_conn@bucket/prefix`` works the same with the ``[s3]`` extra)
-  before the task succeeds, and each edit's outlet records an asset event with the stored URIs.
-- ``kie_contact_sheet`` is scheduled on that asset: it writes ``contact-sheet.html`` beside the results,
-  one entry per manifest, so it is complete whichever asset event triggered it.
+  the number of edits that use it; each result is copied to the run's ``output_uri`` param (default
+  ``KIE_OUTPUT_URI``, else the folder ``$KIE_OUTPUT_DIR/content``; ``s3://aws_conn@bucket/prefix`` works
+  the same with the ``[s3]`` extra) before the task succeeds, and each edit's outlet records an asset
+  event whose extra holds the stored URIs, the Kie task id and the credits.
+- ``kie_contact_sheet`` is scheduled on that asset: in each folder the triggering events name, it writes
+  ``contact-sheet.html``, one entry per manifest there, so it is complete whichever event triggered it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, task
+from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, Param, task
 
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 
@@ -41,6 +42,7 @@ with DAG(
     schedule=None,
     catchup=False,
     tags=["kie", "example"],
+    params={"output_uri": Param(OUTPUT_URI, type="string", description="folder URI for the results")},
 ) as pipeline:
 
     @task
@@ -56,7 +58,7 @@ with DAG(
         aspect_ratio="1:1",
         quality="basic",
         deferrable=True,
-        output_path=OUTPUT_URI,
+        output_path="{{ params.output_uri }}",
         outlets=[EDITED],
         poll_interval=float(os.environ.get("KIE_POLL_INTERVAL", "3")),
         timeout=timedelta(minutes=15),
@@ -72,28 +74,42 @@ with DAG(
 ) as contact_sheet_dag:
 
     @task
-    def contact_sheet() -> str:
-        """An HTML page of every stored result beside it, with the prompt, source and Kie task of each."""
-        folder = ObjectStoragePath(OUTPUT_URI)
-        entries = []
-        for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
-            manifest = json.loads(path.read_text())
-            source = manifest.get("sources") or ["?"]  # the file as given, not its upload's URL
-            for stored in manifest.get("stored") or []:
-                entries.append(
-                    "<figure>"
-                    f'<img src="{html.escape(stored.rsplit("/", 1)[-1])}" width="256">'
-                    f"<figcaption>{html.escape(str((manifest.get('input') or {}).get('prompt', '')))}<br>"
-                    f"from {html.escape(str(source[0]))}<br>Kie task {html.escape(manifest['kie_task_id'])}, "
-                    f"{manifest.get('credits_consumed')} credits</figcaption></figure>"
-                )
-        page = folder / "contact-sheet.html"
-        page.write_text(
-            "<!doctype html><meta charset=utf-8><title>Kie contact sheet</title>"
-            "<style>figure{display:inline-block;width:272px;vertical-align:top}</style>"
-            f"<h1>{len(entries)} results</h1>" + "".join(entries)
-        )
-        print(f"Contact sheet of {len(entries)} results: {page}")
-        return str(page)
+    def contact_sheet(**context) -> list[str]:
+        """An HTML page per results folder, of every stored result there with its prompt, source and
+        Kie task. The folders come from the triggering asset events (``dags test`` has none: the default)."""
+        events = context.get("triggering_asset_events") or context.get("triggering_dataset_events") or {}
+        stored = [
+            uri
+            for found in events.values()
+            for event in found
+            for uri in (event.extra or {}).get("stored", [])
+        ]
+        pages = []
+        for folder_uri in sorted({uri.rsplit("/", 1)[0] for uri in stored} or {OUTPUT_URI}):
+            pages.append(str(write_contact_sheet(ObjectStoragePath(folder_uri))))
+        return pages
 
     contact_sheet()
+
+
+def write_contact_sheet(folder: ObjectStoragePath) -> ObjectStoragePath:
+    entries = []
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
+        manifest = json.loads(path.read_text())
+        source = manifest.get("sources") or ["?"]  # the file as given, not its upload's URL
+        for stored in manifest.get("stored") or []:
+            entries.append(
+                "<figure>"
+                f'<img src="{html.escape(stored.rsplit("/", 1)[-1])}" width="256">'
+                f"<figcaption>{html.escape(str((manifest.get('input') or {}).get('prompt', '')))}<br>"
+                f"from {html.escape(str(source[0]))}<br>Kie task {html.escape(manifest['kie_task_id'])}, "
+                f"{manifest.get('credits_consumed')} credits</figcaption></figure>"
+            )
+    page = folder / "contact-sheet.html"
+    page.write_text(
+        "<!doctype html><meta charset=utf-8><title>Kie contact sheet</title>"
+        "<style>figure{display:inline-block;width:272px;vertical-align:top}</style>"
+        f"<h1>{len(entries)} results</h1>" + "".join(entries)
+    )
+    print(f"Contact sheet of {len(entries)} results: {page}")
+    return page

@@ -110,6 +110,22 @@ async def _cut_body(
     return response
 
 
+async def _slow_body(
+    request: web.Request, fault: Fault, state: EmulatorState, handle: Handle
+) -> web.StreamResponse:
+    """Handle the request, send half of the reply, wait ``delay`` seconds, send the rest."""
+    reply = await handle()
+    body = reply.body if isinstance(reply, web.Response) and isinstance(reply.body, bytes) else b""
+    response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    await asyncio.sleep(fault.delay)
+    await response.write(body[len(body) // 2 :])
+    await response.write_eof()
+    return response
+
+
 async def _drop(
     request: web.Request, fault: Fault, state: EmulatorState, handle: Handle
 ) -> web.StreamResponse:
@@ -179,6 +195,9 @@ FAULTS: dict[str, FaultKind] = {
     "truncated": FaultKind("HTTP 200 whose JSON body is cut in half", reply=_truncated),
     "cut-body": FaultKind(
         "the real reply announced whole, half sent, then the connection reset", reply=_cut_body
+    ),
+    "slow-body": FaultKind(
+        "the real reply: half sent, then the rest after `delay` seconds", reply=_slow_body
     ),
     "drop": FaultKind("connection closed before the request is handled", reply=_drop),
     "drop-after": FaultKind(

@@ -37,7 +37,7 @@ class SeedreamTextToImageOperator(KieModelOperator):
     """
 
     kie_model = models.SEEDREAM_TEXT_TO_IMAGE
-    template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url")
+    template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url", "output_path")
 
     def __init__(
         self,
@@ -67,7 +67,7 @@ class SeedreamEditOperator(KieModelOperator):
     """
 
     kie_model = models.SEEDREAM_EDIT
-    template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url")
+    template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url", "output_path")
 
     def __init__(
         self,

@@ -127,6 +127,7 @@ def test_kie_content_pipeline_then_its_contact_sheet(airflow_env, kie_emulator, 
 
     state, xcom, _ = dags_test(env, kie_emulator, "kie_contact_sheet")
     assert state == "success"
-    page = Path(xcom[("contact_sheet", -1, "return_value")].removeprefix("file://"))
+    (sheet,) = xcom[("contact_sheet", -1, "return_value")]
+    page = Path(sheet.removeprefix("file://"))
     assert page == output / "contact-sheet.html"
     assert page.read_text().count("<figure>") == 3 * len(inputs)

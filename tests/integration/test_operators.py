@@ -174,14 +174,34 @@ class TestOperator:
             "input": {"prompt": "a fox", "aspect_ratio": "21:9", "quality": "basic"},
         }
 
-    def test_template_fields(self):
-        assert set(SeedreamEditOperator.template_fields) == {
-            "prompt",
-            "image_urls",
-            "aspect_ratio",
-            "quality",
-            "callback_url",
+    def test_every_argument_a_user_may_template_is_rendered(self):
+        operator = SeedreamEditOperator(
+            task_id="edit",
+            prompt="{{ params.prompt }}",
+            image_urls=["{{ params.image }}"],
+            aspect_ratio="{{ params.ratio }}",
+            quality="{{ params.quality }}",
+            callback_url="{{ params.callback }}",
+            output_path="{{ params.folder }}",
+        )
+        params = {
+            "prompt": "Make it water",
+            "image": "s3://aws@b/in.png",
+            "ratio": "4:3",
+            "quality": "high",
+            "callback": "https://hooks.example.com/kie",
+            "folder": "s3://aws@b/out",
         }
+        operator.render_template_fields({"params": params})
+        rendered = {
+            "prompt": operator.prompt,
+            "image": operator.image_urls[0],
+            "ratio": operator.aspect_ratio,
+            "quality": operator.quality,
+            "callback": operator.callback_url,
+            "folder": operator.output_path,
+        }
+        assert rendered == params
 
 
 @pytest.mark.skipif(not AIRFLOW_33, reason="task_state_store arrived in Airflow 3.3")

@@ -173,3 +173,14 @@ def test_asset_events_carry_what_was_made(kie_emulator, tmp_path):
     assert (
         extra["kie_task_id"] == kie_task_id and extra["stored"] == uris and extra["credits_consumed"] == 6.0
     )
+
+
+def test_a_copy_removes_what_a_copy_killed_mid_file_left(kie_emulator, tmp_path):
+    ctx = {"ti": FakeTI()}
+    edit().execute(ctx)
+    task = KieTask.from_dict(ctx["ti"].xcom["kie_task"])
+    (tmp_path / f".{task.kie_task_id}-0.png.partial-0123").write_bytes(b"\x89PNG half")
+    assert storage.persist(task, storage.as_path(str(tmp_path))) == [
+        f"file://{tmp_path}/{task.kie_task_id}-0.png"
+    ]
+    assert stored_files(tmp_path) == [f"{task.kie_task_id}-0.png", f"{task.kie_task_id}.json"]

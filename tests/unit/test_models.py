@@ -96,5 +96,5 @@ def test_catalog_entries_are_keyed_by_name_and_mark_their_files():
 )
 def test_typed_operators_take_their_fields_from_the_catalog(operator, model):
     assert operator.kie_model is model
-    assert tuple(operator.template_fields) == (*model.template_fields, "callback_url")
+    assert tuple(operator.template_fields) == (*model.template_fields, "callback_url", "output_path")
     assert "nsfw_checker" not in operator.template_fields

@@ -1,0 +1,101 @@
+"""A real Airflow 3.3 (scheduler, triggerer, dag-processor, api-server) runs the example content pipeline
+with its default settings: results stored in the local folder, then in S3 (moto's server), outlets that
+fire the asset-scheduled contact sheet, one createTask per edit and one upload per distinct input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import AIRFLOW_3, EXAMPLES, RealAirflow
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not AIRFLOW_3, reason="the system test drives Airflow 3's components"),
+]
+
+RESULT_BYTES = 8 * 1024 * 1024
+INPUTS = sorted((EXAMPLES / "inputs").iterdir())
+EDITS = 3 * len(INPUTS)
+
+
+@pytest.mark.fault(
+    fault="triggerer killed mid-copy (half a result written), new triggerer started",
+    where="triggerer process, output_path",
+    expected="complete files, no partial left, one createTask per edit",
+)
+def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, monkeypatch, record_property):
+    kie_emulator.config.update(
+        {"waiting_seconds": 0.5, "generating_seconds": 2, "result_bytes": RESULT_BYTES}
+    )
+    kie_emulator.add_fault("slow-body", "file", delay=120)  # the first result download stalls half-way
+    monkeypatch.setenv("KIE_UPLOAD_CACHE_DIR", str(tmp_path / "upload-cache"))
+    airflow = RealAirflow(tmp_path / "home", kie_emulator.connection_uri())
+    (tmp_path / "home").mkdir()
+    local = tmp_path / "home" / "output" / "content"
+    s3_folder = f"{s3_server.bucket('kie-system')}/content"
+    airflow.start_all()
+    try:
+        airflow.wait_for("the contact sheet DAG", lambda: airflow.parsed("kie_contact_sheet"))
+        airflow.cli("dags", "unpause", "kie_contact_sheet")
+        airflow.trigger_dag("kie_content_pipeline")
+
+        def mid_copy():
+            with airflow.db() as db:
+                (ids,) = db.execute("SELECT count(*) FROM xcom WHERE key = 'kie_task_id'").fetchone()
+            partial = local.is_dir() and any(p.name.startswith(".") for p in local.iterdir())
+            return ids == EDITS and partial  # every Kie task stored, and a copy half-written
+
+        airflow.wait_for("a copy to stall half-way", mid_copy)
+        airflow.kill("triggerer")
+        airflow.start("triggerer")
+        state, _, _ = airflow.wait_for("the run", lambda: airflow.finished_run("kie_content_pipeline"))
+        assert state == "success", airflow.log("scheduler")[-3000:]
+        airflow.wait_for("the contact sheet", lambda: sheet_entries(local) == EDITS)
+
+        # The same pipeline, stored in S3: a param of the run.
+        airflow.cli(
+            "dags", "trigger", "kie_content_pipeline", "--conf", json.dumps({"output_uri": s3_folder})
+        )
+        airflow.wait_for("the second run", lambda: runs(airflow, "success") == 2)
+        airflow.wait_for(
+            "the S3 contact sheet", lambda: "content/contact-sheet.html" in s3_server.keys("kie-system")
+        )
+        with airflow.db() as db:
+            extras = [json.loads(extra) for (extra,) in db.execute("SELECT extra FROM asset_event")]
+    finally:
+        airflow.stop()
+    record_property("create_requests", kie_emulator.count("createTask"))
+    record_property("tasks_created", len(kie_emulator.state.tasks))
+    assert kie_emulator.count("createTask") == len(kie_emulator.state.tasks) == 2 * EDITS
+    assert kie_emulator.count("upload") == len(INPUTS)  # the second run reused the first run's uploads
+
+    names = sorted(p.name for p in local.iterdir())
+    assert not [n for n in names if n.startswith(".")]  # the killed copy's partial was cleaned up
+    pngs = [n for n in names if n.endswith(".png")]
+    assert len(pngs) == EDITS and all((local / n).stat().st_size == RESULT_BYTES for n in pngs)
+    assert len([n for n in names if n.endswith(".json")]) == EDITS
+    s3_keys = s3_server.keys("kie-system", "content/")
+    assert len([k for k in s3_keys if k.endswith(".png")]) == EDITS
+    assert len([k for k in s3_keys if k.endswith(".json")]) == EDITS
+
+    assert len(extras) == 2 * EDITS  # every edit's outlet fired
+    stored = sorted(uri for extra in extras for uri in extra["stored"])
+    assert stored == sorted(
+        [f"file://{local}/{n}" for n in pngs]
+        + [f"{s3_folder}/{k[8:]}" for k in s3_keys if k.endswith(".png")]
+    )
+    assert {e["kie_task_id"] for e in extras} == set(kie_emulator.state.tasks)
+
+
+def sheet_entries(folder) -> int:
+    page = folder / "contact-sheet.html"
+    return page.read_text().count("<figure>") if page.exists() else 0
+
+
+def runs(airflow: RealAirflow, state: str) -> int:
+    with airflow.db() as db:
+        return db.execute(
+            "SELECT count(*) FROM dag_run WHERE dag_id = 'kie_content_pipeline' AND state = ?", (state,)
+        ).fetchone()[0]
