@@ -7,9 +7,10 @@ the same result removes what a process killed mid-file left. A manifest
 already stored under its final name is kept, so a retry after a crash mid-copy finishes the copy.
 Result URLs are fetched without the API key: they are on Kie's file hosts, not its API.
 
-In the triggerer, :func:`persist_async` runs the same copy in a thread, at most
-:data:`TRIGGERER_COPIES` at a time: the event loop that waits for every other task never does file or
-network I/O for a copy, and a hundred results finishing together do not take a hundred threads.
+One implementation serves both places: the download is asynchronous (aiohttp) and every file
+operation runs in a thread, so in the triggerer (:func:`persist_async`, at most
+:data:`TRIGGERER_COPIES` copies at a time) the event loop that waits for every other task never blocks
+on a copy; on a worker :func:`persist` runs the same coroutine to completion.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_kie.api import KieTask
-from airflow_provider_kie.exceptions import KieError, KieInputError, KieStorageError
+from airflow_provider_kie.exceptions import KieInputError, KieStorageError
 
 CHUNK_BYTES = 1024 * 1024
 TRIGGERER_COPIES = 4
@@ -62,13 +63,18 @@ def check_writable(folder: Any) -> None:
     """Fail before any request if ``folder`` cannot take files (missing bucket, no permission)."""
     probe = folder / f".kie-write-check-{uuid.uuid4().hex}"
     try:
-        if folder.protocol in ("file", "local"):  # object stores have no folders to make (nor buckets)
-            folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         with probe.open("wb") as handle:
             handle.write(b"")
         probe.unlink()
     except Exception as error:
         raise KieInputError("output_path", f"{folder} is not writable: {type(error).__name__}: {error}")
+
+
+def make_folder(folder: Any) -> None:
+    """Make a local folder; object stores have no folders to make (and a bucket is not made here)."""
+    if folder.protocol in ("file", "local"):
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def extension(content_type: str | None, url: str) -> str:
@@ -87,12 +93,39 @@ def persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | None = N
     ``provenance`` goes into the manifest: ``input``, the model input as sent to Kie (uploaded files as
     their URLs), and ``sources``, the input files as the task was given them (paths, URIs, URLs).
     """
-    import requests
+    return asyncio.run(_persist(task, folder, provenance))
 
+
+_copy_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def persist_async(
+    task: KieTask, output_path: str, provenance: Mapping[str, Any] | None = None
+) -> list[str]:
+    """:func:`persist` in a running event loop (the triggerer's), at most :data:`TRIGGERER_COPIES` at a
+    time: the download is asynchronous and every file operation runs in a thread."""
+    loop = asyncio.get_running_loop()
+    slots = _copy_slots.setdefault(loop, asyncio.Semaphore(TRIGGERER_COPIES))
+    async with slots:
+        return await _persist(task, await asyncio.to_thread(as_path, output_path), provenance)
+
+
+async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | None) -> list[str]:
+    import aiohttp
+
+    try:
+        await asyncio.to_thread(make_folder, folder)
+    except OSError as error:
+        raise KieStorageError(f"could not make {folder}: {type(error).__name__}: {error}", operation="store")
     stored = []
-    with requests.Session() as session:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=DOWNLOAD_TIMEOUT, sock_read=DOWNLOAD_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session:  # no key: Kie's file hosts, not its API
         for n, url in enumerate(task.result_urls):
-            stored.append(str(_copy(session, url, folder, f"{task.kie_task_id}-{n}")))
+            stem = f"{task.kie_task_id}-{n}"
+            found = await asyncio.to_thread(_stored_before, folder, stem)
+            stored.append(str(found or await _download(session, url, folder, stem)))
     manifest = {
         "kie_task_id": task.kie_task_id,
         "model": task.model,
@@ -105,54 +138,90 @@ def persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | None = N
         "completed_at": task.completed_at.isoformat() if task.completed_at else None,
         "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _write_atomically(folder / f"{task.kie_task_id}.json", [json.dumps(manifest, indent=2).encode()])
+    content = json.dumps(manifest, indent=2).encode()
+    await asyncio.to_thread(_write_whole, folder / f"{task.kie_task_id}.json", content)
     return stored
 
 
-_copy_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def persist_async(
-    task: KieTask, output_path: str, provenance: Mapping[str, Any] | None = None
-) -> list[str]:
-    """:func:`persist` off the event loop, at most :data:`TRIGGERER_COPIES` copies at a time."""
-    loop = asyncio.get_running_loop()
-    slots = _copy_slots.setdefault(loop, asyncio.Semaphore(TRIGGERER_COPIES))
-    async with slots:
-        return await asyncio.to_thread(lambda: persist(task, as_path(output_path), provenance))
-
-
-def _copy(session: Any, url: str, folder: Any, stem: str) -> Any:
-    import requests
-
+def _stored_before(folder: Any, stem: str) -> Any:
+    """The result stored by an earlier try (renamed into place only once complete), else None; and
+    what a copy killed mid-file left is removed."""
     done = [p for p in folder.glob(f"{stem}.*") if not p.name.startswith(".")]
-    if done:  # stored by an earlier try: renamed into place only once complete
+    if done:
         return done[0]
-    for leftover in folder.glob(f".{stem}.*.partial-*"):  # from a copy killed mid-file
+    for leftover in folder.glob(f".{stem}.*.partial-*"):
         with contextlib.suppress(Exception):
             leftover.unlink()
+    return None
+
+
+async def _download(session: Any, url: str, folder: Any, stem: str) -> Any:
+    import aiohttp
+
     try:
-        with session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
+        async with session.get(url) as response:
             response.raise_for_status()
             target = folder / f"{stem}.{extension(response.headers.get('Content-Type'), url)}"
-            _write_atomically(target, response.iter_content(CHUNK_BYTES))
-    except requests.RequestException as error:
+            file = await asyncio.to_thread(AtomicFile, target)
+            try:
+                buffer = bytearray()
+                async for data in response.content.iter_chunked(CHUNK_BYTES):
+                    buffer += data
+                    if len(buffer) >= CHUNK_BYTES:
+                        await asyncio.to_thread(file.write, bytes(buffer))
+                        buffer.clear()
+                await asyncio.to_thread(file.write, bytes(buffer))
+                await asyncio.to_thread(file.commit)
+            except BaseException:
+                await asyncio.to_thread(file.discard)
+                raise
+    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
         raise KieStorageError(f"could not download {url}: {type(error).__name__}: {error}", operation="store")
+    except OSError as error:
+        raise KieStorageError(f"could not store {url}: {type(error).__name__}: {error}", operation="store")
     return target
 
 
-def _write_atomically(target: Any, chunks: Any) -> None:
-    partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex}"
+def _write_whole(target: Any, content: bytes) -> None:
+    file = AtomicFile(target)
     try:
-        with partial.open("wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        partial.rename(target)
-    except KieError:
+        file.write(content)
+        file.commit()
+    except BaseException:
+        file.discard()
         raise
-    except Exception as error:
+
+
+class AtomicFile:
+    """A file written under a hidden partial name beside ``target`` and renamed into place by
+    :meth:`commit`; a failure to open, write or rename is a :class:`KieStorageError`."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex}"
+        with self._storing():
+            self.handle = self.partial.open("wb")
+
+    def write(self, data: bytes) -> None:
+        with self._storing():
+            self.handle.write(data)
+
+    def commit(self) -> None:
+        with self._storing():
+            self.handle.close()
+            self.partial.rename(self.target)
+
+    def discard(self) -> None:
         with contextlib.suppress(Exception):  # nothing was written, or the store is gone
-            partial.unlink()
-        raise KieStorageError(f"could not store {target}: {type(error).__name__}: {error}", operation="store")
+            self.handle.close()
+        with contextlib.suppress(Exception):
+            self.partial.unlink()
+
+    @contextlib.contextmanager
+    def _storing(self) -> Any:
+        try:
+            yield
+        except Exception as error:
+            raise KieStorageError(
+                f"could not store {self.target}: {type(error).__name__}: {error}", operation="store"
+            )

@@ -15,10 +15,15 @@ def result_png(seed: str, size: int = 256, pad_to: int = 0) -> bytes:
     padding = pad_to - len(image) - 12  # a chunk's length, type and CRC take 12 bytes
     if padding <= 0:
         return image
-    return image[:-12] + _chunk(b"kiEp", bytes(padding)) + image[-12:]
+    return b"".join((image[:-12], _padding_chunk(padding), image[-12:]))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=2)
+def _padding_chunk(size: int) -> bytes:
+    return _chunk(b"kiEp", bytes(size))  # the same for every result: made once, not per download
+
+
+@functools.lru_cache(maxsize=4096)  # about 100 kB for 64 images: a result is served as often as asked
 def _gradient_png(seed: str, size: int) -> bytes:
     digest = hashlib.sha256(seed.encode()).digest()
     r0, g0, b0, r1, g1, b1 = digest[:6]

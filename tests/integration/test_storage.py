@@ -47,13 +47,13 @@ def test_a_deferred_task_is_copied_by_the_trigger_off_the_event_loop(
     kie_emulator, tmp_path, triggerer_xcom, monkeypatch
 ):
     loop_threads, copy_threads = set(), set()
-    real_write = storage._write_atomically
+    real_write = storage.AtomicFile.write
 
-    def write(target, chunks):
+    def write(file, data):
         copy_threads.add(threading.get_ident())
-        real_write(target, chunks)
+        real_write(file, data)
 
-    monkeypatch.setattr(storage, "_write_atomically", write)
+    monkeypatch.setattr(storage.AtomicFile, "write", write)
     kie_emulator.config.result_bytes = 3 * storage.CHUNK_BYTES + 5  # several chunks, streamed
     operator = edit(output_path=str(tmp_path), deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
@@ -112,17 +112,19 @@ def test_a_download_cut_in_the_triggerer_is_finished_by_the_retry(kie_emulator, 
 )
 def test_a_failed_copy_is_finished_by_the_retry_without_paying_again(kie_emulator, tmp_path, monkeypatch):
     store = DictStateStore()
-    real_write = storage._write_atomically
+    real_write = storage.AtomicFile.write
+    writes = []
 
-    def write_half_then_fail(target, chunks):
-        def broken():
-            yield next(iter(chunks))
+    def write_once_then_fail(file, data):
+        writes.append(len(data))
+        if len(writes) > 1:
             raise OSError("disk unplugged")
+        real_write(file, data)
 
-        real_write(target, broken())
-
+    kie_emulator.config.result_bytes = 64 * 1024
     with monkeypatch.context() as patch:
-        patch.setattr(storage, "_write_atomically", write_half_then_fail)
+        patch.setattr(storage, "CHUNK_BYTES", 4096)  # the result spans several writes
+        patch.setattr(storage.AtomicFile, "write", write_once_then_fail)
         with pytest.raises(KieStorageError, match="disk unplugged"):
             edit(output_path=str(tmp_path)).execute({"ti": FakeTI(), "task_state_store": store})
     assert stored_files(tmp_path) == []  # nothing half-written under a final name, no partial left
