@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.api import KieTask, TaskState
-from airflow_provider_kie.events import CreateRequest, KieJobRef, KieTaskEvent, StoreRequest
+from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
@@ -186,7 +186,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         if parsed.job is not None:
             # A task the triggerer created: keep it where a retry looks, so the retry resumes it.
             self.remember(context, parsed.job, store=True)
-        if self.output_path is not None and parsed.stored is None:
+        if self.output_path is not None and parsed.stored is None and parsed.status is EventStatus.SUCCESS:
             # Not copied by the trigger (one serialized by an older version): copy here. A resumed task is
             # a new operator, so rebuild what the copy needs.
             self._body = self._validated_body()

@@ -100,3 +100,19 @@ def test_a_reconnecting_retry_uploads_nothing(kie_emulator, png):
     kie_emulator.state.files.clear()
     edit([str(png)], wait_for_completion=False).execute({"ti": FakeTI(), "task_state_store": store})
     assert kie_emulator.count("upload") == 1 and kie_emulator.count("createTask") == 1
+
+
+@pytest.mark.parametrize("fault", ["500-http", "502-html", "503-http"])
+def test_an_upload_that_meets_a_5xx_is_sent_again(kie_emulator, png, fault, request):
+    request.node.add_marker(
+        pytest.mark.fault(
+            fault=f"{fault} on a file upload",
+            where="worker, File Upload API",
+            expected="the upload is sent again (it is idempotent); one createTask with the upload's URL",
+        )
+    )
+    kie_emulator.add_fault(fault, "upload")
+    edit([str(png)]).execute({"ti": FakeTI()})
+    assert kie_emulator.count("upload") == 2 and kie_emulator.count("createTask") == 1
+    ((sent,),) = sent_image_urls(kie_emulator)
+    assert kie_emulator.state.files[sent.removeprefix(f"{kie_emulator.url}/files/")][0] == png.read_bytes()

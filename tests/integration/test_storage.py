@@ -186,3 +186,27 @@ def test_a_copy_removes_what_a_copy_killed_mid_file_left(kie_emulator, tmp_path)
         f"file://{tmp_path}/{task.kie_task_id}-0.png"
     ]
     assert stored_files(tmp_path) == [f"{task.kie_task_id}-0.png", f"{task.kie_task_id}.json"]
+
+
+@pytest.mark.skipif(not AIRFLOW_33, reason="task_state_store arrived in Airflow 3.3")
+@pytest.mark.fault(
+    fault="output_path unwritable when the results arrive (a full disk, a folder replaced)",
+    where="triggerer (deferrable)",
+    expected="the task retries; once the folder takes files the retry stores them, no new createTask",
+)
+def test_a_folder_unwritable_at_copy_time_is_a_retry_not_a_new_task(kie_emulator, tmp_path, triggerer_xcom):
+    folder, store = tmp_path / "out", DictStateStore()
+    with pytest.raises(TaskDeferred) as deferred:
+        edit(output_path=str(folder), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
+    folder.rmdir()
+    folder.write_text("not a folder any more")  # checked at defer time, gone when the results arrive
+    event = triggerer_xcom.run_in_triggerer(deferred.value.trigger)
+    assert event.payload["status"] == "error" and "KieStorageError" in json.dumps(event.payload["error"])
+    with pytest.raises(KieStorageError):
+        edit(output_path=str(folder), deferrable=True).execute_complete(
+            {"ti": FakeTI(), "task_state_store": store}, event.payload
+        )
+    folder.unlink()
+    uris = edit(output_path=str(folder), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
+    (kie_task_id,) = kie_emulator.state.tasks
+    assert uris == [f"file://{folder}/{kie_task_id}-0.png"] and kie_emulator.count("createTask") == 1
