@@ -26,6 +26,7 @@ from typing import Any
 
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.exceptions import KieInputError, KieStorageError
+from airflow_provider_kie.hooks import sessions
 
 CHUNK_BYTES = 1024 * 1024
 TRIGGERER_COPIES = 4
@@ -121,11 +122,19 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
         raise KieStorageError(f"could not make {folder}: {type(error).__name__}: {error}", operation="store")
     stored = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=DOWNLOAD_TIMEOUT, sock_read=DOWNLOAD_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout) as session:  # no key: Kie's file hosts, not its API
+    # One session for the loop's copies (no key: Kie's file hosts, not its API); a session per copy
+    # would promote its objects to the oldest GC generation and bring on full collections, which
+    # pause the whole loop.
+    session = sessions.lease_async_session(
+        ("result downloads",), lambda: aiohttp.ClientSession(timeout=timeout)
+    )
+    try:
         for n, url in enumerate(task.result_urls):
             stem = f"{task.kie_task_id}-{n}"
             found = await asyncio.to_thread(_stored_before, folder, stem)
             stored.append(str(found or await _download(session, url, folder, stem)))
+    finally:
+        await sessions.release_async_session(session)
     manifest = {
         "kie_task_id": task.kie_task_id,
         "model": task.model,

@@ -235,7 +235,16 @@ def plain_curl(urls: list[str], target: Path) -> float:
     outputs = [arg for i, url in enumerate(urls) for arg in ("-o", str(target / f"{i}.png"), url)]
     started = time.monotonic()
     subprocess.run(
-        ["curl", "-sf", "--parallel", "--parallel-max", str(TRIGGERER_COPIES), *outputs], check=True
+        [
+            "curl",
+            "-sf",
+            "--no-progress-meter",
+            "--parallel",
+            "--parallel-max",
+            str(TRIGGERER_COPIES),
+            *outputs,
+        ],
+        check=True,
     )
     elapsed = time.monotonic() - started
     shutil.rmtree(target)
