@@ -1,8 +1,9 @@
-"""The waiting benchmark still runs against the code it measures (a small run, no figures asserted)."""
+"""The benchmarks still run against the code they measure (small runs, no figures asserted)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -29,3 +30,25 @@ def test_waiting_benchmark_runs_both_waiters(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["ours"]["detected"] == report["peer"]["detected"] == 3
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the persist benchmark's baseline uses curl")
+def test_persist_benchmark_stores_every_result_in_each_variant(tmp_path):
+    out = tmp_path / "persist.json"
+    command = [
+        sys.executable,
+        "benchmarks/persist.py",
+        "--results",
+        "3",
+        "--result-mb",
+        "1",
+        "--waiting",
+        "5",
+    ]
+    result = subprocess.run(
+        [*command, "--out", str(out)], cwd=REPOSITORY, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [report[v]["events_ok"] for v in ("ours", "no_copy", "on_loop")] == [3, 3, 3]
+    assert report["ours"]["waiters_still_waiting"] == 5 and report["plain_cp"]["mb_per_s"] > 0
