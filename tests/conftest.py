@@ -36,12 +36,17 @@ def pytest_runtest_makereport(item, call):
     marker = item.get_closest_marker("fault") or item.get_closest_marker("bad_input")
     if marker is None or report.when != "call":
         return
+    counts = {}
+    emulator = getattr(item, "funcargs", {}).get("kie_emulator")
+    if emulator is not None:  # what the emulator saw, unless the test recorded it itself
+        counts = {"create_requests": emulator.count("createTask"), "tasks_created": len(emulator.state.tasks)}
     _ROWS.append(
         {
             "kind": marker.name,
             "test": item.nodeid,
             "passed": report.passed,
             **marker.kwargs,
+            **counts,
             **dict(report.user_properties),
         }
     )
