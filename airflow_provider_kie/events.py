@@ -85,6 +85,9 @@ class EventStatus(str, Enum):
     FAILED = "failed"  # the Kie task reached state fail; ``task`` holds failCode and failMsg
     TIMEOUT = "timeout"  # the deadline passed first
     ERROR = "error"  # waiting (or creating) ended on an error; ``error`` keeps its class and code
+    NEEDS_WORKER = (
+        "needs_worker"  # a task started in the triggerer that only a worker can run; ``message`` says why
+    )
 
 
 @dataclass(frozen=True)

@@ -96,13 +96,13 @@ def event_result(context: Any, event: KieTaskEvent, conn_id: str, **store: Any) 
     raise_for(event.as_error(conn_id=conn_id))
 
 
-def may_end_in_triggerer(operator: Any) -> bool:
+def may_end_in_triggerer(operator: Any, *, log: bool = True) -> bool:
     """``operator.end_from_trigger``, unless the task needs something only a worker does at success.
 
     A task that a trigger ends (``TaskSuccessEvent``) gets its state and XCom, but Airflow 3.3 records
     outlet asset events, runs ``on_success_callback`` and calls listeners (OpenLineage among them) only
-    when a worker finishes the task. Such a task resumes
-    on a worker after Kie's task succeeds, so nothing the user declared is dropped.
+    when a worker finishes the task. Such a task resumes on a worker after Kie's task succeeds, so
+    nothing the user declared is dropped (and, with ``log``, its log says why).
     """
     if not operator.end_from_trigger:
         return False
@@ -115,7 +115,7 @@ def may_end_in_triggerer(operator: Any) -> bool:
         )
         if present
     ]
-    if needs:
+    if needs and log:
         operator.log.info(
             "After Kie's task succeeds this task resumes on a worker rather than ending in the triggerer: "
             "it has %s, which only a worker honours",

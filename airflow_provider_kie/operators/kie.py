@@ -22,7 +22,7 @@ from airflow_provider_kie.results import (
     raise_for,
     task_result,
 )
-from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
+from airflow_provider_kie.triggers.kie import TRIGGER_STARTS_TASKS, TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy, wait_sync
 
 _NO_RESULT = object()
@@ -113,7 +113,73 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             raise KieInputError("input", f"must be a dict of the model's input fields, got {self.input!r}")
         return dict(self.input)
 
+    # Starting in the triggerer (Airflow >= 3.3). Airflow calls this hook after the __init__ of each class
+    # of the hierarchy, so the last call, after the outermost __init__, sees every field.
+    def _validate_start_from_trigger_kwargs(self) -> None:
+        try:
+            self._worker_start_reason = self._why_start_on_a_worker()
+            args = None if self._worker_start_reason else self._start_trigger_args()
+        except AttributeError:  # an inner __init__ of the hierarchy: the subclass has not set its fields
+            self._worker_start_reason, args = "not built yet", None
+        self.start_from_trigger = args is not None
+        self.start_trigger_args = args
+        validate = getattr(super(), "_validate_start_from_trigger_kwargs", None)
+        if validate is not None:
+            validate()
+
+    def _why_start_on_a_worker(self) -> str | None:
+        """None if this task can start in the triggerer, else why it cannot."""
+        if not (TRIGGER_STARTS_TASKS and getattr(self, "deferrable", False) and self.wait_for_completion):
+            return "only deferrable tasks that wait, on Airflow 3.3 or later, start in the triggerer"
+        cls = type(self)
+        if cls.execute is not KieCreateTaskOperator.execute or "build_input" in _own_overrides(cls):
+            return f"{cls.__name__} overrides execute or build_input, which only a worker runs"
+        if self.on_execute_callback:
+            return "it has an on_execute_callback, which a worker runs"
+        values = [getattr(self, name, None) for name in self.template_fields]
+        if any(_holds(value, _is_xcom_arg) for value in values):
+            return "an argument comes from an upstream task, which Airflow resolves only on a worker"
+        typed = getattr(self, "kie_model", None)
+        given = {f.name: getattr(self, f.name) for f in typed.fields} if typed is not None else self.input
+        if isinstance(given, Mapping) and _holds(models.file_inputs(self.model, given), _is_file):
+            return "its input names files, which a worker reads and uploads"
+        return None
+
+    def _start_trigger_args(self) -> Any:
+        from airflow.triggers.base import StartTriggerArgs
+
+        typed = getattr(self, "kie_model", None)
+        fields = {f.name: getattr(self, f.name) for f in typed.fields} if typed is not None else {}
+        return StartTriggerArgs(
+            trigger_cls="airflow_provider_kie.triggers.kie.KieStartTrigger",
+            next_method="execute_complete",
+            trigger_kwargs={
+                "model": self.model,
+                "input": None if typed is not None else self.input,
+                "typed_fields": list(fields) if typed is not None else None,
+                "callback_url": self.callback_url,
+                "output_path": None if self.output_path is None else str(self.output_path),
+                "kie_conn_id": self.kie_conn_id,
+                "timeout": self.timeout.total_seconds(),
+                "retry_ambiguous_create": self.retry_ambiguous_create,
+                "poll_policy": self.poll_policy.to_dict(),
+                "end_from_trigger": may_end_in_triggerer(self, log=False),
+                **fields,
+            },
+            next_kwargs=None,
+            timeout=None,
+        )
+
     def execute(self, context: Any) -> Any:
+        if TRIGGER_STARTS_TASKS and self.deferrable and self.wait_for_completion:
+            ti = context.get("ti")
+            mapped = getattr(ti, "map_index", -1) not in (-1, None)
+            self.log.info(
+                "Started on a worker, not in the triggerer: %s",
+                "Airflow 3.3 starts no mapped task in the triggerer (apache/airflow#52141)"
+                if mapped
+                else getattr(self, "_worker_start_reason", None) or "Airflow ran it on a worker",
+            )
         # Everything is validated before any request (the mixin's first is a status read): bad input
         # never costs a call. File inputs are read and checked now, uploaded only if a task is submitted.
         self._body = self._validated_body()
@@ -183,6 +249,9 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[str]:
         """Resume after the trigger: return the URLs, or fail with the task's failCode and failMsg."""
         parsed = KieTaskEvent.from_dict(event)
+        if parsed.status is EventStatus.NEEDS_WORKER:  # started in the triggerer, which handed it over
+            self.log.info("Continuing on a worker: %s", parsed.message)
+            return self.execute(context)
         if parsed.job is not None:
             # A task the triggerer created: keep it where a retry looks, so the retry resumes it.
             self.remember(context, parsed.job, store=True)
@@ -263,6 +332,36 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             ),
             method_name="execute_complete",
         )
+
+
+def _own_overrides(cls: type) -> set[str]:
+    """Names of the methods a user subclass redefines, beyond the provider's own classes."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("airflow_provider_kie."):
+            break
+        names.update(vars(klass))
+    return names
+
+
+def _holds(value: Any, test: Any) -> bool:
+    if test(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds(v, test) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, test) for v in value)
+    return False
+
+
+def _is_xcom_arg(value: Any) -> bool:
+    from airflow.providers.common.compat.sdk import XComArg
+
+    return isinstance(value, XComArg)
+
+
+def _is_file(value: Any) -> bool:
+    return not (isinstance(value, str) and "{{" in value) and models.is_file_ref(value)
 
 
 def check_wait_arguments(poll_interval: Any, timeout: Any, interval_name: str = "poll_interval") -> None:

@@ -73,8 +73,8 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
     assert xcom[("edit_image", "_link_KieResultLink")] == xcom[("edit_image", "return_value")][0]
     assert Path(xcom[("save_result", "return_value")]).read_bytes().startswith(b"\x89PNG")
 
-    # The journey, from the task's logs: defer, find the task again after the restart, end the Airflow
-    # task in the triggerer (no worker resumes it). Only steps that happen whatever the machine's
+    # The journey, from the task's logs: start in the triggerer, find the task again after the restart,
+    # end the Airflow task in the triggerer (no worker runs it at all). Only steps that happen whatever the machine's
     # speed: how many polls fall into each Kie state is not asserted, nor what the killed triggerer
     # logged (SIGKILL may lose its last lines); one createTask and the XCom above prove the create.
     events = [
@@ -86,13 +86,12 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
         if line.startswith("{")
     ]
     journey = [
-        "Pausing task as DEFERRED. ",
         f"Kie task {task_id} was created before a triggerer restart; waiting for it",
         f"Kie task {task_id} succeeded; ending the Airflow task from the triggerer",
         "trigger completed",
     ]
     assert all(step in events for step in journey), events
-    assert len(real_airflow.worker_runs("edit_image")) == 1  # started once; never resumed on a worker
+    assert real_airflow.worker_runs("edit_image") == []  # started and ended in the triggerer
     polls = [r for r in kie_emulator.requests if r.endpoint == "recordInfo"]
     assert polls and all(r.user_agent.startswith("airflow-provider-kie/") for r in polls)
     with real_airflow.db() as db:
@@ -260,6 +259,7 @@ def test_outlets_and_success_callbacks_are_honoured(tmp_path, kie_emulator, reco
     assert consumer[0] == "success"
     assert sorted(p.name for p in (tmp_path / "dags" / "markers").iterdir()) == ["with_callback"]
     assert kie_emulator.count("createTask") == 3
-    assert len(airflow_instance.worker_runs("with_outlet")) == 2  # resumed on a worker
-    assert len(airflow_instance.worker_runs("with_callback")) == 2
-    assert len(airflow_instance.worker_runs("plain")) == 1  # ended in the triggerer
+    # Each starts in the triggerer; only the success of the first two resumes on a worker.
+    assert len(airflow_instance.worker_runs("with_outlet")) == 1
+    assert len(airflow_instance.worker_runs("with_callback")) == 1
+    assert airflow_instance.worker_runs("plain") == []
