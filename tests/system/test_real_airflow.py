@@ -32,9 +32,9 @@ def real_airflow(tmp_path, kie_emulator):
 
 
 @pytest.mark.fault(
-    fault="triggerer killed mid-wait (its trigger created the task), new triggerer started",
+    fault="triggerer killed mid-wait (the task started in the triggerer, which created the Kie task), new triggerer started",
     where="triggerer process",
-    expected="success, one createTask",
+    expected="success, one createTask, no worker run",
 )
 def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_property):
     real_airflow.trigger_dag("kie_seedream_edit")
