@@ -32,39 +32,17 @@ import requests
 
 from airflow_provider_kie.testing import free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import waiting as waiting_benchmark  # the sibling benchmark: its emulator start and task creation
+
 HERE = Path(__file__).resolve().parent
-KEY = "benchmark-key"
+KEY = waiting_benchmark.KEY
 PROBE_INTERVAL = 0.02
-
-
-def start_emulator(port: int, result_bytes: int) -> subprocess.Popen:
-    config = {"waiting_seconds": 0, "null_seconds": 0, "credits": 10**9, "result_bytes": result_bytes}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_kie.emulator",
-            "--port",
-            str(port),
-            "--config",
-            json.dumps(config),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None and "listening" in process.stdout.readline()
-    return process
 
 
 def create_tasks(url: str, n: int, generating: float) -> list[str]:
     requests.post(f"{url}/_emulator/config", json={"generating_seconds": generating}).raise_for_status()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {KEY}"
-    body = {"model": "seedream/4.5-edit", "input": {"prompt": "p", "image_urls": ["https://a/b.png"],
-            "aspect_ratio": "1:1", "quality": "basic"}}  # fmt: skip
-    return [
-        session.post(f"{url}/api/v1/jobs/createTask", json=body).json()["data"]["taskId"] for _ in range(n)
-    ]
+    return waiting_benchmark.create_tasks(url, n)
 
 
 def rss_bytes() -> int:
@@ -253,7 +231,8 @@ def plain_curl(urls: list[str], target: Path) -> float:
 
 def measure(variant: str, results: int, result_bytes: int, waiting: int, scratch: Path) -> dict[str, Any]:
     port = free_port()
-    emulator = start_emulator(port, result_bytes)
+    config = {"waiting_seconds": 0, "null_seconds": 0, "credits": 10**9, "result_bytes": result_bytes}
+    emulator = waiting_benchmark.start_emulator(port, config)
     url = f"http://127.0.0.1:{port}"
     folder = scratch / f"out-{variant}"
     try:

@@ -30,9 +30,8 @@ HERE = Path(__file__).resolve().parent
 KEY = "benchmark-key"
 
 
-def start_emulator(port: int, generating: float) -> subprocess.Popen:
-    config = {"waiting_seconds": 1, "generating_seconds": generating, "null_seconds": 1, "rate_limits": True, "credits": 10**9,
-              "create_limit": [1_000_000, 1]}  # fmt: skip
+def start_emulator(port: int, config: dict[str, Any]) -> subprocess.Popen:
+    """The emulator in a process of its own (not sharing the measured loop), with ``config``."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -130,7 +129,9 @@ def run_waiters(kind: str, url: str, task_ids: list[str], timeout: float) -> dic
 
 def measure(kind: str, tasks: int, generating: float, timeout: float) -> dict[str, Any]:
     port = free_port()
-    emulator = start_emulator(port, generating)
+    config = {"waiting_seconds": 1, "generating_seconds": generating, "null_seconds": 1, "rate_limits": True, "credits": 10**9,
+              "create_limit": [1_000_000, 1]}  # fmt: skip
+    emulator = start_emulator(port, config)
     url = f"http://127.0.0.1:{port}"
     try:
         task_ids = create_tasks(url, tasks)

@@ -96,16 +96,22 @@ async def _truncated(
     return response
 
 
-async def _cut_body(
-    request: web.Request, fault: Fault, state: EmulatorState, handle: Handle
-) -> web.StreamResponse:
-    """Handle the request, announce the whole reply, send half of it, reset the connection."""
+async def _send_half(request: web.Request, handle: Handle) -> tuple[web.StreamResponse, bytes]:
+    """Handle the request, announce the whole reply, send its first half; return the rest to send."""
     reply = await handle()
     body = reply.body if isinstance(reply, web.Response) and isinstance(reply.body, bytes) else b""
     response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
     response.content_length = len(body)
     await response.prepare(request)
     await response.write(body[: len(body) // 2])
+    return response, body[len(body) // 2 :]
+
+
+async def _cut_body(
+    request: web.Request, fault: Fault, state: EmulatorState, handle: Handle
+) -> web.StreamResponse:
+    """The real reply announced whole, half sent, then the connection reset."""
+    response, _ = await _send_half(request, handle)
     drop(request)
     return response
 
@@ -113,15 +119,10 @@ async def _cut_body(
 async def _slow_body(
     request: web.Request, fault: Fault, state: EmulatorState, handle: Handle
 ) -> web.StreamResponse:
-    """Handle the request, send half of the reply, wait ``delay`` seconds, send the rest."""
-    reply = await handle()
-    body = reply.body if isinstance(reply, web.Response) and isinstance(reply.body, bytes) else b""
-    response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
-    response.content_length = len(body)
-    await response.prepare(request)
-    await response.write(body[: len(body) // 2])
+    """The real reply: half sent, the rest after ``delay`` seconds."""
+    response, rest = await _send_half(request, handle)
     await asyncio.sleep(fault.delay)
-    await response.write(body[len(body) // 2 :])
+    await response.write(rest)
     await response.write_eof()
     return response
 
