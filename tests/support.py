@@ -12,6 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -222,8 +224,11 @@ class RealAirflow:
                     runs.append(float(match.group(1)))
         return runs
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.home / "airflow.db", timeout=30)
+    @contextmanager
+    def db(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the metadata database, closed on exit so no read lock outlives a check."""
+        with closing(sqlite3.connect(self.home / "airflow.db", timeout=30)) as connection:
+            yield connection
 
     def wait_for(self, what: str, check, timeout: float = 240.0):
         deadline = time.monotonic() + timeout
@@ -235,7 +240,26 @@ class RealAirflow:
                 return value
             time.sleep(1)
         logs = "\n".join(f"--- {name}\n{self.log(name)[-2000:]}" for name in self.processes)
-        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        raise AssertionError(f"timed out waiting for {what}\n{self.describe()}\n{logs}")
+
+    def describe(self) -> str:
+        """The runs, DAGs and task instance states in the metadata database, for a failure message."""
+        with self.db() as db:
+            runs = db.execute("SELECT dag_id, run_id, state, run_after, queued_at, start_date FROM dag_run")
+            dags = db.execute("SELECT dag_id, is_paused, is_stale, last_parsed_time FROM dag")
+            tis = db.execute(
+                "SELECT dag_id, task_id, state, count(*) FROM task_instance GROUP BY dag_id, task_id, state"
+            )
+            return "\n".join(
+                [
+                    "--- dag_run",
+                    *map(str, runs.fetchall()),
+                    "--- dag",
+                    *map(str, dags.fetchall()),
+                    "--- task_instance",
+                    *map(str, tis.fetchall()),
+                ]
+            )
 
 
 def secret_occurrences(root: Path, secret: str) -> dict[str, int]:

@@ -58,7 +58,9 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
         airflow.cli(
             "dags", "trigger", "kie_content_pipeline", "--conf", json.dumps({"output_uri": s3_folder})
         )
-        airflow.wait_for("the second run", lambda: runs(airflow, "success") == 2)
+        state, _, _ = airflow.wait_for("the second run", lambda: airflow.finished_run("kie_content_pipeline"))
+        assert state == "success", airflow.describe()
+        assert runs(airflow, "success") == 2
         airflow.wait_for(
             "the S3 contact sheet", lambda: "content/contact-sheet.html" in s3_server.keys("kie-system")
         )
