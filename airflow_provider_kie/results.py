@@ -20,6 +20,8 @@ XCOM_KIE_TASK_ID = "kie_task_id"
 XCOM_KIE_TASK = "kie_task"
 # When a trigger created the Kie task: the deadline it set (epoch seconds), for a restarted triggerer.
 XCOM_KIE_TASK_DEADLINE = "kie_task_deadline"
+# When a trigger sent its createTask (epoch seconds): with no id kept, a restarted triggerer must not resend.
+XCOM_KIE_CREATE_SENT = "kie_create_sent"
 RETURN_VALUE = "return_value"
 # Airflow 3 keeps each rendered extra link in XCom under this key; Airflow 2 renders links on demand.
 LINK_XCOM_KEY: str | None = getattr(KieResultLink(), "xcom_key", None)

@@ -10,11 +10,16 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_kie import models, storage
-from airflow_provider_kie.api import TaskState
+from airflow_provider_kie.api import CREATE_TASK, TaskState
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
-from airflow_provider_kie.exceptions import KieError, KieInputError, KieTimeoutError
+from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
-from airflow_provider_kie.results import XCOM_KIE_TASK_DEADLINE, XCOM_KIE_TASK_ID, result_xcoms
+from airflow_provider_kie.results import (
+    XCOM_KIE_CREATE_SENT,
+    XCOM_KIE_TASK_DEADLINE,
+    XCOM_KIE_TASK_ID,
+    result_xcoms,
+)
 from airflow_provider_kie.waiting import PollPolicy, wait_async
 
 try:  # Airflow 3: a trigger writes XCom through the Task SDK, like a worker.
@@ -48,9 +53,10 @@ class KieTaskTrigger(BaseTrigger):
       wait for a task that exists;
     - ``create``: a :class:`~airflow_provider_kie.events.CreateRequest` dict (createTask body, timeout):
       create the task first (Airflow 3). Every task of the triggerer then shares one rate limiter, so a
-      batch is paced to Kie's createTask limit with no worker waiting. The new task's id and deadline
-      are written to XCom at once; after a triggerer restart the trigger finds them there and waits for
-      that task instead of creating another.
+      batch is paced to Kie's createTask limit with no worker waiting. The time the createTask is sent,
+      then the new task's id and deadline, are written to XCom; after a triggerer restart the trigger
+      finds the id there and waits for that task instead of creating another, and a createTask sent
+      without an id kept is an ambiguous-create error (resent only with ``retry_ambiguous_create``).
 
     With ``store`` (a :class:`~airflow_provider_kie.events.StoreRequest` dict) a succeeded task's results
     are copied to its ``output_path`` here, off the event loop (:func:`~airflow_provider_kie.storage.persist_async`),
@@ -161,7 +167,16 @@ class KieTaskTrigger(BaseTrigger):
                 "Kie task %s was created before a triggerer restart; waiting for it", job.kie_task_id
             )
             return job
+        if stored.get(XCOM_KIE_CREATE_SENT) and not self.create.retry_ambiguous_create:
+            # A triggerer stopped after sending the createTask and before keeping its id: Kie may have the
+            # task, and sending again may pay twice.
+            raise KieAmbiguousCreateError(
+                "the triggerer stopped while its createTask was in flight, so a Kie task may exist whose id "
+                "was never stored; it was not sent again",
+                operation=CREATE_TASK,
+            )
         body = self.create.body
+        await self._push_xcoms({XCOM_KIE_CREATE_SENT: time.time()})
         job = KieJobRef.starting_now(
             await hook.create_task(body["model"], body["input"], body.get("callBackUrl")), self.create.timeout
         )
@@ -191,7 +206,7 @@ class KieTaskTrigger(BaseTrigger):
             return {}
         return {
             key: await _SdkXCom.aget_one(key=key, **target)
-            for key in (XCOM_KIE_TASK_ID, XCOM_KIE_TASK_DEADLINE)
+            for key in (XCOM_KIE_TASK_ID, XCOM_KIE_TASK_DEADLINE, XCOM_KIE_CREATE_SENT)
         }
 
 

@@ -129,6 +129,37 @@ class TestTrigger:
         assert kie_emulator.count("createTask") == 1
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    @pytest.mark.fault(
+        fault="triggerer lost between the createTask and its id being stored",
+        where="triggerer (trigger that creates)",
+        expected="ambiguous-create error, no second createTask; resent only with retry_ambiguous_create",
+    )
+    @pytest.mark.parametrize("retry_ambiguous_create", [False, True])
+    def test_restarted_trigger_does_not_resend_a_create_in_flight(
+        self, kie_emulator, triggerer_xcom, retry_ambiguous_create
+    ):
+        kie_emulator.add_fault("slow-body", "createTask", delay=3)  # created; the reply comes late
+        kwargs = create_trigger().serialize()[1]
+        kwargs["create"]["retry_ambiguous_create"] = retry_ambiguous_create
+
+        async def until_killed():
+            trigger = KieTaskTrigger(**kwargs)
+            trigger.task_instance = triggerer_xcom.ti
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(anext(trigger.run()), 1.0)
+            await close_shared_async_sessions()
+
+        asyncio.run(until_killed())
+        assert len(kie_emulator.state.tasks) == 1 and "kie_task_id" not in triggerer_xcom
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
+        if retry_ambiguous_create:  # the user accepted paying twice
+            assert event["status"] == "success" and kie_emulator.count("createTask") == 2
+        else:
+            assert event["status"] == "error" and event["error"]["error_class"] == "KieAmbiguousCreateError"
+            assert "was not sent again" in event["message"]
+            assert kie_emulator.count("createTask") == 1
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     def test_create_error_is_an_event_naming_its_class(self, kie_emulator, triggerer_xcom):
         kie_emulator.config.api_keys = ["other"]
         trigger = create_trigger()

@@ -81,3 +81,70 @@ def test_an_edit_starts_and_ends_in_the_triggerer(tmp_path, kie_emulator, monkey
     assert "Started on a worker, not in the triggerer: its input names files" in task_log(
         airflow, "from_file"
     )
+
+
+RESTART_DAG_SOURCE = """
+from datetime import datetime
+
+from airflow.providers.common.compat.sdk import DAG
+
+from airflow_provider_kie.operators.seedream import SeedreamEditOperator
+
+with DAG("kie_triggerer_restarts", start_date=datetime(2026, 1, 1), schedule=None, catchup=False):
+    for name in ("edit_a", "edit_b"):
+        SeedreamEditOperator(
+            task_id=name, prompt=f"Make {name} glass", image_urls=["https://a/b.png"], deferrable=True,
+            poll_interval=0.5,
+        )
+"""
+
+
+@pytest.mark.fault(
+    fault="triggerer down when the tasks start, then killed between a createTask and its id being stored",
+    where="triggerer process (start in the triggerer)",
+    expected="one createTask per edit; the edit whose id was lost fails with an ambiguous-create error",
+)
+def test_triggerer_restarts_before_and_during_a_create(tmp_path, kie_emulator, monkeypatch):
+    kie_emulator.config.update({"waiting_seconds": 0.5, "generating_seconds": 2})
+    kie_emulator.add_fault("slow-body", "createTask", delay=45)  # one create's reply stalls half-way
+    airflow = RealAirflow.with_dags(
+        tmp_path, kie_emulator.connection_uri(), {"restart.py": RESTART_DAG_SOURCE}
+    )
+    airflow.start_all("api-server", "scheduler", "dag-processor")  # no triggerer yet
+
+    def xcom_count(key: str) -> int:
+        with airflow.db() as db:
+            return db.execute("SELECT count(*) FROM xcom WHERE key = ?", (key,)).fetchone()[0]
+
+    def deferred() -> bool:
+        with airflow.db() as db:
+            states = [s for (s,) in db.execute("SELECT state FROM task_instance").fetchall()]
+        return states == ["deferred", "deferred"]
+
+    try:
+        airflow.trigger_dag("kie_triggerer_restarts")
+        airflow.wait_for("both edits to wait for a triggerer", deferred)
+        airflow.start("triggerer")  # the restart before any create
+        airflow.wait_for(
+            "one create in flight and the other's id stored",
+            lambda: (
+                len(kie_emulator.state.tasks) == 2
+                and xcom_count("kie_create_sent") == 2
+                and xcom_count("kie_task_id") == 1
+            ),
+        )
+        airflow.kill("triggerer")  # the restart between a create and its id being stored
+        airflow.start("triggerer")
+        state, _, _ = airflow.wait_for("the run", lambda: airflow.finished_run("kie_triggerer_restarts"))
+        with airflow.db() as db:
+            states = dict(db.execute("SELECT task_id, state FROM task_instance").fetchall())
+    finally:
+        airflow.stop()
+    assert state == "failed" and sorted(states.values()) == ["failed", "success"], airflow.describe()
+    assert kie_emulator.count("createTask") == len(kie_emulator.state.tasks) == 2
+    (lost,) = [task for task, s in states.items() if s == "failed"]
+    logs = "\n".join(
+        p.read_text()
+        for p in airflow.home.glob(f"logs/dag_id=kie_triggerer_restarts/*/task_id={lost}/*.log*")
+    )
+    assert "KieAmbiguousCreateError" in logs or "was not sent again" in logs
