@@ -27,10 +27,14 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service", "ai"],
             }
         ],
-        "operators": modules("airflow_provider_kie.operators.kie", "airflow_provider_kie.operators.seedream"),
+        "operators": modules(
+            "airflow_provider_kie.operators.kie",
+            "airflow_provider_kie.operators.seedream",
+            "airflow_provider_kie.operators.batch",
+        ),
         "sensors": modules("airflow_provider_kie.sensors.kie"),
         "hooks": modules("airflow_provider_kie.hooks.kie"),
-        "triggers": modules("airflow_provider_kie.triggers.kie"),
+        "triggers": modules("airflow_provider_kie.triggers.kie", "airflow_provider_kie.triggers.batch"),
         "extra-links": ["airflow_provider_kie.links.KieResultLink"],
         "connection-types": [
             {

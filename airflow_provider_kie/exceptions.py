@@ -192,6 +192,12 @@ class KieTaskFailedError(KieError):
         self.fail_code = fail_code
 
 
+class KieBatchItemsFailedError(KieError):
+    """Items of a batch did not succeed, and a retry may fix some (it resumes the items already created)."""
+
+    retryable = True
+
+
 class KieTimeoutError(KieError):
     """The task did not reach a terminal state before the deadline."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -109,15 +110,19 @@ def decide(
 
 @dataclass
 class Waiter:
-    """One wait for ``job``: :meth:`step` logs each outcome and applies :func:`decide` to it."""
+    """One wait for ``job``: :meth:`step` logs each outcome (or hands it to ``observe``, which a batch
+    uses to log only changes of the whole batch) and applies :func:`decide` to it."""
 
     job: KieJobRef
     policy: PollPolicy
     log: Any
+    observe: Callable[[KieTask | KieError], None] | None = None
     waiting_since: float = field(default_factory=time.time)
 
     def step(self, outcome: KieTask | KieError) -> Finished | PollAgain:
-        if isinstance(outcome, KieError):
+        if self.observe is not None:
+            self.observe(outcome)
+        elif isinstance(outcome, KieError):
             self.log.warning("Kie task %s: %s", self.job.kie_task_id, outcome)
         else:
             self.log.info("Kie task %s is %s", self.job.kie_task_id, outcome.state.value)
@@ -152,9 +157,15 @@ def wait_sync(hook: _SyncReader, job: KieJobRef, policy: PollPolicy, log: Any) -
         time.sleep(step.delay)
 
 
-async def wait_async(hook: _AsyncReader, job: KieJobRef, policy: PollPolicy, log: Any) -> KieTask:
+async def wait_async(
+    hook: _AsyncReader,
+    job: KieJobRef,
+    policy: PollPolicy,
+    log: Any,
+    observe: Callable[[KieTask | KieError], None] | None = None,
+) -> KieTask:
     """Poll on this event loop (a trigger) until the task is terminal."""
-    waiter = Waiter(job, policy, log)
+    waiter = Waiter(job, policy, log, observe)
     while True:
         try:
             outcome: KieTask | KieError = await hook.get_task(job.kie_task_id)

@@ -425,8 +425,8 @@ class KieAsyncHook(_KieHookBase):
         """The session this event loop shares for the connection: one for all triggers of a triggerer."""
         import aiohttp
 
-        if self._session is None:
-            settings = await self.get_settings()
+        settings = await self.get_settings()
+        if self._session is None:  # checked after the await: coroutines of one hook (a batch) share it
             self._session = sessions.lease_async_session(
                 settings.cache_key,
                 lambda: aiohttp.ClientSession(

@@ -22,7 +22,12 @@ from airflow_provider_kie.results import (
     raise_for,
     task_result,
 )
-from airflow_provider_kie.triggers.kie import TRIGGER_STARTS_TASKS, TRIGGER_WRITES_XCOM, KieTaskTrigger
+from airflow_provider_kie.triggers.kie import (
+    TRIGGER_STARTS_TASKS,
+    TRIGGER_WRITES_XCOM,
+    KieTaskTrigger,
+    resume_not_before,
+)
 from airflow_provider_kie.waiting import PollPolicy, wait_sync
 
 _NO_RESULT = object()
@@ -328,6 +333,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
                 poll_policy=self.poll_policy.to_dict(),
                 end_from_trigger=may_end_in_triggerer(self),
                 store=store,
+                resume_not_before=resume_not_before(),
                 **mode,
             ),
             method_name="execute_complete",

@@ -76,7 +76,7 @@ class KieTaskSensor(BaseSensorOperator):
             # Poke and reschedule modes decide on each answer as the trigger would; Airflow's own
             # sensor timeout is the deadline. In reschedule mode the wait started at the first poke.
             started = _first_poke_time(context) if self.reschedule else time.time()
-            self._waiter = Waiter(KieJobRef(kie_task_id, math.inf), policy, self.log, started)
+            self._waiter = Waiter(KieJobRef(kie_task_id, math.inf), policy, self.log, waiting_since=started)
             return super().execute(context)
         job = KieJobRef.starting_now(kie_task_id, float(self.timeout))
         self.defer(

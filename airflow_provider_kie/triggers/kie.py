@@ -43,6 +43,25 @@ def _airflow_at_least(version: str) -> bool:
 #: there: from 3.3 (3.0 to 3.2 ran such tasks on a worker).
 TRIGGER_STARTS_TASKS = TRIGGER_WRITES_XCOM and _airflow_at_least("3.3")
 
+#: The least time between a worker's deferral and the event that resumes it. Airflow's scheduler fails a
+#: resumed task if it handles the deferring worker's exit only after it queued the task again
+#: (apache/airflow#67287, #72716: open in 3.3.2); seconds after a deferral that exit is handled.
+RESUME_SETTLE_SECONDS = 15.0
+
+
+def resume_not_before() -> float:
+    """For a trigger a worker defers to now: the earliest time its event may resume a worker."""
+    return time.time() + RESUME_SETTLE_SECONDS
+
+
+async def settle_before_resume(trigger: BaseTrigger, not_before: float | None) -> None:
+    """Hold an event that resumes a worker until ``not_before`` (only in a triggerer: ``dags test`` runs
+    no scheduler to race with)."""
+    delay = (not_before or 0) - time.time()
+    if delay > 0 and trigger.task_instance is not None:
+        trigger.log.info("Resuming the task in %.0f s, once Airflow has handled the deferral", delay)
+        await asyncio.sleep(delay)
+
 
 class KieTaskTrigger(BaseTrigger):
     """Wait for one Kie task until it is terminal or its deadline passes; yield exactly one event.
@@ -68,7 +87,8 @@ class KieTaskTrigger(BaseTrigger):
 
     With ``end_from_trigger`` a success ends the Airflow task right here, with the XCom a worker would
     leave, so no worker resumes it; other outcomes resume the task with a
-    :class:`~airflow_provider_kie.events.KieTaskEvent`.
+    :class:`~airflow_provider_kie.events.KieTaskEvent`, not before ``resume_not_before`` (see
+    :data:`RESUME_SETTLE_SECONDS`).
     """
 
     def __init__(
@@ -80,6 +100,7 @@ class KieTaskTrigger(BaseTrigger):
         poll_policy: Mapping[str, Any] | None = None,
         end_from_trigger: bool = False,
         store: Mapping[str, Any] | None = None,
+        resume_not_before: float | None = None,
     ) -> None:
         super().__init__()
         if (job is None) == (create is None):
@@ -95,6 +116,7 @@ class KieTaskTrigger(BaseTrigger):
         self.poll_policy = PollPolicy.from_dict(dict(poll_policy)) if poll_policy else PollPolicy()
         self.end_from_trigger = end_from_trigger
         self.store = None if store is None else StoreRequest.from_dict(store)
+        self.resume_not_before = resume_not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -104,6 +126,7 @@ class KieTaskTrigger(BaseTrigger):
             "poll_policy": self.poll_policy.to_dict(),
             "end_from_trigger": self.end_from_trigger,
             "store": self.store.to_dict() if self.store else None,
+            "resume_not_before": self.resume_not_before,
         }
 
     def __repr__(self) -> str:
@@ -119,14 +142,9 @@ class KieTaskTrigger(BaseTrigger):
             self.log.info(
                 "Kie task %s succeeded; ending the Airflow task from the triggerer", event.job.kie_task_id
             )
-            xcoms = result_xcoms(event.task, event.stored)
-            if await self._push_xcoms(xcoms):
-                # Pushed like a worker would. Airflow 3.3's TaskSuccessEvent(xcoms=...) would store each
-                # value JSON-encoded twice, and a downstream task would read a string.
-                yield TaskSuccessEvent()
-            else:
-                yield TaskSuccessEvent(xcoms=xcoms)
+            yield await end_task_in_triggerer(self.task_instance, result_xcoms(event.task, event.stored))
             return
+        await settle_before_resume(self, self.resume_not_before)
         yield TriggerEvent(event.to_dict())
 
     async def _run(self) -> KieTaskEvent:
@@ -184,30 +202,44 @@ class KieTaskTrigger(BaseTrigger):
         await self._push_xcoms({XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
         return job
 
-    # XCom of the Airflow task this trigger runs for. Without one (a trigger run by hand, or Airflow 2)
-    # nothing is kept: _push_xcoms says so, and _pull_xcoms finds nothing.
-    def _xcom_target(self) -> dict[str, Any] | None:
-        ti = self.task_instance
-        if not TRIGGER_WRITES_XCOM or ti is None:
-            return None
-        return {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
-
     async def _push_xcoms(self, values: Mapping[str, Any]) -> bool:
-        target = self._xcom_target()
-        if target is None:
-            return False
-        for key, value in values.items():
-            await _SdkXCom.aset(key, value, **target)
-        return True
+        return await push_xcoms(self.task_instance, values)
 
     async def _pull_xcoms(self) -> dict[str, Any]:
-        target = self._xcom_target()
-        if target is None:
-            return {}
-        return {
-            key: await _SdkXCom.aget_one(key=key, **target)
-            for key in (XCOM_KIE_TASK_ID, XCOM_KIE_TASK_DEADLINE, XCOM_KIE_CREATE_SENT)
-        }
+        keys = (XCOM_KIE_TASK_ID, XCOM_KIE_TASK_DEADLINE, XCOM_KIE_CREATE_SENT)
+        return {key: await pull_xcom(self.task_instance, key) for key in keys}
+
+
+# XCom of the Airflow task a trigger runs for. Without one (a trigger run by hand, or Airflow 2) nothing
+# is kept: push_xcoms says so, and pull_xcom finds nothing.
+def _xcom_target(ti: Any) -> dict[str, Any] | None:
+    if not TRIGGER_WRITES_XCOM or ti is None:
+        return None
+    return {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+
+
+async def push_xcoms(ti: Any, values: Mapping[str, Any]) -> bool:
+    """Write ``values`` to the XCom of ``ti`` from the triggerer; False if a trigger cannot (Airflow 2)."""
+    target = _xcom_target(ti)
+    if target is None:
+        return False
+    for key, value in values.items():
+        await _SdkXCom.aset(key, value, **target)
+    return True
+
+
+async def pull_xcom(ti: Any, key: str) -> Any:
+    target = _xcom_target(ti)
+    return None if target is None else await _SdkXCom.aget_one(key=key, **target)
+
+
+async def end_task_in_triggerer(ti: Any, xcoms: Mapping[str, Any]) -> TaskSuccessEvent:
+    """The event that ends ``ti`` from the triggerer with ``xcoms``, pushed like a worker would: Airflow
+    3.3's TaskSuccessEvent(xcoms=...) would store each value JSON-encoded twice, and a downstream task
+    would read a string."""
+    if await push_xcoms(ti, xcoms):
+        return TaskSuccessEvent()
+    return TaskSuccessEvent(xcoms=dict(xcoms))
 
 
 class KieStartTrigger(BaseTrigger):

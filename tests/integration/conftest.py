@@ -19,6 +19,13 @@ def upload_cache(tmp_path, monkeypatch):
     return tmp_path / "upload-cache"
 
 
+@pytest.fixture(autouse=True)
+def no_resume_settle(monkeypatch):
+    """Triggers resume their task at once: no scheduler here races with the deferral (the settle time
+    itself is tested in test_triggers and on a real Airflow in the system tests)."""
+    monkeypatch.setattr(kie_triggers, "RESUME_SETTLE_SECONDS", 0.0)
+
+
 @pytest.fixture
 def fast_kie(kie_emulator):
     """The emulator with tasks that finish in a fraction of a second."""

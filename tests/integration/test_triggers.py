@@ -168,6 +168,14 @@ class TestTrigger:
         assert event["error"]["error_class"] == "KieAuthError" and event["error"]["code"] == 401
         assert kie_emulator.state.tasks == {} and "kie_task_id" not in triggerer_xcom
 
+    def test_an_event_that_resumes_a_worker_waits_until_resume_not_before(self, triggerer_xcom):
+        # apache/airflow#67287: the scheduler must handle the deferring worker's exit first.
+        not_before = time.time() + 1.0
+        trigger = wait_trigger(self.create(), 30, poll_policy=FAST, resume_not_before=not_before)
+        event = triggerer_xcom.run_in_triggerer(trigger)
+        assert event.payload["status"] == "success" and time.time() >= not_before
+        assert KieTaskTrigger(**trigger.serialize()[1]).resume_not_before == not_before
+
     def test_needs_exactly_one_mode_given_by_keyword(self):
         with pytest.raises(ValueError, match="exactly one"):
             KieTaskTrigger()

@@ -1,0 +1,292 @@
+"""A batch of Kie tasks in one coroutine: create each (paced by the key's limiter), wait for all, copy the
+results; the batch trigger runs it in the triggerer, the batch operator on a worker when it does not defer.
+
+Each item ends as a :class:`~airflow_provider_kie.events.KieTaskEvent`, as a single task would. What was
+sent is kept as it happens in a :class:`BatchRecord` (XCom in the triggerer, the task state store on a
+worker), so a restarted triggerer or a retried task waits for the Kie tasks that exist instead of paying
+for them again, and a createTask whose reply was lost is reported, never resent unless allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_kie import storage
+from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
+from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
+from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
+from airflow_provider_kie.waiting import PollPolicy, wait_async
+
+#: Key of the batch's record, in XCom (a triggerer restart) and in the task state store (a retry).
+BATCH_RECORD_KEY = "kie_batch"
+#: What a batch with failed items does: fail the Airflow task (after every item ended), or succeed and
+#: report them in its result.
+ON_ITEM_FAILURE = ("fail", "report")
+#: createTask calls in flight at once; the key's limiter paces them to Kie's limit.
+CREATES_IN_FLIGHT = 4
+#: The least time between two progress lines of a batch (a line is written only when its counts changed).
+PROGRESS_EVERY = 10.0
+
+
+@dataclass
+class BatchItem:
+    """One item of a batch: its createTask body (validated, files uploaded) and the files or URLs it was
+    given (for the manifest)."""
+
+    body: dict[str, Any]
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"body": self.body, "sources": self.sources}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchItem:
+        return cls(dict(data["body"]), list(data.get("sources") or []))
+
+
+@dataclass
+class BatchRecord:
+    """What a batch sent, written as it happens: the Kie task of each created item, and the items whose
+    createTask was sent (an item sent without a task may exist at Kie: its create is ambiguous)."""
+
+    jobs: dict[int, KieJobRef] = field(default_factory=dict)
+    sent: set[int] = field(default_factory=set)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "jobs": {str(index): job.to_dict() for index, job in sorted(self.jobs.items())},
+            "sent": sorted(self.sent),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> BatchRecord:
+        data = data or {}
+        jobs = {int(index): KieJobRef.from_dict(job) for index, job in (data.get("jobs") or {}).items()}
+        return cls(jobs, {int(index) for index in data.get("sent") or ()})
+
+    def merged(self, other: BatchRecord) -> BatchRecord:
+        return BatchRecord({**self.jobs, **other.jobs}, self.sent | other.sent)
+
+
+def item_result(index: int, event: KieTaskEvent) -> dict[str, Any]:
+    """One entry of a batch's ``return_value``: the item's index and outcome, its Kie task, what it made
+    (stored URIs, else Kie's URLs) and the credits it cost, or why it failed and whether a retry of the
+    Airflow task can fix it."""
+    task = event.task
+    error, retryable = None, False
+    if event.status is EventStatus.FAILED and task is not None:
+        error, retryable = f"failCode {task.fail_code!r}: {task.fail_msg or 'no failMsg'}", True
+    elif event.status is EventStatus.TIMEOUT:
+        error = event.message or "timed out"
+    elif event.status is EventStatus.ERROR:
+        error = event.message or "error"
+        retryable = KieError.from_event(event.error or {}).retryable
+    result: list[str] = []
+    if event.status is EventStatus.SUCCESS and task is not None:
+        result = event.stored if event.stored is not None else list(task.result_urls)
+    return {
+        "index": index,
+        "status": event.status.value,
+        "kie_task_id": event.job.kie_task_id if event.job else None,
+        "result": result,
+        "credits_consumed": None
+        if task is None or task.credits_consumed is None
+        else float(task.credits_consumed),
+        "error": error,
+        "retryable": retryable,
+    }
+
+
+def retry_record(record: BatchRecord, results: Sequence[Mapping[str, Any]]) -> BatchRecord:
+    """What a retry of the Airflow task starts from: every item's Kie task but those Kie failed (a
+    retry pays for those anew, which is what retrying a failed generation means)."""
+    failed = {r["index"] for r in results if r["status"] == EventStatus.FAILED.value}
+    return BatchRecord(
+        {index: job for index, job in record.jobs.items() if index not in failed}, record.sent - failed
+    )
+
+
+class BatchProgress:
+    """Counts of the items by state. A line is logged when they changed and the batch entered another
+    phase (creating, waiting, done) or :data:`PROGRESS_EVERY` seconds passed since the last line: a
+    handful of lines per batch, never one per poll."""
+
+    ORDER = ("to create", "creating", "waiting", "queuing", "generating", "success", "fail", "error")
+
+    def __init__(self, size: int, log: Any) -> None:
+        self.size = size
+        self.log = log
+        self.states: dict[int, str] = {}
+        self._logged: tuple[tuple[str, int], ...] = ()
+        self._logged_phase = ""
+        self._last_line = 0.0
+
+    def set(self, index: int, state: str) -> None:
+        if self.states.get(index) != state:
+            self.states[index] = state
+            self.report()
+
+    def report(self, *, force: bool = False) -> None:
+        counts = Counter(self.states.values())
+        key = tuple(sorted(counts.items()))
+        phase = (
+            "creating"
+            if counts["to create"] or counts["creating"]
+            else "done"
+            if counts["success"] + counts["fail"] + counts["error"] == len(self.states)
+            else "waiting"
+        )
+        now = time.monotonic()
+        if key == self._logged or not (
+            force or phase != self._logged_phase or now - self._last_line >= PROGRESS_EVERY
+        ):
+            return
+        self._logged, self._logged_phase, self._last_line = key, phase, now
+        parts = [f"{counts[name]} {name}" for name in self.ORDER if counts[name]]
+        parts += [f"{n} {name}" for name, n in sorted(counts.items()) if name not in self.ORDER]
+        self.log.info("Kie batch of %d: %s", self.size, ", ".join(parts))
+
+
+class BatchRun:
+    """Creates, waits for and stores every item of a batch on this event loop.
+
+    ``record`` holds what an earlier try or a stopped triggerer sent; ``save`` writes the record (XCom,
+    the task state store) before each createTask is sent and after its task id is known.
+    """
+
+    def __init__(
+        self,
+        hook: Any,
+        items: Sequence[BatchItem],
+        *,
+        timeout: float,
+        poll_policy: PollPolicy,
+        log: Any,
+        record: BatchRecord | None = None,
+        save: Callable[[BatchRecord], Awaitable[None]] | None = None,
+        output_path: str | None = None,
+        retry_ambiguous_create: bool = False,
+    ) -> None:
+        self.hook = hook
+        self.items = list(items)
+        self.timeout = timeout
+        self.poll_policy = poll_policy
+        self.log = log
+        self.record = record or BatchRecord()
+        self.save = save
+        self.output_path = output_path
+        self.retry_ambiguous_create = retry_ambiguous_create
+        self.progress = BatchProgress(len(self.items), log)
+        self._creates = asyncio.Semaphore(CREATES_IN_FLIGHT)
+        self._saving = asyncio.Lock()
+
+    async def run(self) -> list[KieTaskEvent]:
+        """One event per item, in the items' order."""
+        for index in range(len(self.items)):
+            self.progress.states[index] = "waiting" if index in self.record.jobs else "to create"
+        self.progress.report(force=True)
+        outcomes = await asyncio.gather(*(self._one(index) for index in range(len(self.items))))
+        self.progress.report(force=True)
+        return list(outcomes)
+
+    async def _one(self, index: int) -> KieTaskEvent:
+        job = self.record.jobs.get(index)
+        try:
+            if job is None:
+                job = await self._job(index)
+            observe = self._observer(index)
+            task = await wait_async(self.hook, job, self.poll_policy, self.log, observe)
+            self.progress.set(index, task.state.value)
+            stored = None
+            if self.output_path is not None and task.state is TaskState.SUCCESS:
+                stored = await storage.persist_async(task, self.output_path, self._provenance(index))
+            return KieTaskEvent.finished(job, task, stored)
+        except KieTimeoutError as error:
+            self.progress.set(index, "error")
+            return KieTaskEvent(EventStatus.TIMEOUT, job, message=str(error))
+        except KieError as error:
+            self.progress.set(index, "error")
+            return KieTaskEvent.failed_with(job, error)
+        except Exception as error:  # one item's surprise must not lose the others' outcomes
+            self.log.exception("Kie batch item %d: unexpected error", index)
+            self.progress.set(index, "error")
+            return KieTaskEvent.failed_with(job, error)
+
+    async def _job(self, index: int) -> KieJobRef:
+        """Create item ``index``'s Kie task, keeping the record before the send and after the reply."""
+        if index in self.record.sent and not self.retry_ambiguous_create:
+            raise KieAmbiguousCreateError(
+                "its createTask was sent before a restart and no task id came back, so a Kie task may "
+                "exist; it was not sent again",
+                operation=CREATE_TASK,
+            )
+        body = self.items[index].body
+        async with self._creates:
+            self.progress.set(index, "creating")
+            self.record.sent.add(index)
+            await self._save()
+            kie_task_id = await self.hook.create_task(body["model"], body["input"], body.get("callBackUrl"))
+        job = KieJobRef.starting_now(kie_task_id, self.timeout)
+        self.record.jobs[index] = job
+        await self._save()
+        self.progress.set(index, "waiting")
+        return job
+
+    async def _save(self) -> None:
+        if self.save is not None:
+            async with self._saving:
+                await self.save(self.record)
+
+    def _observer(self, index: int) -> Callable[[KieTask | KieError], None]:
+        def observe(outcome: KieTask | KieError) -> None:
+            if isinstance(outcome, KieTask):
+                self.progress.set(index, outcome.state.value)
+
+        return observe
+
+    def _provenance(self, index: int) -> dict[str, Any]:
+        return {"input": self.items[index].body.get("input"), "sources": self.items[index].sources}
+
+
+def check_policy(on_item_failure: Any) -> None:
+    if on_item_failure not in ON_ITEM_FAILURE:
+        raise KieInputError(
+            "on_item_failure",
+            f"must be one of {', '.join(map(repr, ON_ITEM_FAILURE))}, got {on_item_failure!r}",
+        )
+
+
+def failed_items(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [result for result in results if result["status"] != EventStatus.SUCCESS.value]
+
+
+def log_results(log: Any, results: Sequence[Mapping[str, Any]]) -> None:
+    """One line per item, then the totals: the outcome of every item is in the task log."""
+    for result in results:
+        if result["status"] == EventStatus.SUCCESS.value:
+            log.info(
+                "Kie batch item %d: success, Kie task %s, %d result(s)",
+                result["index"],
+                result["kie_task_id"],
+                len(result["result"]),
+            )
+        else:
+            log.warning(
+                "Kie batch item %d: %s, Kie task %s: %s",
+                result["index"],
+                result["status"],
+                result["kie_task_id"],
+                result["error"],
+            )
+    credits = sum(result["credits_consumed"] or 0 for result in results)
+    log.info(
+        "Kie batch: %d of %d items succeeded, %d credits",
+        len(results) - len(failed_items(results)),
+        len(results),
+        credits,
+    )

@@ -1,0 +1,317 @@
+"""Batch operators: many Kie tasks in one Airflow task, created and waited for in one trigger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+
+from airflow_provider_kie import inputs, models, storage
+from airflow_provider_kie.batch import (
+    BATCH_RECORD_KEY,
+    BatchItem,
+    BatchRecord,
+    BatchRun,
+    check_policy,
+    failed_items,
+    item_result,
+    log_results,
+    retry_record,
+)
+from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieInputError
+from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
+from airflow_provider_kie.operators.kie import check_wait_arguments
+from airflow_provider_kie.results import RETURN_VALUE, may_end_in_triggerer
+from airflow_provider_kie.triggers.batch import KieBatchTrigger
+from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, resume_not_before
+from airflow_provider_kie.waiting import PollPolicy
+
+
+class KieBatchOperator(BaseOperator):
+    """Run one Kie task per item of ``inputs`` in a single Airflow task, and return every item's outcome.
+
+    :param model: Kie Market model, e.g. ``"seedream/4.5-edit"``.
+    :param inputs: a list of the model's ``input`` objects, or an XComArg of one (templated). Every item
+        is validated before any request: one bad item fails the task, naming it, with no request made.
+    :param callback_url: absolute http(s) URL Kie POSTs to when each task ends (templated).
+    :param output_path: a folder URI (``file://``, ``s3://conn@bucket/prefix``...) to copy every result
+        into, with a manifest per Kie task (templated).
+    :param on_item_failure: ``"fail"`` (default): once every item has ended, fail the task if any item
+        failed (a retry resumes the items already created and pays again only for those Kie failed);
+        ``"report"``: succeed, and report failed items in ``return_value``.
+    :param deferrable: create and wait in the triggerer (Airflow 3): the batch costs one worker run,
+        which validates the items, uploads their files and defers.
+    :param timeout: how long each item may take from its creation.
+    :param retry_ambiguous_create: resend a createTask whose reply was lost (may pay twice).
+    :param end_from_trigger: end the task in the triggerer when the batch is done, unless it has outlets,
+        an on_success_callback or listeners, which only a worker honours.
+
+    ``return_value``: one entry per item, in order: ``index``, ``status`` (success, failed, error,
+    timeout), ``kie_task_id``, ``result`` (stored URIs, else Kie's result URLs), ``credits_consumed``,
+    ``error`` and ``retryable``. On Airflow 2 the batch runs on the worker (a trigger cannot keep its
+    record there).
+    """
+
+    template_fields: Sequence[str] = ("model", "inputs", "callback_url", "output_path")
+    template_fields_renderers = {"inputs": "json"}
+    ui_color = "#e6d9ff"
+    #: The parameter that holds the items, as error messages name it.
+    items_parameter: ClassVar[str] = "inputs"
+
+    def __init__(
+        self,
+        *,
+        model: str = "",
+        inputs: Any = None,
+        callback_url: str | None = None,
+        output_path: Any = None,
+        on_item_failure: str = "fail",
+        kie_conn_id: str = KieHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 3.0,
+        timeout: timedelta = timedelta(minutes=30),
+        retry_ambiguous_create: bool = False,
+        end_from_trigger: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.inputs = inputs
+        self.callback_url = callback_url
+        self.output_path = output_path
+        self.on_item_failure = on_item_failure
+        self.kie_conn_id = kie_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.retry_ambiguous_create = retry_ambiguous_create
+        self.end_from_trigger = end_from_trigger
+        check_wait_arguments(poll_interval, timeout)
+        check_policy(on_item_failure)
+
+    @cached_property
+    def hook(self) -> KieHook:
+        return KieHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create)
+
+    def item_inputs(self) -> list[Any]:
+        """The rendered items, each the model's ``input``; subclasses build them from their own fields."""
+        return _as_list(self.items_parameter, self.inputs)
+
+    def execute(self, context: Any) -> Any:
+        # Every item is validated and its files read before any request: a bad item costs no call.
+        checked = [self._checked(index, item) for index, item in enumerate(self.item_inputs())]
+        if not checked:
+            self.log.info("Kie batch: no items, nothing to do")
+            return []
+        output = self._checked_output()
+        store = context.get("task_state_store")
+        record = BatchRecord.from_dict(store.get(BATCH_RECORD_KEY) if store is not None else None)
+        if record.jobs or record.sent:
+            self.log.info(
+                "Kie batch: resuming %d Kie tasks created by an earlier try; %d items to create",
+                len(record.jobs),
+                len(checked) - len(record.jobs),
+            )
+        items = []
+        for index, (body, files, sources) in enumerate(checked):
+            if files and index not in record.jobs and index not in record.sent:
+                uploaded = inputs.upload_files(
+                    body["input"], files, self._upload, upload_host=self.hook.settings.upload_base_url
+                )
+                body = {**body, "input": uploaded}
+            items.append(BatchItem(body, sources))
+        output_path = None if output is None else str(output)
+        if self.deferrable and TRIGGER_WRITES_XCOM:
+            self.defer(
+                trigger=KieBatchTrigger(
+                    items=[item.to_dict() for item in items],
+                    timeout=self.timeout.total_seconds(),
+                    record=record.to_dict(),
+                    kie_conn_id=self.kie_conn_id,
+                    poll_policy=self._poll_policy.to_dict(),
+                    output_path=output_path,
+                    retry_ambiguous_create=self.retry_ambiguous_create,
+                    on_item_failure=self.on_item_failure,
+                    end_from_trigger=may_end_in_triggerer(self),
+                    resume_not_before=resume_not_before(),
+                ),
+                method_name="execute_complete",
+            )
+        if self.deferrable:
+            self.log.info("Kie batch: Airflow 2's triggers cannot keep a batch's record; running it here")
+
+        def save(record: BatchRecord) -> None:
+            if store is not None:
+                store.set(BATCH_RECORD_KEY, record.to_dict())
+
+        async def run_here() -> tuple[list[dict[str, Any]], BatchRecord]:
+            async def save_async(record: BatchRecord) -> None:
+                save(record)
+
+            async with KieAsyncHook(
+                self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create
+            ) as hook:
+                run = BatchRun(
+                    hook,
+                    items,
+                    timeout=self.timeout.total_seconds(),
+                    poll_policy=self._poll_policy,
+                    log=self.log,
+                    record=record,
+                    save=save_async,
+                    output_path=output_path,
+                    retry_ambiguous_create=self.retry_ambiguous_create,
+                )
+                outcomes = await run.run()
+            return [item_result(i, outcome) for i, outcome in enumerate(outcomes)], run.record
+
+        results, record = asyncio.run(run_here())
+        return self._finish(context, results, record)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Resume after the batch trigger: report every item, keep what a retry resumes, fail or return."""
+        return self._finish(context, list(event["results"]), BatchRecord.from_dict(event.get("record")))
+
+    def _finish(
+        self, context: Any, results: list[dict[str, Any]], record: BatchRecord
+    ) -> list[dict[str, Any]]:
+        store = context.get("task_state_store")
+        if store is not None:  # first: it is what a retry reads
+            store.set(BATCH_RECORD_KEY, retry_record(record, results).to_dict())
+        context["ti"].xcom_push(key=BATCH_RECORD_KEY, value=record.to_dict())
+        log_results(self.log, results)
+        failed = failed_items(results)
+        if failed and self.on_item_failure == "fail":
+            # The per-item outcomes stay readable (trigger rule all_done downstream) though the task fails.
+            context["ti"].xcom_push(key=RETURN_VALUE, value=results)
+            summary = "; ".join(f"item {r['index']}: {r['status']}: {r['error']}" for r in failed[:5])
+            message = f"{len(failed)} of {len(results)} items did not succeed ({summary}{'; ...' if len(failed) > 5 else ''})"
+            if any(r["retryable"] for r in failed):
+                raise KieBatchItemsFailedError(message + "; a retry resumes the items already created")
+            raise AirflowFailException(message + "; a retry would not change that")
+        _describe_asset_events(context, results)
+        return results
+
+    def _checked(self, index: int, item: Any) -> tuple[dict[str, Any], list[inputs.LocalFile], list[str]]:
+        """Item ``index`` as a createTask body, its files read and checked, and its sources as given."""
+        where = f"{self.items_parameter}[{index}]"
+        if not isinstance(item, Mapping):
+            raise KieInputError(where, f"must be a dict of the model's input fields, got {item!r}")
+        try:
+            body = models.create_task_body(self.model, dict(item), self.callback_url, files=True)
+            files = inputs.read_files(body["input"], models.CATALOG.get(self.model))
+        except KieInputError as error:
+            raise KieInputError(f"{where}.{error.parameter}", str(error).split(": ", 1)[-1]) from None
+        sources = [str(ref) for ref in models.file_inputs(self.model, body["input"])]
+        return body, files, sources
+
+    def _checked_output(self) -> Any:
+        if self.output_path is None:
+            return None
+        folder = storage.as_path(self.output_path)
+        storage.check_writable(folder)
+        return folder
+
+    def _upload(self, content: bytes, file_name: str) -> str:
+        return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)
+
+    @property
+    def _poll_policy(self) -> PollPolicy:
+        return PollPolicy(initial_interval=self.poll_interval)
+
+
+def _as_list(parameter: str, value: Any) -> list[Any]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise KieInputError(parameter, f"must be a list of items, got {value!r}")
+    return list(value)
+
+
+def _describe_asset_events(context: Any, results: list[dict[str, Any]]) -> None:
+    """Put what the batch made in the ``extra`` of each outlet's asset event."""
+    outlets = getattr(context.get("task"), "outlets", None) or []
+    events = context.get("outlet_events")
+    if not outlets or events is None:
+        return
+    made = [r for r in results if r["status"] == "success"]
+    extra = {
+        "kie_task_ids": [r["kie_task_id"] for r in made],
+        "results": [uri for r in made for uri in r["result"]],
+        "credits_consumed": sum(r["credits_consumed"] or 0 for r in results),
+        "failed_items": [r["index"] for r in results if r["status"] != "success"],
+    }
+    for outlet in outlets:
+        try:
+            events[outlet].extra.update(extra)
+        except (KeyError, TypeError, AttributeError):  # not an asset (an old-style lineage object)
+            continue
+
+
+class SeedreamEditBatchOperator(KieBatchOperator):
+    """Edit images with ``seedream/4.5-edit``, one Kie task per item of ``edits``, in one Airflow task.
+
+    :param edits: a list (or an XComArg of one) whose items are a prompt, or a dict of this model's
+        fields (``prompt``, ``image_urls``, ``aspect_ratio``, ``quality``, ``nsfw_checker``) that
+        override the operator's own (templated).
+    :param prompt: the prompt of items that give none (templated).
+    :param image_urls: the images of items that give none: URLs or files, uploaded once (templated).
+    :param aspect_ratio: one of 1:1, 4:3, 3:4, 16:9, 9:16, 2:3, 3:2, 21:9 (templated).
+    :param quality: ``basic`` (2K) or ``high`` (4K) (templated).
+    :param nsfw_checker: Kie's optional extra content filter; omitted when None.
+
+    Every other parameter is KieBatchOperator's.
+    """
+
+    kie_model = models.SEEDREAM_EDIT
+    template_fields: Sequence[str] = (
+        "edits",
+        "prompt",
+        "image_urls",
+        "aspect_ratio",
+        "quality",
+        "callback_url",
+        "output_path",
+    )
+    template_fields_renderers = {"edits": "json"}
+    items_parameter = "edits"
+
+    def __init__(
+        self,
+        *,
+        edits: Any,
+        prompt: str | None = None,
+        image_urls: Any = None,
+        aspect_ratio: str = "1:1",
+        quality: str = "basic",
+        nsfw_checker: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model=self.kie_model.name, **kwargs)
+        self.edits = edits
+        self.prompt = prompt
+        self.image_urls = image_urls
+        self.aspect_ratio = aspect_ratio
+        self.quality = quality
+        self.nsfw_checker = nsfw_checker
+
+    def item_inputs(self) -> list[Any]:
+        edits = _as_list(self.items_parameter, self.edits)
+        given = {
+            "prompt": self.prompt,
+            "image_urls": self.image_urls,
+            "aspect_ratio": self.aspect_ratio,
+            "quality": self.quality,
+            "nsfw_checker": self.nsfw_checker,
+        }
+        defaults = {name: value for name, value in given.items() if value is not None}
+        return [
+            {**defaults, "prompt": edit}
+            if isinstance(edit, str)
+            else {**defaults, **edit}
+            if isinstance(edit, Mapping)
+            else edit
+            for edit in edits
+        ]

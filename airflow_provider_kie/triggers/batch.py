@@ -1,0 +1,125 @@
+"""KieBatchTrigger: creates and waits for every item of a batch in the triggerer, under the key's limiter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_kie.batch import (
+    BATCH_RECORD_KEY,
+    BatchItem,
+    BatchRecord,
+    BatchRun,
+    check_policy,
+    failed_items,
+    item_result,
+    log_results,
+)
+from airflow_provider_kie.hooks.kie import KieAsyncHook
+from airflow_provider_kie.results import RETURN_VALUE
+from airflow_provider_kie.triggers.kie import (
+    end_task_in_triggerer,
+    pull_xcom,
+    push_xcoms,
+    settle_before_resume,
+)
+from airflow_provider_kie.waiting import PollPolicy
+
+
+class KieBatchTrigger(BaseTrigger):
+    """Create (Airflow 3) and wait for every item of a batch; yield one event with every item's outcome.
+
+    ``items`` are :class:`~airflow_provider_kie.batch.BatchItem` dicts (a validated createTask body with
+    its files uploaded); ``record`` a :class:`~airflow_provider_kie.batch.BatchRecord` dict of what an
+    earlier try sent (its Kie tasks are waited for, not created again). What is sent is kept in XCom
+    ``kie_batch`` as it happens, so a restarted trigger waits for the tasks that exist and reports an
+    item whose createTask was in flight as an ambiguous create.
+
+    The event is ``{"results": [one entry per item], "record": ...}``. With ``end_from_trigger``, a batch
+    whose items all succeeded (or any batch, with ``on_item_failure="report"``) ends the Airflow task
+    here with ``return_value`` = the results, so no worker resumes it.
+    """
+
+    def __init__(
+        self,
+        *,
+        items: Sequence[Mapping[str, Any]],
+        timeout: float,
+        record: Mapping[str, Any] | None = None,
+        kie_conn_id: str = "kie_default",
+        poll_policy: Mapping[str, Any] | None = None,
+        output_path: str | None = None,
+        retry_ambiguous_create: bool = False,
+        on_item_failure: str = "fail",
+        end_from_trigger: bool = False,
+        resume_not_before: float | None = None,
+    ) -> None:
+        super().__init__()
+        check_policy(on_item_failure)
+        self.items = [BatchItem.from_dict(item) for item in items]
+        self.record = BatchRecord.from_dict(record)
+        self.timeout = float(timeout)
+        self.kie_conn_id = kie_conn_id
+        self.poll_policy = PollPolicy.from_dict(dict(poll_policy)) if poll_policy else PollPolicy()
+        self.output_path = output_path
+        self.retry_ambiguous_create = retry_ambiguous_create
+        self.on_item_failure = on_item_failure
+        self.end_from_trigger = end_from_trigger
+        self.resume_not_before = resume_not_before
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            "items": [item.to_dict() for item in self.items],
+            "timeout": self.timeout,
+            "record": self.record.to_dict(),
+            "kie_conn_id": self.kie_conn_id,
+            "poll_policy": self.poll_policy.to_dict(),
+            "output_path": self.output_path,
+            "retry_ambiguous_create": self.retry_ambiguous_create,
+            "on_item_failure": self.on_item_failure,
+            "end_from_trigger": self.end_from_trigger,
+            "resume_not_before": self.resume_not_before,
+        }
+
+    def __repr__(self) -> str:
+        return f"<KieBatchTrigger items={len(self.items)} kie_conn_id={self.kie_conn_id!r}>"
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        kept = BatchRecord.from_dict(await pull_xcom(ti, BATCH_RECORD_KEY))
+        record = self.record.merged(kept)
+        if kept.jobs or kept.sent:
+            self.log.info(
+                "Kie batch: %d Kie tasks were created before a triggerer restart; waiting for them",
+                len(kept.jobs),
+            )
+
+        async def save(record: BatchRecord) -> None:
+            await push_xcoms(ti, {BATCH_RECORD_KEY: record.to_dict()})
+
+        async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:
+            run = BatchRun(
+                hook,
+                self.items,
+                timeout=self.timeout,
+                poll_policy=self.poll_policy,
+                log=self.log,
+                record=record,
+                save=save,
+                output_path=self.output_path,
+                retry_ambiguous_create=self.retry_ambiguous_create,
+            )
+            outcomes = await run.run()
+        results = [item_result(index, outcome) for index, outcome in enumerate(outcomes)]
+        acceptable = self.on_item_failure == "report" or not failed_items(results)
+        if self.end_from_trigger and acceptable and ti is not None:
+            log_results(self.log, results)
+            self.log.info("Kie batch ended; ending the Airflow task from the triggerer")
+            yield await end_task_in_triggerer(
+                ti, {RETURN_VALUE: results, BATCH_RECORD_KEY: run.record.to_dict()}
+            )
+            return
+        await settle_before_resume(self, self.resume_not_before)
+        yield TriggerEvent({"results": results, "record": run.record.to_dict()})
