@@ -28,6 +28,17 @@ class KieTaskRunFacet(RunFacet):
     creditsConsumed: float | None = None
 
 
+@define
+class KieBatchRunFacet(RunFacet):
+    """The Kie tasks of a batch: model, items, how many succeeded, their Kie task ids and credits spent."""
+
+    model: str
+    items: int
+    succeeded: int
+    kieTaskIds: list[str]
+    creditsConsumed: float
+
+
 def dataset(ref: Any) -> Dataset:
     """A file or URL (str or ObjectStoragePath) as an OpenLineage dataset."""
     if hasattr(ref, "protocol") and hasattr(ref, "key"):  # an ObjectStoragePath
@@ -59,4 +70,22 @@ def operator_lineage(task: KieTask | None, inputs: list[Any], outputs: list[str]
         inputs=[dataset(ref) for ref in inputs],
         outputs=[dataset(ref) for ref in outputs],
         run_facets=run_facets,
+    )
+
+
+def batch_lineage(model: str, inputs: list[Any], results: list[dict[str, Any]]) -> OperatorLineage:
+    """Lineage of a batch: every distinct input, every result made, and a ``kie_batch`` run facet."""
+    made = [r for r in results if r["status"] == "success"]
+    facet = KieBatchRunFacet(
+        model=model,
+        items=len(results),
+        succeeded=len(made),
+        kieTaskIds=[r["kie_task_id"] for r in results if r["kie_task_id"]],
+        creditsConsumed=float(sum(r["credits_consumed"] or 0 for r in results)),
+    )
+    distinct = list(dict.fromkeys(str(ref) for ref in inputs))
+    return OperatorLineage(
+        inputs=[dataset(ref) for ref in distinct],
+        outputs=[dataset(uri) for r in made for uri in r["result"]],
+        run_facets={"kie_batch": facet} if results else {},
     )

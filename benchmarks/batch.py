@@ -1,9 +1,10 @@
 """Batch benchmark: a real Airflow (scheduler, triggerer, dag-processor, api-server; LocalExecutor;
 SQLite; 127.0.0.1) runs N mapped edits against the emulator with Kie's rate limits on and realistic
-generation times, three ways, each on a fresh Airflow and a fresh emulator:
+generation times, in each of these variants on a fresh Airflow and a fresh emulator:
 
 - ``ours``: example_dags/kie_seedream_batch (deferrable; created and ended in the triggerer);
 - ``ours_resume``: the same with ``end_from_trigger=False`` (benchmarks/dags/kie_batch_resume.py);
+- ``batch``: the same edits as one SeedreamEditBatchOperator task (benchmarks/dags/kie_batch_operator.py);
 - ``peer``: HttpOperator + HttpSensor in reschedule mode (benchmarks/dags/kie_http_peer_batch.py).
 
 Reports the makespan against the rate-limit bound N/2 s + generation time, failed tasks, 429s,
@@ -34,6 +35,7 @@ KEY = "batch-key"
 VARIANTS = {  # name: (DAG id, the tasks that do the work)
     "ours": ("kie_seedream_batch", ("edit",)),
     "ours_resume": ("kie_batch_resume", ("edit",)),
+    "batch": ("kie_batch_operator", ("edits",)),
     "peer": ("kie_http_peer_batch", ("create", "wait")),
 }
 

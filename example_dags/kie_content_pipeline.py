@@ -2,11 +2,14 @@
 results stored with a manifest each, and a contact sheet made when they land.
 
 - ``kie_content_pipeline`` lists the images in ``KIE_INPUT_DIR`` (default: ``inputs/`` beside this file)
-  and maps one deferrable edit per image and style. Each local image is uploaded to Kie once, whatever
-  the number of edits that use it; each result is copied to the run's ``output_uri`` param (default
+  and runs one edit per image and style as a single deferrable batch task: one worker run validates every
+  edit, uploads each local image to Kie once and defers; the triggerer creates every Kie task under the
+  key's rate limit, waits for them and copies each result to the run's ``output_uri`` param (default
   ``KIE_OUTPUT_URI``, else the folder ``$KIE_OUTPUT_DIR/content``; ``s3://aws_conn@bucket/prefix`` works
-  the same with the ``[s3]`` extra) before the task succeeds, and each edit's outlet records an asset
-  event whose extra holds the stored URIs, the Kie task id and the credits.
+  the same with the ``[s3]`` extra), and a second short worker run records the outlet's asset event,
+  whose extra holds the stored URIs, the Kie task ids and the credits. ``return_value`` holds each
+  edit's outcome. (Mapped edits would cost two worker runs each: Airflow 3.3 starts no mapped task in
+  the triggerer.)
 - ``kie_contact_sheet`` is scheduled on that asset: in each folder the triggering events name, it writes
   ``contact-sheet.html``, one entry per manifest there, so it is complete whichever event triggered it.
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, Param, task
 
-from airflow_provider_kie.operators.seedream import SeedreamEditOperator
+from airflow_provider_kie.operators.batch import SeedreamEditBatchOperator
 
 INPUT_DIR = Path(os.environ.get("KIE_INPUT_DIR") or Path(__file__).parent / "inputs")
 OUTPUT_URI = os.environ.get("KIE_OUTPUT_URI") or (
@@ -53,8 +56,9 @@ with DAG(
             raise ValueError(f"no {', '.join(sorted(IMAGE_SUFFIXES))} images in {INPUT_DIR}")
         return [{"image_urls": [str(image)], "prompt": style} for image in images for style in STYLES]
 
-    SeedreamEditOperator.partial(
+    SeedreamEditBatchOperator(
         task_id="edit",
+        edits=plan_edits(),
         aspect_ratio="1:1",
         quality="basic",
         deferrable=True,
@@ -62,7 +66,7 @@ with DAG(
         outlets=[EDITED],
         poll_interval=float(os.environ.get("KIE_POLL_INTERVAL", "3")),
         timeout=timedelta(minutes=15),
-    ).expand_kwargs(plan_edits())
+    )
 
 
 with DAG(

@@ -22,7 +22,7 @@ from airflow_provider_kie.batch import (
     log_results,
     retry_record,
 )
-from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieInputError
+from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieError, KieInputError
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
 from airflow_provider_kie.operators.kie import check_wait_arguments
 from airflow_provider_kie.results import RETURN_VALUE, may_end_in_triggerer
@@ -92,6 +92,7 @@ class KieBatchOperator(BaseOperator):
         self.end_from_trigger = end_from_trigger
         check_wait_arguments(poll_interval, timeout)
         check_policy(on_item_failure)
+        self._results: list[dict[str, Any]] = []  # every item's outcome, once known (for lineage)
 
     @cached_property
     def hook(self) -> KieHook:
@@ -179,6 +180,7 @@ class KieBatchOperator(BaseOperator):
     def _finish(
         self, context: Any, results: list[dict[str, Any]], record: BatchRecord
     ) -> list[dict[str, Any]]:
+        self._results = results
         store = context.get("task_state_store")
         if store is not None:  # first: it is what a retry reads
             store.set(BATCH_RECORD_KEY, retry_record(record, results).to_dict())
@@ -193,8 +195,26 @@ class KieBatchOperator(BaseOperator):
             if any(r["retryable"] for r in failed):
                 raise KieBatchItemsFailedError(message + "; a retry resumes the items already created")
             raise AirflowFailException(message + "; a retry would not change that")
-        _describe_asset_events(context, results)
+        _describe_asset_events(context, results, self.model, stored=self.output_path is not None)
         return results
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for the OpenLineage provider: every distinct input (as given: files or URLs), every
+        result made, and a ``kie_batch`` run facet (model, items, succeeded, Kie task ids, credits)."""
+        from airflow_provider_kie import lineage
+
+        given: list[Any] = []
+        try:
+            for item in self.item_inputs():
+                if isinstance(item, Mapping):
+                    body = models.create_task_body(self.model, dict(item), None, files=True)
+                    given += models.file_inputs(self.model, body["input"])
+        except KieError:
+            pass
+        return lineage.batch_lineage(self.model, given, self._results)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def _checked(self, index: int, item: Any) -> tuple[dict[str, Any], list[inputs.LocalFile], list[str]]:
         """Item ``index`` as a createTask body, its files read and checked, and its sources as given."""
@@ -230,8 +250,9 @@ def _as_list(parameter: str, value: Any) -> list[Any]:
     return list(value)
 
 
-def _describe_asset_events(context: Any, results: list[dict[str, Any]]) -> None:
-    """Put what the batch made in the ``extra`` of each outlet's asset event."""
+def _describe_asset_events(context: Any, results: list[dict[str, Any]], model: str, stored: bool) -> None:
+    """Put what the batch made in the ``extra`` of each outlet's asset event, with the keys a single
+    task's event has (``stored`` or ``kie_urls``, ``model``, ``credits_consumed``) plus the items'."""
     outlets = getattr(context.get("task"), "outlets", None) or []
     events = context.get("outlet_events")
     if not outlets or events is None:
@@ -239,8 +260,9 @@ def _describe_asset_events(context: Any, results: list[dict[str, Any]]) -> None:
     made = [r for r in results if r["status"] == "success"]
     extra = {
         "kie_task_ids": [r["kie_task_id"] for r in made],
-        "results": [uri for r in made for uri in r["result"]],
+        "model": model,
         "credits_consumed": sum(r["credits_consumed"] or 0 for r in results),
+        "stored" if stored else "kie_urls": [uri for r in made for uri in r["result"]],
         "failed_items": [r["index"] for r in results if r["status"] != "success"],
     }
     for outlet in outlets:

@@ -112,9 +112,11 @@ def test_kie_content_pipeline_then_its_contact_sheet(airflow_env, kie_emulator, 
     assert state == "success"
     inputs = sorted((EXAMPLES / "inputs").iterdir())
     assert kie_emulator.count("createTask") == 3 * len(inputs) and kie_emulator.count("upload") == len(inputs)
-    stored = [xcom[("edit", i, "return_value")] for i in range(3 * len(inputs))]
+    results = xcom[("edit", -1, "return_value")]  # one batch task: an outcome per edit
+    assert [r["status"] for r in results] == ["success"] * 3 * len(inputs)
+    stored = [uri for r in results for uri in r["result"]]
     assert sorted(p.name for p in output.iterdir()) == sorted(
-        [uri.rsplit("/", 1)[1] for uris in stored for uri in uris]
+        [uri.rsplit("/", 1)[1] for uri in stored]
         + [f"{kie_task_id}.json" for kie_task_id in kie_emulator.state.tasks]
     )
     manifests = [json.loads(p.read_text()) for p in output.glob("*.json")]
@@ -122,8 +124,9 @@ def test_kie_content_pipeline_then_its_contact_sheet(airflow_env, kie_emulator, 
     if AIRFLOW_3:  # Airflow 2's `dags test` records no dataset events for any operator (test mode)
         db = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
         extras = [json.loads(extra) for (extra,) in db.execute("SELECT extra FROM asset_event")]
-        assert sorted(e["kie_task_id"] for e in extras) == sorted(kie_emulator.state.tasks)  # one per edit
-        assert sorted(e["stored"] for e in extras) == sorted(stored)
+        (extra,) = extras  # one event for the batch, naming every edit's Kie task and stored file
+        assert sorted(extra["kie_task_ids"]) == sorted(kie_emulator.state.tasks)
+        assert extra["stored"] == stored and extra["failed_items"] == []
 
     state, xcom, _ = dags_test(env, kie_emulator, "kie_contact_sheet")
     assert state == "success"

@@ -93,3 +93,25 @@ def test_the_provider_does_not_import_openlineage():
     script = "import sys, airflow_provider_kie.operators.seedream; print('openlineage' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_batch_with_a_failed_item(kie_emulator, tmp_path):
+    from airflow_provider_kie.operators.batch import SeedreamEditBatchOperator
+
+    sample = str(EXAMPLES / "sample.png")
+    with DAG("kie_lineage", schedule=None, start_date=datetime(2026, 1, 1)):
+        operator = SeedreamEditBatchOperator(
+            task_id="edits",
+            edits=["one", "two [fail]", {"prompt": "three", "image_urls": ["https://cdn.example.com/b.png"]}],
+            image_urls=[sample],
+            output_path=str(tmp_path),
+            on_item_failure="report",
+            poll_interval=0.05,
+        )
+    results = operator.execute({"ti": FakeTI()})
+    lineage = extracted(operator)
+    assert names(lineage.inputs) == [("file", sample), ("https://cdn.example.com", "b.png")]
+    made = [results[i]["kie_task_id"] for i in (0, 2)]
+    assert names(lineage.outputs) == [("file", f"{tmp_path}/{task}-0.png") for task in made]
+    facet = json.loads(Serde.to_json(lineage.run_facets["kie_batch"]))
+    assert facet["items"] == 3 and facet["succeeded"] == 2 and len(facet["kieTaskIds"]) == 3

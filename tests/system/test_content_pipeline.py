@@ -1,6 +1,7 @@
 """A real Airflow 3.3 (scheduler, triggerer, dag-processor, api-server) runs the example content pipeline
-with its default settings: results stored in the local folder, then in S3 (moto's server), outlets that
-fire the asset-scheduled contact sheet, one createTask per edit and one upload per distinct input."""
+with its default settings: a batch of edits stored in the local folder, then in S3 (moto's server), an
+outlet that fires the asset-scheduled contact sheet, one createTask per edit and one upload per distinct
+input, two worker runs per batch."""
 
 from __future__ import annotations
 
@@ -43,9 +44,11 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
 
         def mid_copy():
             with airflow.db() as db:
-                (ids,) = db.execute("SELECT count(*) FROM xcom WHERE key = 'kie_task_id'").fetchone()
+                row = db.execute("SELECT value FROM xcom WHERE key = 'kie_batch'").fetchone()
+            record = json.loads(row[0]) if row else {}
+            record = json.loads(record) if isinstance(record, str) else record
             partial = local.is_dir() and any(p.name.startswith(".") for p in local.iterdir())
-            return ids == EDITS and partial  # every Kie task stored, and a copy half-written
+            return len(record.get("jobs", {})) == EDITS and partial  # every Kie task kept, a copy half-written
 
         airflow.wait_for("a copy to stall half-way", mid_copy)
         airflow.kill("triggerer")
@@ -82,13 +85,14 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
     assert len([k for k in s3_keys if k.endswith(".png")]) == EDITS
     assert len([k for k in s3_keys if k.endswith(".json")]) == EDITS
 
-    assert len(extras) == 2 * EDITS  # every edit's outlet fired
+    assert len(extras) == 2  # the batch's outlet fired once per run
     stored = sorted(uri for extra in extras for uri in extra["stored"])
     assert stored == sorted(
         [f"file://{local}/{n}" for n in pngs]
         + [f"{s3_folder}/{k[8:]}" for k in s3_keys if k.endswith(".png")]
     )
-    assert {e["kie_task_id"] for e in extras} == set(kie_emulator.state.tasks)
+    assert {task for e in extras for task in e["kie_task_ids"]} == set(kie_emulator.state.tasks)
+    assert airflow.worker_runs("edit") and len(airflow.worker_runs("edit")) == 4  # 2 per batch of 6 edits
 
 
 def sheet_entries(folder) -> int:
