@@ -48,7 +48,8 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
             record = json.loads(row[0]) if row else {}
             record = json.loads(record) if isinstance(record, str) else record
             partial = local.is_dir() and any(p.name.startswith(".") for p in local.iterdir())
-            return len(record.get("jobs", {})) == EDITS and partial  # every Kie task kept, a copy half-written
+            # Every Kie task kept, and a copy half-written.
+            return len(record.get("jobs", {})) == EDITS and partial
 
         airflow.wait_for("a copy to stall half-way", mid_copy)
         airflow.kill("triggerer")
