@@ -110,21 +110,25 @@ def decide(
 
 @dataclass
 class Waiter:
-    """One wait for ``job``: :meth:`step` logs each outcome (or hands it to ``observe``, which a batch
-    uses to log only changes of the whole batch) and applies :func:`decide` to it."""
+    """One wait for ``job``: :meth:`step` logs each error and each change of state, not every poll (or
+    hands each outcome to ``observe``, which a batch uses to log changes of the whole batch), and
+    applies :func:`decide` to it."""
 
     job: KieJobRef
     policy: PollPolicy
     log: Any
     observe: Callable[[KieTask | KieError], None] | None = None
     waiting_since: float = field(default_factory=time.time)
+    _logged_state: str = ""
 
     def step(self, outcome: KieTask | KieError) -> Finished | PollAgain:
         if self.observe is not None:
             self.observe(outcome)
         elif isinstance(outcome, KieError):
             self.log.warning("Kie task %s: %s", self.job.kie_task_id, outcome)
-        else:
+            self._logged_state = ""
+        elif outcome.state.value != self._logged_state:
+            self._logged_state = outcome.state.value
             self.log.info("Kie task %s is %s", self.job.kie_task_id, outcome.state.value)
         return decide(
             self.policy,

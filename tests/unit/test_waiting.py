@@ -79,3 +79,30 @@ def test_policy_round_trips_and_rejects_bad_values():
     assert PollPolicy.from_dict(POLICY.to_dict()) == POLICY
     with pytest.raises(ValueError, match="initial_interval"):
         PollPolicy(initial_interval=0)
+
+
+def test_a_wait_logs_each_change_of_state_and_each_error_not_each_poll():
+    from airflow_provider_kie.events import KieJobRef
+    from airflow_provider_kie.waiting import Waiter
+
+    lines: list[str] = []
+    log = type("Log", (), {"info": lambda self, m, *a: lines.append(m % a), "warning": None})()
+    log.warning = log.info
+    waiter = Waiter(KieJobRef("abc", math.inf), POLICY, log)
+    for outcome in [
+        task(TaskState.WAITING),
+        task(TaskState.WAITING),
+        task(TaskState.GENERATING),
+        KieRateLimitError("slow down"),
+        task(TaskState.GENERATING),
+        task(TaskState.GENERATING),
+        task(TaskState.SUCCESS),
+    ]:
+        waiter.step(outcome)
+    assert lines == [
+        "Kie task abc is waiting",
+        "Kie task abc is generating",
+        "Kie task abc: slow down",
+        "Kie task abc is generating",
+        "Kie task abc is success",
+    ]
