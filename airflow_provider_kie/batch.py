@@ -10,6 +10,7 @@ for them again, and a createTask whose reply was lost is reported, never resent 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -184,6 +185,8 @@ class BatchRun:
         self.progress = BatchProgress(len(self.items), log)
         self._creates = asyncio.Semaphore(CREATES_IN_FLIGHT)
         self._saving = asyncio.Lock()
+        self._wake: dict[int, asyncio.Event] = {}  # per waiting item: poll now
+        self._polled: dict[int, float] = {}  # per waiting item: when it was last polled (monotonic)
 
     async def run(self) -> list[KieTaskEvent]:
         """One event per item, in the items' order."""
@@ -200,8 +203,10 @@ class BatchRun:
             if job is None:
                 job = await self._job(index)
             observe = self._observer(index)
-            task = await wait_async(self.hook, job, self.poll_policy, self.log, observe)
+            sleep = self._sleeper(index)
+            task = await wait_async(self.hook, job, self.poll_policy, self.log, observe, sleep)
             self.progress.set(index, task.state.value)
+            self._wake_older(job)
             stored = None
             if self.output_path is not None and task.state is TaskState.SUCCESS:
                 stored = await storage.persist_async(task, self.output_path, self._provenance(index))
@@ -242,8 +247,35 @@ class BatchRun:
             async with self._saving:
                 await self.save(self.record)
 
+    def _sleeper(self, index: int) -> Callable[[float], Awaitable[None]]:
+        """Sleep until the next poll, or until a task created no later than this one has finished:
+        the batch's tasks run the same model, so this one is likely done too."""
+        wake = self._wake[index] = asyncio.Event()
+
+        async def sleep(delay: float) -> None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+            wake.clear()
+
+        return sleep
+
+    def _wake_older(self, finished: KieJobRef) -> None:
+        """Poll now the unfinished tasks created no later than ``finished``, each at most once per
+        ``initial_interval``: never faster than the policy's fastest rate."""
+        recent = time.monotonic() - self.poll_policy.initial_interval
+        for index, wake in self._wake.items():
+            job = self.record.jobs.get(index)
+            if (
+                job is not None
+                and job.deadline <= finished.deadline
+                and self.progress.states.get(index) not in ("success", "fail", "error")
+                and self._polled.get(index, 0.0) <= recent
+            ):
+                wake.set()
+
     def _observer(self, index: int) -> Callable[[KieTask | KieError], None]:
         def observe(outcome: KieTask | KieError) -> None:
+            self._polled[index] = time.monotonic()
             if isinstance(outcome, KieTask):
                 self.progress.set(index, outcome.state.value)
 

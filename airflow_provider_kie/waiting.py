@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -167,8 +167,10 @@ async def wait_async(
     policy: PollPolicy,
     log: Any,
     observe: Callable[[KieTask | KieError], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> KieTask:
-    """Poll on this event loop (a trigger) until the task is terminal."""
+    """Poll on this event loop (a trigger) until the task is terminal; ``sleep`` waits between polls
+    (a batch's may end early, when a task created before this one has finished)."""
     waiter = Waiter(job, policy, log, observe)
     while True:
         try:
@@ -178,4 +180,4 @@ async def wait_async(
         step = waiter.step(outcome)
         if isinstance(step, Finished):
             return step.task
-        await asyncio.sleep(step.delay)
+        await sleep(step.delay)

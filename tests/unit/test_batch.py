@@ -1,0 +1,96 @@
+"""The batch's pure parts: its record, per-item results, the retry record, progress lines, and which
+waiting items a finished one wakes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from airflow_provider_kie.api import KieTask, TaskState
+from airflow_provider_kie.batch import (
+    BatchItem,
+    BatchProgress,
+    BatchRecord,
+    BatchRun,
+    item_result,
+    retry_record,
+)
+from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
+from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieAuthError
+from airflow_provider_kie.waiting import PollPolicy
+
+BODY = {"model": "seedream/4.5-edit", "input": {"prompt": "p"}}
+
+
+class Lines(list):
+    def info(self, message, *args):
+        self.append(message % args)
+
+
+def test_the_record_round_trips_through_json_keys():
+    record = BatchRecord({0: KieJobRef("a", 10.0), 12: KieJobRef("b", 20.0)}, {0, 12, 13})
+    assert BatchRecord.from_dict(record.to_dict()) == record
+    assert record.to_dict()["jobs"].keys() == {"0", "12"}  # JSON object keys are strings
+    assert BatchRecord.from_dict(None) == BatchRecord()
+
+
+def test_item_results_say_what_a_retry_can_fix():
+    job = KieJobRef("t1", 1.0)
+    done = KieTask(kie_task_id="t1", state=TaskState.SUCCESS, result_urls=("https://r/1.png",))
+    failed = KieTask(kie_task_id="t1", state=TaskState.FAIL, fail_code="500", fail_msg="boom")
+    results = [
+        item_result(0, KieTaskEvent.finished(job, done, stored=["file:///o/t1-0.png"])),
+        item_result(1, KieTaskEvent.finished(job, failed)),
+        item_result(2, KieTaskEvent.failed_with(None, KieAmbiguousCreateError("lost"))),
+        item_result(3, KieTaskEvent.failed_with(job, KieAuthError("bad key"))),
+        item_result(4, KieTaskEvent(EventStatus.TIMEOUT, job, message="late")),
+    ]
+    assert results[0]["result"] == ["file:///o/t1-0.png"] and results[0]["error"] is None
+    assert [r["retryable"] for r in results] == [False, True, False, False, False]
+    assert results[1]["error"] == "failCode '500': boom" and results[1]["result"] == []
+    assert results[2]["kie_task_id"] is None and results[4]["status"] == "timeout"
+
+
+def test_a_retry_record_drops_only_what_kie_failed():
+    record = BatchRecord({0: KieJobRef("a", 1.0), 1: KieJobRef("b", 1.0)}, {0, 1, 2})
+    results = [
+        {"index": 0, "status": "success"},
+        {"index": 1, "status": "failed"},
+        {"index": 2, "status": "error"},
+    ]
+    assert retry_record(record, results) == BatchRecord({0: KieJobRef("a", 1.0)}, {0, 2})
+
+
+def test_progress_logs_phases_and_changes_at_most_every_interval():
+    lines = Lines()
+    progress = BatchProgress(3, lines)
+    progress.states = {0: "to create", 1: "to create", 2: "to create"}
+    progress.report(force=True)
+    for index in range(3):
+        progress.set(index, "creating")
+    for index in range(3):
+        progress.set(index, "waiting")  # the create phase ends: a line
+    progress.set(0, "generating")  # within the interval: no line
+    for index in range(3):
+        progress.set(index, "success")  # done: a line
+    assert lines == ["Kie batch of 3: 3 to create", "Kie batch of 3: 3 waiting", "Kie batch of 3: 3 success"]
+
+
+def test_a_finished_task_wakes_the_unfinished_ones_created_before_it():
+    items = [BatchItem(BODY) for _ in range(5)]
+    record = BatchRecord({i: KieJobRef(f"t{i}", 100.0 + i) for i in range(5)})
+    run = BatchRun(
+        None, items, timeout=60, poll_policy=PollPolicy(initial_interval=3), log=Lines(), record=record
+    )
+
+    async def main():
+        for index in range(5):
+            run._sleeper(index)
+        run.progress.states = {0: "generating", 1: "success", 2: "generating", 3: "success", 4: "generating"}
+        run._polled = {index: 0.0 for index in range(5)}
+        run._polled[0] = time.monotonic()  # polled a moment ago: not again before initial_interval
+        run._wake_older(record.jobs[3])  # item 3 finished
+        return {index: event.is_set() for index, event in run._wake.items()}
+
+    # 2 is older and unfinished: woken. 0 was just polled, 1 is done, 3 is the one that finished, 4 is newer.
+    assert asyncio.run(main()) == {0: False, 1: False, 2: True, 3: False, 4: False}
