@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -96,9 +97,11 @@ def run(
                 (work_end,) = db.execute(
                     f"SELECT max(end_date) FROM task_instance WHERE task_id IN ({marks})", work_tasks
                 ).fetchone()
+            triggerer_cpu = session_cpu_seconds(airflow.processes["triggerer"].pid)
         finally:
             airflow.stop()
         worker_runs = [d for task in work_tasks for d in airflow.worker_runs(task)]  # all logged now
+        blocked = airflow.log("triggerer").count("was blocked for")
         generation = waiting + generating
         bound = tasks / 2 + generation
         makespan = (_parse(work_end) - _parse(start)).total_seconds()
@@ -132,7 +135,25 @@ def run(
             "worker_seconds_per_image": sum(worker_runs) / tasks,
             "worker_run_seconds_p50": statistics.median(worker_runs) if worker_runs else None,
             "worker_run_seconds_max": max(worker_runs, default=None),
+            "triggerer_cpu_seconds": triggerer_cpu,
+            "triggerer_cpu_seconds_per_image": triggerer_cpu / tasks,
+            "triggerer_loop_blocked_warnings": blocked,
         }
+
+
+def session_cpu_seconds(session_id: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a session: the triggerer and
+    the trigger runner it forks (started with start_new_session, so the session id is its pid)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # field 6 of stat: the session id
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def _parse(value: str) -> datetime:

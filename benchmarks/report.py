@@ -237,6 +237,107 @@ def persist_section(report: dict) -> list[str]:
     ]
 
 
+def paths_section(runs: list[dict], large: dict | None) -> list[str]:
+    """Issue 11: the mapped operator, the batch operator and the peer, side by side in each run, and the
+    batch operator with 1,000 edits on one triggerer."""
+    names = [n for n in ("ours", "batch", "peer") if all(n in r["variants"] for r in runs)]
+    label = {"ours": "mapped operator", "batch": "batch operator", "peer": "peer (http provider)"}
+
+    def cell(name: str, value) -> str:
+        return " / ".join(value(r["variants"][name]) for r in runs)
+
+    def row(metric: str, value) -> tuple[str, ...]:
+        return (metric, *(cell(name, value) for name in names))
+
+    b = runs[0]["variants"][names[0]]
+    lines = [
+        "## Paths compared: mapped, batch, peer",
+        "",
+        *[f"- run {i + 1}: `{r['command']}`" for i, r in enumerate(runs)],
+        "",
+        f"{b['tasks']} edits, each generating {b['generation_seconds']:g} s, on a real Airflow (LocalExecutor,",
+        f"parallelism {b['parallelism']}, Airflow's defaults otherwise) against the emulator enforcing Kie's limits;",
+        "each variant on a fresh Airflow and emulator, the three in turn in each run. *mapped operator*:",
+        "`kie_seedream_batch` (100 mapped deferrable `SeedreamEditOperator`s); *batch operator*:",
+        "`kie_batch_operator` (one `SeedreamEditBatchOperator`); *peer*: HttpOperator + HttpSensor",
+        "(reschedule). Each cell: run 1 / run 2 / run 3.",
+        "",
+        *table(
+            [
+                ("metric", *(label[n] for n in names)),
+                row("DAG run", lambda v: v["dag_run_state"]),
+                row("makespan (s)", lambda v: fmt(v["makespan_seconds"])),
+                row("makespan / bound (N/2 + generation)", lambda v: fmt(v["makespan_over_bound"])),
+                row("worker runs per image", lambda v: fmt(v["worker_runs_per_image"])),
+                row("worker seconds per image", lambda v: fmt(v["worker_seconds_per_image"])),
+                row("duplicate createTask", lambda v: fmt(v["duplicate_creates"])),
+                row("429 on createTask", lambda v: fmt(v["createTask_429s"])),
+                row("recordInfo per task", lambda v: fmt(v["recordInfo_per_task"])),
+                row(
+                    "triggerer CPU per image (s)",
+                    lambda v: (
+                        fmt(v["triggerer_cpu_seconds_per_image"]) if "triggerer_cpu_seconds" in v else "-"
+                    ),
+                ),
+            ]
+        ),
+        "",
+    ]
+    batch = [r["variants"]["batch"] for r in runs if "batch" in r["variants"]]
+    verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
+    goal_rows = [
+        ("goal (issue 11)", "measured", "verdict"),
+        (
+            "batch: ≤ 0.01 worker runs per image",
+            ", ".join(fmt(v["worker_runs_per_image"]) for v in batch),
+            verdict(all(v["worker_runs_per_image"] <= 0.01 for v in batch)),
+        ),
+        (
+            "batch: ≤ 0.1 worker seconds per image",
+            ", ".join(fmt(v["worker_seconds_per_image"]) for v in batch),
+            verdict(all(v["worker_seconds_per_image"] <= 0.1 for v in batch)),
+        ),
+        (
+            "batch: makespan ≤ 1.10 × bound in each of 3 runs",
+            ", ".join(fmt(v["makespan_over_bound"]) for v in batch),
+            verdict(len(batch) >= 3 and all(v["makespan_over_bound"] <= 1.10 for v in batch)),
+        ),
+    ]
+    if large is not None:
+        v = large["variants"]["batch"]
+        lines += [
+            f"1,000 edits through the batch operator on one triggerer: `{large['command']}`: makespan "
+            f"{fmt(v['makespan_seconds'])} s, {fmt(v['makespan_over_bound'])} × the bound of "
+            f"{fmt(v['rate_limit_bound_seconds'])} s; task states {json.dumps(v['task_states'])}; "
+            f"{v['duplicate_creates']} duplicate createTask; {v['createTask_429s']} createTask 429s; "
+            f'{v["triggerer_loop_blocked_warnings"]} "async thread was blocked" warnings from the triggerer; '
+            f"triggerer CPU {fmt(v['triggerer_cpu_seconds'])} s, {fmt(v['triggerer_cpu_seconds_per_image'])} s per image.",
+            "",
+        ]
+        goal_rows += [
+            (
+                "1,000 edits: makespan ≤ 1.10 × bound",
+                fmt(v["makespan_over_bound"]),
+                verdict(v["makespan_over_bound"] <= 1.10),
+            ),
+            (
+                "1,000 edits: zero failed, zero duplicate createTask, zero createTask 429s",
+                f"{json.dumps(v['task_states'])}, {v['duplicate_creates']}, {v['createTask_429s']}",
+                verdict(
+                    set(v["task_states"]) == {"success"}
+                    and v["duplicate_creates"] == 0
+                    and v["createTask_429s"] == 0
+                ),
+            ),
+            (
+                "1,000 edits: the triggerer's loop never reported blocked",
+                f"{v['triggerer_loop_blocked_warnings']} warnings",
+                verdict(v["triggerer_loop_blocked_warnings"] == 0),
+            ),
+        ]
+    return [*lines, *table(goal_rows), ""]
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -380,6 +481,10 @@ def main() -> None:
                     + (f", {v['upload_requests']} uploads" if v.get("upload_requests") else "")
                 ]
         lines += [""]
+    paths = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("paths-[0-9].json"))]
+    if paths:
+        large_path = RESULTS / "paths-1000.json"
+        lines += paths_section(paths, json.loads(large_path.read_text()) if large_path.exists() else None)
     persist_path = RESULTS / "persist.json"
     if persist_path.exists():
         lines += persist_section(json.loads(persist_path.read_text()))
