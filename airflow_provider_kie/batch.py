@@ -248,8 +248,8 @@ class BatchRun:
                 await self.save(self.record)
 
     def _sleeper(self, index: int) -> Callable[[float], Awaitable[None]]:
-        """Sleep until the next poll, or until a task created no later than this one has finished:
-        the batch's tasks run the same model, so this one is likely done too."""
+        """Sleep until the next poll, or until a task created about when this one was, or later, has
+        finished: the batch's tasks run the same model, so this one is likely done too."""
         wake = self._wake[index] = asyncio.Event()
 
         async def sleep(delay: float) -> None:
@@ -260,14 +260,16 @@ class BatchRun:
         return sleep
 
     def _wake_older(self, finished: KieJobRef) -> None:
-        """Poll now the unfinished tasks created no later than ``finished``, each at most once per
+        """Poll now the unfinished tasks created no later than ``initial_interval`` after ``finished``
+        (the batch's creates come in bursts, and a burst finishes together), each at most once per
         ``initial_interval``: never faster than the policy's fastest rate."""
         recent = time.monotonic() - self.poll_policy.initial_interval
+        latest = finished.deadline + self.poll_policy.initial_interval
         for index, wake in self._wake.items():
             job = self.record.jobs.get(index)
             if (
                 job is not None
-                and job.deadline <= finished.deadline
+                and job.deadline <= latest
                 and self.progress.states.get(index) not in ("success", "fail", "error")
                 and self._polled.get(index, 0.0) <= recent
             ):

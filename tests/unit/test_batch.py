@@ -76,21 +76,24 @@ def test_progress_logs_phases_and_changes_at_most_every_interval():
     assert lines == ["Kie batch of 3: 3 to create", "Kie batch of 3: 3 waiting", "Kie batch of 3: 3 success"]
 
 
-def test_a_finished_task_wakes_the_unfinished_ones_created_before_it():
-    items = [BatchItem(BODY) for _ in range(5)]
-    record = BatchRecord({i: KieJobRef(f"t{i}", 100.0 + i) for i in range(5)})
+def test_a_finished_task_wakes_the_unfinished_ones_created_before_it_or_just_after():
+    items = [BatchItem(BODY) for _ in range(6)]
+    created = [100.0, 101.0, 102.0, 110.0, 112.5, 113.5]  # item 5 comes over 3 s after item 3
+    record = BatchRecord({i: KieJobRef(f"t{i}", at) for i, at in enumerate(created)})
     run = BatchRun(
         None, items, timeout=60, poll_policy=PollPolicy(initial_interval=3), log=Lines(), record=record
     )
 
     async def main():
-        for index in range(5):
+        for index in range(6):
             run._sleeper(index)
-        run.progress.states = {0: "generating", 1: "success", 2: "generating", 3: "success", 4: "generating"}
-        run._polled = {index: 0.0 for index in range(5)}
+        run.progress.states = {i: "generating" for i in range(6)}
+        run.progress.states.update({1: "success", 3: "success"})
+        run._polled = {index: 0.0 for index in range(6)}
         run._polled[0] = time.monotonic()  # polled a moment ago: not again before initial_interval
         run._wake_older(record.jobs[3])  # item 3 finished
         return {index: event.is_set() for index, event in run._wake.items()}
 
-    # 2 is older and unfinished: woken. 0 was just polled, 1 is done, 3 is the one that finished, 4 is newer.
-    assert asyncio.run(main()) == {0: False, 1: False, 2: True, 3: False, 4: False}
+    # 2 is older and unfinished, 4 came less than 3 s after 3: woken. 0 was just polled, 1 is done, 3 is
+    # the one that finished, 5 is too new.
+    assert asyncio.run(main()) == {0: False, 1: False, 2: True, 3: False, 4: True, 5: False}
