@@ -235,7 +235,15 @@ class BatchRun:
             self.progress.set(index, "creating")
             self.record.sent.add(index)
             await self._save()
-            kie_task_id = await self.hook.create_task(body["model"], body["input"], body.get("callBackUrl"))
+            try:
+                kie_task_id = await self.hook.create_task(
+                    body["model"], body["input"], body.get("callBackUrl")
+                )
+            except KieError as error:
+                if not error.may_have_created_task:  # refused for sure: nothing to be ambiguous about
+                    self.record.sent.discard(index)
+                    await self._save()
+                raise
         job = KieJobRef.starting_now(kie_task_id, self.timeout)
         self.record.jobs[index] = job
         await self._save()

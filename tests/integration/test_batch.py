@@ -125,8 +125,11 @@ def test_report_policy_succeeds_and_reports_the_failed_items(kie_emulator):
 
 def test_an_error_no_retry_can_fix_fails_the_task_at_once(kie_emulator):
     kie_emulator.config.api_keys = ["other"]  # 401 on every createTask
+    store = DictStateStore()
     with pytest.raises(AirflowFailException, match=r"2 of 2 items.*(KieAuthError|401)"):
-        run_to_end(batch(["a", "b"]), context())
+        run_to_end(batch(["a", "b"]), context(store))
+    # Refused for sure: not an ambiguous create, so a later try may send them.
+    assert store[BATCH_RECORD_KEY] == {"jobs": {}, "sent": []}
 
 
 def test_files_are_uploaded_once_for_the_whole_batch(kie_emulator):
