@@ -275,9 +275,7 @@ def paths_section(runs: list[dict], large: dict | None) -> list[str]:
                 row("recordInfo per task", lambda v: fmt(v["recordInfo_per_task"])),
                 row(
                     "triggerer CPU per image (s)",
-                    lambda v: (
-                        fmt(v["triggerer_cpu_seconds_per_image"]) if "triggerer_cpu_seconds" in v else "-"
-                    ),
+                    lambda v: fmt(v["triggerer_cpu_seconds_per_image"]) if "triggerer_cpu_from" in v else "-",
                 ),
             ]
         ),
