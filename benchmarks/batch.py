@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -103,7 +104,12 @@ def run(
         finally:
             airflow.stop()
         worker_runs = [d for task in work_tasks for d in airflow.worker_runs(task)]  # all logged now
-        blocked = airflow.log("triggerer").count("was blocked for")
+        # The triggerer's watchdog: its loop (asleep 0.1 s at a time) woke later than the threshold.
+        blocked = [
+            {"at": line[:27], "seconds": float(match.group(1))}
+            for line in airflow.log("triggerer").splitlines()
+            if (match := re.search(r"was blocked for ([0-9.]+) seconds", line))
+        ]
         generation = waiting + generating
         bound = tasks / 2 + generation
         makespan = (_parse(work_end) - _parse(start)).total_seconds()
@@ -140,7 +146,13 @@ def run(
             "triggerer_cpu_seconds": triggerer_cpu,  # from the DAG run's trigger to its end
             "triggerer_cpu_from": "dag run triggered",
             "triggerer_cpu_seconds_per_image": triggerer_cpu / tasks,
-            "triggerer_loop_blocked_warnings": blocked,
+            "triggerer_loop_blocked_warnings": len(blocked),
+            "triggerer_loop_blocked": blocked,
+            "triggers_started_at": [
+                line[:27]
+                for line in airflow.log("triggerer").splitlines()
+                if " starting" in line and "trigger " in line
+            ][:3],
         }
 
 
