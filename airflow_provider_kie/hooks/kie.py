@@ -358,7 +358,11 @@ class KieHook(_KieHookBase):
             for delay in limiter.waits() if limiter is not None else ():
                 time.sleep(delay)
             try:
-                response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+                try:
+                    response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+                finally:
+                    if limiter is not None:
+                        limiter.landed()
                 return api.parse_reply(
                     response.content,
                     http_status=response.status_code,
@@ -467,14 +471,18 @@ class KieAsyncHook(_KieHookBase):
             for delay in limiter.waits() if limiter is not None else ():
                 await asyncio.sleep(delay)
             try:
-                async with session.request(method, url, **kwargs) as response:
-                    body = await response.read()
-                    return api.parse_reply(
-                        body,
-                        http_status=response.status,
-                        operation=operation,
-                        retry_after=api.parse_retry_after(response.headers.get("Retry-After")),
-                    )
+                try:
+                    async with session.request(method, url, **kwargs) as response:
+                        body = await response.read()
+                finally:
+                    if limiter is not None:
+                        limiter.landed()
+                return api.parse_reply(
+                    body,
+                    http_status=response.status,
+                    operation=operation,
+                    retry_after=api.parse_retry_after(response.headers.get("Retry-After")),
+                )
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
                 error: KieError = (KieNotSentError if never_sent else KieConnectionError)(

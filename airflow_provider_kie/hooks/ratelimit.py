@@ -13,6 +13,8 @@ from collections.abc import Iterator
 DEFAULT_LIMITS: dict[str, tuple[int, float]] = {"createTask": (20, 10.0), "recordInfo": (10, 1.0)}
 # Sent is not received: leave a little room so the server's window never sees one too many.
 SLACK_SECONDS = 0.05
+# How soon to ask again when every call of the window is still in flight.
+IN_FLIGHT_RECHECK_SECONDS = 0.05
 
 
 class SlidingWindowLimiter:
@@ -20,8 +22,10 @@ class SlidingWindowLimiter:
 
     ``reserve`` books the earliest slot and returns how long to wait for it, so the same limiter
     serves threads (``time.sleep``) and coroutines (``asyncio.sleep``) without waking them to retry.
-    ``confirm_send``, called when the wait is over, checks the calls actually sent: a busy event loop
-    or CPU makes some leave late, and the calls booked after them would otherwise crowd one window.
+    ``confirm_send``, called when the wait is over, checks the calls actually made: each counts from
+    when its reply arrived (``landed``), and as arriving now while it is in flight. Kie counts a call
+    when it receives it, some time between the send and the reply, so a window measured from the
+    replies never holds one too many there, however late a busy event loop or CPU sends a call.
     ``waits`` yields both in order.
     """
 
@@ -31,7 +35,8 @@ class SlidingWindowLimiter:
         self.limit = limit
         self.window = window + SLACK_SECONDS
         self._slots: deque[float] = deque()
-        self._sent: deque[float] = deque()
+        self._landed: deque[float] = deque()  # when the replies of recent calls arrived
+        self._in_flight = 0
         self._lock = threading.Lock()
 
     def reserve(self) -> float:
@@ -50,15 +55,25 @@ class SlidingWindowLimiter:
             yield late
 
     def confirm_send(self) -> float:
-        """0 if a call may leave now (and it is counted as sent), else how long to wait before asking again."""
+        """0 if a call may leave now (it is then in flight until :meth:`landed`), else how long to wait
+        before asking again."""
         with self._lock:
             now = time.monotonic()
-            while self._sent and self._sent[0] <= now - self.window:
-                self._sent.popleft()
-            if len(self._sent) >= self.limit:
-                return self._sent[-self.limit] + self.window - now
-            self._sent.append(now)
+            while self._landed and self._landed[0] <= now - self.window:
+                self._landed.popleft()
+            excess = len(self._landed) + self._in_flight - self.limit + 1
+            if excess > 0:
+                if excess > len(self._landed):  # the window is full of calls in flight
+                    return IN_FLIGHT_RECHECK_SECONDS
+                return self._landed[excess - 1] + self.window - now
+            self._in_flight += 1
             return 0.0
+
+    def landed(self) -> None:
+        """The reply of a call :meth:`confirm_send` let leave has arrived (or the call failed)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._landed.append(time.monotonic())
 
 
 _lock = threading.Lock()

@@ -26,7 +26,7 @@ def test_no_window_ever_holds_more_than_the_limit():
         assert slots[i + 10] - slots[i] >= 1.0
 
 
-def test_a_late_send_delays_the_calls_booked_after_it(monkeypatch):
+def test_a_call_counts_from_its_reply_so_a_late_send_delays_the_calls_after_it(monkeypatch):
     clock = [100.0]
     monkeypatch.setattr(limits.time, "monotonic", lambda: clock[0])
     limiter = SlidingWindowLimiter(2, 1.0)
@@ -34,9 +34,25 @@ def test_a_late_send_delays_the_calls_booked_after_it(monkeypatch):
     assert [limiter.reserve() for _ in range(3)] == pytest.approx([0, 0, window])
     clock[0] += 0.5  # a busy loop: the first two leave half a second late
     assert limiter.confirm_send() == 0 and limiter.confirm_send() == 0
-    clock[0] = 100.0 + window  # the third is on time, but its window still holds both
-    assert limiter.confirm_send() == pytest.approx(0.5)
-    clock[0] += 0.5
+    clock[0] += 0.25  # their replies arrive
+    limiter.landed()
+    limiter.landed()
+    clock[0] = 100.0 + window  # the third is on time, but its window still holds both replies
+    assert limiter.confirm_send() == pytest.approx(0.75)
+    clock[0] += 0.75
+    assert limiter.confirm_send() == 0
+
+
+def test_calls_in_flight_fill_the_window_until_their_replies_arrive(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: clock[0])
+    limiter = SlidingWindowLimiter(2, 1.0)
+    assert limiter.confirm_send() == 0 and limiter.confirm_send() == 0
+    clock[0] += 5.0  # far past the window, but both are still in flight: Kie may count them any moment
+    assert limiter.confirm_send() == limits.IN_FLIGHT_RECHECK_SECONDS
+    limiter.landed()
+    assert limiter.confirm_send() == pytest.approx(1.0 + limits.SLACK_SECONDS)  # a window after that reply
+    clock[0] += 1.0 + limits.SLACK_SECONDS
     assert limiter.confirm_send() == 0
 
 
@@ -48,6 +64,7 @@ async def test_coroutines_share_it():
         for delay in limiter.waits():
             await asyncio.sleep(delay)
         sent.append(time.monotonic())
+        limiter.landed()
 
     await asyncio.gather(*(call() for _ in range(15)))
     sent.sort()
