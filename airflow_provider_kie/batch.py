@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from airflow_provider_kie import storage
@@ -123,17 +124,26 @@ class BatchProgress:
         self.size = size
         self.log = log
         self.states: dict[int, str] = {}
+        self._counts: Counter[str] = Counter()  # kept with states: a thousand items change often
         self._logged: tuple[tuple[str, int], ...] = ()
         self._logged_phase = ""
         self._last_line = 0.0
 
+    def begin(self, states: dict[int, str]) -> None:
+        self.states = dict(states)
+        self._counts = Counter(self.states.values())
+
     def set(self, index: int, state: str) -> None:
-        if self.states.get(index) != state:
+        old = self.states.get(index)
+        if old != state:
+            if old is not None:
+                self._counts[old] -= 1
+            self._counts[state] += 1
             self.states[index] = state
             self.report()
 
     def report(self, *, force: bool = False) -> None:
-        counts = Counter(self.states.values())
+        counts = +self._counts  # without the states no item is in
         key = tuple(sorted(counts.items()))
         phase = (
             "creating"
@@ -190,8 +200,9 @@ class BatchRun:
 
     async def run(self) -> list[KieTaskEvent]:
         """One event per item, in the items' order."""
-        for index in range(len(self.items)):
-            self.progress.states[index] = "waiting" if index in self.record.jobs else "to create"
+        self.progress.begin(
+            {i: "waiting" if i in self.record.jobs else "to create" for i in range(len(self.items))}
+        )
         self.progress.report(force=True)
         outcomes = await asyncio.gather(*(self._one(index) for index in range(len(self.items))))
         self.progress.report(force=True)
@@ -309,26 +320,40 @@ def failed_items(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
 
 def log_results(log: Any, results: Sequence[Mapping[str, Any]]) -> None:
     """One line per item, then the totals: the outcome of every item is in the task log."""
-    for result in results:
-        if result["status"] == EventStatus.SUCCESS.value:
-            log.info(
+    for line in result_lines(log, results):
+        line()
+
+
+async def log_results_async(log: Any, results: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`log_results` on an event loop: it lets the loop run between lines, so a thousand items
+    do not hold up the triggerer's other triggers."""
+    for n, line in enumerate(result_lines(log, results)):
+        line()
+        if n % 50 == 49:
+            await asyncio.sleep(0)
+
+
+def result_lines(log: Any, results: Sequence[Mapping[str, Any]]) -> Iterator[Callable[[], None]]:
+    for r in results:
+        if r["status"] == EventStatus.SUCCESS.value:
+            yield partial(
+                log.info,
                 "Kie batch item %d: success, Kie task %s, %d result(s)",
-                result["index"],
-                result["kie_task_id"],
-                len(result["result"]),
+                r["index"],
+                r["kie_task_id"],
+                len(r["result"]),
             )
         else:
-            log.warning(
+            yield partial(
+                log.warning,
                 "Kie batch item %d: %s, Kie task %s: %s",
-                result["index"],
-                result["status"],
-                result["kie_task_id"],
-                result["error"],
+                r["index"],
+                r["status"],
+                r["kie_task_id"],
+                r["error"],
             )
-    credits = sum(result["credits_consumed"] or 0 for result in results)
-    log.info(
-        "Kie batch: %d of %d items succeeded, %d credits",
-        len(results) - len(failed_items(results)),
-        len(results),
-        credits,
+    credits = sum(r["credits_consumed"] or 0 for r in results)
+    succeeded = len(results) - len(failed_items(results))
+    yield partial(
+        log.info, "Kie batch: %d of %d items succeeded, %d credits", succeeded, len(results), credits
     )

@@ -15,7 +15,7 @@ from airflow_provider_kie.batch import (
     check_policy,
     failed_items,
     item_result,
-    log_results,
+    log_results_async,
 )
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.results import RETURN_VALUE
@@ -115,7 +115,7 @@ class KieBatchTrigger(BaseTrigger):
         results = [item_result(index, outcome) for index, outcome in enumerate(outcomes)]
         acceptable = self.on_item_failure == "report" or not failed_items(results)
         if self.end_from_trigger and acceptable and ti is not None:
-            log_results(self.log, results)
+            await log_results_async(self.log, results)
             self.log.info("Kie batch ended; ending the Airflow task from the triggerer")
             yield await end_task_in_triggerer(
                 ti, {RETURN_VALUE: results, BATCH_RECORD_KEY: run.record.to_dict()}

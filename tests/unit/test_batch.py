@@ -64,7 +64,7 @@ def test_a_retry_record_drops_only_what_kie_failed():
 def test_progress_logs_phases_and_changes_at_most_every_interval():
     lines = Lines()
     progress = BatchProgress(3, lines)
-    progress.states = {0: "to create", 1: "to create", 2: "to create"}
+    progress.begin({0: "to create", 1: "to create", 2: "to create"})
     progress.report(force=True)
     for index in range(3):
         progress.set(index, "creating")
@@ -87,8 +87,7 @@ def test_a_finished_task_wakes_the_unfinished_ones_created_before_it_or_just_aft
     async def main():
         for index in range(6):
             run._sleeper(index)
-        run.progress.states = {i: "generating" for i in range(6)}
-        run.progress.states.update({1: "success", 3: "success"})
+        run.progress.begin({i: "success" if i in (1, 3) else "generating" for i in range(6)})
         run._polled = {index: 0.0 for index in range(6)}
         run._polled[0] = time.monotonic()  # polled a moment ago: not again before initial_interval
         run._wake_older(record.jobs[3])  # item 3 finished
