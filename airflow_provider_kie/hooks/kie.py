@@ -376,6 +376,37 @@ class KieHook(_KieHookBase):
             time.sleep(self._retry_delay(error, operation=operation, attempt=attempt, started=started))
 
 
+#: How long the settings of a connection, once read, serve every async hook of the process: a
+#: triggerer's thousand waiting triggers look the connection up once, not a thousand times.
+SETTINGS_TTL_SECONDS = 30.0
+_settings_cache: dict[tuple[str, str | None], tuple[float, KieConnectionSettings]] = {}
+_settings_lookups: dict[tuple[Any, ...], asyncio.Future[KieConnectionSettings]] = {}
+
+
+async def _shared_settings(conn_id: str) -> KieConnectionSettings:
+    """The connection's settings, read at most once per :data:`SETTINGS_TTL_SECONDS` per process (and
+    once for every hook that asks while a lookup is under way). A connection given as an environment
+    variable is read again as soon as the variable changes."""
+    key = (conn_id, os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"))
+    cached = _settings_cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    loop_key = (id(asyncio.get_running_loop()), *key)
+    lookup = _settings_lookups.get(loop_key)
+    if lookup is None:
+        lookup = _settings_lookups[loop_key] = asyncio.ensure_future(_read_settings(conn_id))
+        lookup.add_done_callback(lambda _: _settings_lookups.pop(loop_key, None))
+    settings = await asyncio.shield(lookup)  # one waiter cancelled does not cancel the others' lookup
+    _settings_cache[key] = (time.monotonic() + SETTINGS_TTL_SECONDS, settings)
+    return settings
+
+
+async def _read_settings(conn_id: str) -> KieConnectionSettings:
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    return KieConnectionSettings.from_connection(await get_async_connection(conn_id))
+
+
 def _connection_error(exc: requests.RequestException, operation: str) -> KieConnectionError:
     import requests
     import urllib3.exceptions
@@ -419,10 +450,7 @@ class KieAsyncHook(_KieHookBase):
 
     async def get_settings(self) -> KieConnectionSettings:
         if self._settings is None:
-            from airflow.providers.common.compat.connection import get_async_connection
-
-            conn = await get_async_connection(self.kie_conn_id)
-            self._settings = KieConnectionSettings.from_connection(conn)
+            self._settings = await _shared_settings(self.kie_conn_id)
         return self._settings
 
     async def get_session(self) -> aiohttp.ClientSession:

@@ -362,3 +362,23 @@ def test_api_key_is_registered_with_the_secret_masker(kie_emulator):
 
     KieHook().get_credits()
     assert EMULATOR_API_KEY not in str(redact(f"Authorization: Bearer {EMULATOR_API_KEY}"))
+
+
+async def test_async_hooks_of_a_process_read_a_connection_once(kie_emulator, monkeypatch):
+    from airflow_provider_kie.hooks import kie as kie_hooks
+
+    reads = []
+    read = kie_hooks._read_settings
+
+    async def counted(conn_id):
+        reads.append(conn_id)
+        return await read(conn_id)
+
+    monkeypatch.setattr(kie_hooks, "_read_settings", counted)
+    monkeypatch.setattr(kie_hooks, "_settings_cache", {})
+    hooks = [KieAsyncHook() for _ in range(20)]
+    settings = await asyncio.gather(*(hook.get_settings() for hook in hooks))  # all at once
+    assert reads == ["kie_default"] and len({id(s) for s in settings}) == 1
+    # A connection given in the environment is read again as soon as it changes.
+    monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", kie_emulator.connection_uri("another-key"))
+    assert (await KieAsyncHook().get_settings()).api_key == "another-key" and len(reads) == 2
