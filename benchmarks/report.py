@@ -237,7 +237,7 @@ def persist_section(report: dict) -> list[str]:
     ]
 
 
-def paths_section(runs: list[dict], large: dict | None) -> list[str]:
+def paths_section(runs: list[dict], large: dict | None, waiting: dict | None) -> list[str]:
     """Issue 11: the mapped operator, the batch operator and the peer, side by side in each run, and the
     batch operator with 1,000 edits on one triggerer."""
     names = [n for n in ("ours", "batch", "peer") if all(n in r["variants"] for r in runs)]
@@ -301,6 +301,16 @@ def paths_section(runs: list[dict], large: dict | None) -> list[str]:
             verdict(len(batch) >= 3 and all(v["makespan_over_bound"] <= 1.10 for v in batch)),
         ),
     ]
+    if waiting is not None:
+        r = waiting["ratios_peer_over_ours"]["cpu_seconds_per_task"]
+        goal_rows.append(
+            (
+                f"waiting ({waiting['ours']['tasks']} tasks): CPU per waiting trigger ≥ 20× below the peer's",
+                f"ours {fmt(1000 * waiting['ours']['cpu_seconds_per_task'])} ms, peer "
+                f"{fmt(1000 * waiting['peer']['cpu_seconds_per_task'])} ms: {fmt(r)}×",
+                verdict(r >= 20),
+            )
+        )
     if large is not None:
         v = large["variants"]["batch"]
         lines += [
@@ -482,7 +492,11 @@ def main() -> None:
     paths = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("paths-[0-9].json"))]
     if paths:
         large_path = RESULTS / "paths-1000.json"
-        lines += paths_section(paths, json.loads(large_path.read_text()) if large_path.exists() else None)
+        lines += paths_section(
+            paths,
+            json.loads(large_path.read_text()) if large_path.exists() else None,
+            json.loads(waiting_path.read_text()) if waiting_path.exists() else None,
+        )
     persist_path = RESULTS / "persist.json"
     if persist_path.exists():
         lines += persist_section(json.loads(persist_path.read_text()))
