@@ -60,6 +60,15 @@ def as_path(output_path: Any, conn_id: str | None = None) -> Any:
     return ObjectStoragePath(text, conn_id=conn_id) if conn_id else ObjectStoragePath(text)
 
 
+def writable_folder(output_path: Any) -> Any:
+    """``output_path`` as a checked ObjectStoragePath (see :func:`check_writable`), or None if None."""
+    if output_path is None:
+        return None
+    folder = as_path(output_path)
+    check_writable(folder)
+    return folder
+
+
 def check_writable(folder: Any) -> None:
     """Fail before any request if ``folder`` cannot take files (missing bucket, no permission)."""
     probe = folder / f".kie-write-check-{uuid.uuid4().hex}"

@@ -108,7 +108,7 @@ class KieBatchOperator(BaseOperator):
         if not checked:
             self.log.info("Kie batch: no items, nothing to do")
             return []
-        output = self._checked_output()
+        output = storage.writable_folder(self.output_path)
         store = context.get("task_state_store")
         record = BatchRecord.from_dict(store.get(BATCH_RECORD_KEY) if store is not None else None)
         if record.jobs or record.sent:
@@ -228,13 +228,6 @@ class KieBatchOperator(BaseOperator):
             raise KieInputError(f"{where}.{error.parameter}", str(error).split(": ", 1)[-1]) from None
         sources = [str(ref) for ref in models.file_inputs(self.model, body["input"])]
         return body, files, sources
-
-    def _checked_output(self) -> Any:
-        if self.output_path is None:
-            return None
-        folder = storage.as_path(self.output_path)
-        storage.check_writable(folder)
-        return folder
 
     def _upload(self, content: bytes, file_name: str) -> str:
         return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)

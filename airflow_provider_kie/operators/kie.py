@@ -189,7 +189,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         # never costs a call. File inputs are read and checked now, uploaded only if a task is submitted.
         self._body = self._validated_body()
         self._files = inputs.read_files(self._body["input"], models.CATALOG.get(self.model))
-        self._output = self._checked_output()
+        self._output = storage.writable_folder(self.output_path)
         self._result = _NO_RESULT
         try:
             return self.execute_resumable(context)
@@ -264,7 +264,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             # Not copied by the trigger (one serialized by an older version): copy here. A resumed task is
             # a new operator, so rebuild what the copy needs.
             self._body = self._validated_body()
-            self._output = self._checked_output()
+            self._output = storage.writable_folder(self.output_path)
         result = event_result(
             context, parsed, self.kie_conn_id, output=self._output, provenance=self._provenance()
         )
@@ -293,13 +293,6 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
 
     def _upload(self, content: bytes, file_name: str) -> str:
         return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)
-
-    def _checked_output(self) -> Any:
-        if self.output_path is None:
-            return None
-        folder = storage.as_path(self.output_path)
-        storage.check_writable(folder)
-        return folder
 
     def _task_result(self, context: Any, task: KieTask) -> list[str]:
         self._finished = (task, [])  # a failed Kie task raises below, and lineage still tells which

@@ -335,8 +335,7 @@ class KieStartTrigger(BaseTrigger):
             return "its input names files, which a worker reads and uploads"
         store = None
         if self.output_path is not None:
-            folder = await asyncio.to_thread(storage.as_path, self.output_path)
-            await asyncio.to_thread(storage.check_writable, folder)
+            folder = await asyncio.to_thread(storage.writable_folder, self.output_path)
             provenance = {"input": body["input"], "sources": [str(item) for item in given]}
             store = StoreRequest(str(folder), provenance).to_dict()
         return KieTaskTrigger(
