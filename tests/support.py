@@ -88,6 +88,27 @@ class TriggererXCom(dict):
     async def aget_one(self, *, key, **target):
         return self.get(key)
 
+    def stop_when(self, trigger, condition, timeout: float = 30.0) -> None:
+        """Run ``trigger`` with this task instance until ``condition()`` holds, then stop it as a killed
+        triggerer would (it yields no event)."""
+        trigger.task_instance = self.ti
+
+        async def main():
+            running = asyncio.ensure_future(anext(trigger.run()))
+            try:
+                for _ in range(int(timeout / 0.05)):
+                    assert not running.done(), f"the trigger ended first: {running.result()!r}"
+                    if condition():
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError("the condition never held")
+            finally:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+                await close_shared_async_sessions()
+
+        asyncio.run(main())
+
     def run_in_triggerer(self, trigger):
         """The first event of ``trigger`` run with this task instance; on Airflow 2 the event's XCom is
         stored here, as the triggerer does."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -13,7 +12,6 @@ from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie import models
 from airflow_provider_kie.hooks.kie import KieHook
-from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
@@ -111,14 +109,10 @@ class TestTrigger:
         kie_emulator.config.generating_seconds = 1.0
         kwargs = create_trigger().serialize()[1]
 
-        async def until_killed():
-            trigger = KieTaskTrigger(**kwargs)
-            trigger.task_instance = triggerer_xcom.ti
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(anext(trigger.run()), 0.5)
-            await close_shared_async_sessions()
-
-        asyncio.run(until_killed())
+        triggerer_xcom.stop_when(
+            KieTaskTrigger(**kwargs),
+            lambda: "kie_task_id" in triggerer_xcom and kie_emulator.count("recordInfo") >= 1,
+        )
         (task_id,) = kie_emulator.state.tasks
         assert triggerer_xcom["kie_task_id"] == task_id and kie_emulator.count("recordInfo") >= 1
         deadline = triggerer_xcom["kie_task_deadline"]
@@ -138,18 +132,11 @@ class TestTrigger:
     def test_restarted_trigger_does_not_resend_a_create_in_flight(
         self, kie_emulator, triggerer_xcom, retry_ambiguous_create
     ):
-        kie_emulator.add_fault("slow-body", "createTask", delay=3)  # created; the reply comes late
+        kie_emulator.add_fault("slow-body", "createTask", delay=5)  # created; the reply comes late
         kwargs = create_trigger().serialize()[1]
         kwargs["create"]["retry_ambiguous_create"] = retry_ambiguous_create
 
-        async def until_killed():
-            trigger = KieTaskTrigger(**kwargs)
-            trigger.task_instance = triggerer_xcom.ti
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(anext(trigger.run()), 1.0)
-            await close_shared_async_sessions()
-
-        asyncio.run(until_killed())
+        triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), lambda: len(kie_emulator.state.tasks) == 1)
         assert len(kie_emulator.state.tasks) == 1 and "kie_task_id" not in triggerer_xcom
         event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
         if retry_ambiguous_create:  # the user accepted paying twice
