@@ -63,4 +63,20 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
+        "config": {
+            "kie": {
+                "description": "Settings of the Kie.ai provider.",
+                "options": {
+                    "triggerer_freeze_heap": {
+                        "description": "Freeze the triggerer's heap (gc.freeze) when it loads its first "
+                        "Kie trigger, so full garbage collections walk only newer objects and do not hold "
+                        "its event loop for tenths of a second.",
+                        "version_added": "0.2.0",
+                        "type": "boolean",
+                        "example": "False",
+                        "default": "True",
+                    }
+                },
+            }
+        },
     }
