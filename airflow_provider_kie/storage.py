@@ -123,8 +123,7 @@ async def persist_async(
 
 
 async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | None) -> list[str]:
-    import aiohttp
-
+    aiohttp = await sessions.load_aiohttp()
     try:
         await asyncio.to_thread(make_folder, folder)
     except OSError as error:

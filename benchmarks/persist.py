@@ -72,6 +72,10 @@ class PeakRss(threading.Thread):
 def run_loop(
     variant: str, url: str, waiting_ids: list[str], copy_ids: list[str], folder: str
 ) -> dict[str, Any]:
+    # This process stands in for a trigger runner: loading the runner's module first makes the
+    # provider do here what it does there (freeze the heap when the first Kie trigger loads).
+    import airflow.jobs.triggerer_job_runner  # noqa: F401
+
     from airflow_provider_kie import storage
     from airflow_provider_kie.connection import connection_json
     from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
@@ -176,6 +180,7 @@ def run_loop(
             "loop_lags_over_0_1_s": sum(lag > 0.1 for lag in lags),
             "full_gc_pauses": len(gc_pauses),
             "max_full_gc_pause_s": max(gc_pauses, default=0.0),
+            "heap_objects_frozen": gc.get_freeze_count(),
             "rss_growth_mb": (rss.peak - baseline) / 2**20,
         }
 

@@ -455,8 +455,7 @@ class KieAsyncHook(_KieHookBase):
 
     async def get_session(self) -> aiohttp.ClientSession:
         """The session this event loop shares for the connection: one for all triggers of a triggerer."""
-        import aiohttp
-
+        aiohttp = await sessions.load_aiohttp()
         settings = await self.get_settings()
         if self._session is None:  # checked after the await: coroutines of one hook (a batch) share it
             self._session = sessions.lease_async_session(
