@@ -485,8 +485,7 @@ class KieAsyncHook(_KieHookBase):
         return api.parse_credits(await self._request("GET", api.CREDITS_PATH, api.GET_CREDITS))
 
     async def _request(self, method: str, path: str, operation: str, **kwargs: Any) -> Any:
-        import aiohttp
-
+        aiohttp = await sessions.load_aiohttp()
         session = await self.get_session()
         settings = await self.get_settings()
         url = f"{settings.base_url}{path}"

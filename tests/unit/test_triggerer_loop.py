@@ -27,13 +27,20 @@ import asyncio, sys, threading
 class Spy:
     def find_spec(self, name, path=None, target=None):
         if name == "aiohttp":
-            print(threading.current_thread() is threading.main_thread())
+            print("imported on the loop's thread:", threading.current_thread() is threading.main_thread())
         return None
 
 sys.meta_path.insert(0, Spy())
-from airflow_provider_kie.hooks import sessions
-module = asyncio.run(sessions.load_aiohttp())
-print(module is sys.modules["aiohttp"], hasattr(module, "ClientSession"))
+from airflow_provider_kie.exceptions import KieError
+from airflow_provider_kie.hooks.kie import KieAsyncHook, RetryPolicy
+
+async def ask():
+    try:
+        await KieAsyncHook(retry_policy=RetryPolicy(max_attempts=1)).get_credits()
+    except KieError as error:
+        print("asked:", type(error).__name__)
+
+asyncio.run(ask())
 """
 
 
@@ -69,6 +76,11 @@ def test_the_heap_is_frozen_only_in_a_triggerer(prelude, env, expected):
     assert _run(LOAD_A_KIE_TRIGGER.format(prelude=prelude), **env).split("\n")[-2] == expected
 
 
-def test_aiohttp_is_imported_in_a_thread_not_on_the_event_loop():
-    imported_on_main_thread, loaded = _run(IMPORT_AIOHTTP_FOR_A_HOOK).split("\n")[:2]
-    assert (imported_on_main_thread, loaded) == ("False", "True True")
+def test_a_hook_imports_aiohttp_in_a_thread_not_on_the_event_loop():
+    from airflow_provider_kie.connection import connection_json
+    from airflow_provider_kie.testing import free_port
+
+    refused = connection_json("test-key-1", f"http://127.0.0.1:{free_port()}")  # nothing listens: refused
+    output = _run(IMPORT_AIOHTTP_FOR_A_HOOK, AIRFLOW_CONN_KIE_DEFAULT=refused).splitlines()
+    lines = [line for line in output if line.startswith(("imported on", "asked:"))]  # not Airflow's logs
+    assert lines == ["imported on the loop's thread: False", "asked: KieNotSentError"]
