@@ -237,6 +237,70 @@ def persist_section(report: dict) -> list[str]:
     ]
 
 
+def plot_sharing(report: dict, path: Path) -> None:
+    variants = report["variants"]
+    fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 3.6), sharey=True)
+    for ax, (name, v) in zip(axes if len(variants) > 1 else [axes], variants.items(), strict=True):
+        for n, process in enumerate(v["per_process"]):
+            points = process["allowed_rate"]
+            ax.step([t for t, _ in points], [r for _, r in points], where="post", label=f"process {n + 1}")
+        ax.axhline(20 / v["processes"], color="grey", lw=0.8, ls=":", label="fair share")
+        ax.set_title(f"{name}: {v['createTask_429s']} 429s of {v['createTask_requests']} createTask")
+        ax.set_xlabel("seconds")
+    axes_list = axes if len(variants) > 1 else [axes]
+    axes_list[0].set_ylabel(f"allowed createTask per {next(iter(variants.values()))['window_seconds']:g} s")
+    axes_list[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def sharing_section(report: dict) -> list[str]:
+    variants = report["variants"]
+    names = list(variants)
+    v0 = variants[names[0]]
+    plot_sharing(report, ROOT / "docs" / "benchmarks-sharing.png")
+
+    def row(label: str, value) -> tuple[str, ...]:
+        return (label, *(value(variants[name]) for name in names))
+
+    return [
+        "## Sharing one key between processes",
+        "",
+        f"`{report['command']}`",
+        "",
+        f"{v0['processes']} processes, each with its own limiter and nothing shared, create {v0['creates']} Kie tasks",
+        f"in all on one key ({v0['concurrency_per_process']} calls at a time each), started together; the emulator",
+        f"enforces Kie's 20 createTask per {v0['window_seconds']:g} s per key (a 429 creates nothing). *fixed*: each",
+        "process allows Kie's whole limit (the limiter before it adapted); *adaptive*: the limiter learns its",
+        "share from 429s; *hinted*: adaptive, told `sharing_processes`. Bound: creates / (20 per window).",
+        "",
+        *table(
+            [
+                ("metric", *names),
+                row(
+                    "Kie tasks created / duplicates",
+                    lambda v: f"{v['kie_tasks_created']} / {v['duplicate_creates']}",
+                ),
+                row("createTask requests", lambda v: fmt(v["createTask_requests"])),
+                row(
+                    "createTask 429s (share of requests)",
+                    lambda v: f"{v['createTask_429s']} ({100 * v['createTask_429_share']:.1f} %)",
+                ),
+                row("makespan (s)", lambda v: fmt(v["makespan_seconds"])),
+                row("makespan / bound", lambda v: fmt(v["makespan_over_bound"])),
+                row(
+                    "rate cuts per process",
+                    lambda v: ", ".join(str(p["rate_cuts"]) for p in v["per_process"]),
+                ),
+                row("creates per process", lambda v: ", ".join(str(p["creates"]) for p in v["per_process"])),
+            ]
+        ),
+        "",
+        "![allowed rate of each process over time](benchmarks-sharing.png)",
+        "",
+    ]
+
+
 def paths_section(runs: list[dict], large: dict | None, waiting: dict | None) -> list[str]:
     """Issue 11: the mapped operator, the batch operator and the peer, side by side in each run, and the
     batch operator with 1,000 edits on one triggerer."""
@@ -497,6 +561,9 @@ def main() -> None:
             json.loads(large_path.read_text()) if large_path.exists() else None,
             json.loads(waiting_path.read_text()) if waiting_path.exists() else None,
         )
+    sharing_path = RESULTS / "sharing.json"
+    if sharing_path.exists():
+        lines += sharing_section(json.loads(sharing_path.read_text()))
     persist_path = RESULTS / "persist.json"
     if persist_path.exists():
         lines += persist_section(json.loads(persist_path.read_text()))

@@ -6,7 +6,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -66,6 +66,29 @@ class RetryPolicy:
 DEFAULT_RETRY_POLICY = RetryPolicy()
 
 
+@dataclass
+class _Attempts:
+    """The attempts of one call to Kie: what each retry decision needs."""
+
+    operation: str
+    limiter: ratelimit.SlidingWindowLimiter | None
+    started: float = field(default_factory=time.monotonic)
+    count: int = 0
+    sent_at: float = 0.0
+
+    def waits(self) -> Iterator[float]:
+        """The sleeps before the next attempt may leave (the key's limiter); then it counts as sent."""
+        self.count += 1
+        if self.limiter is not None:
+            yield from self.limiter.waits()
+        self.sent_at = time.monotonic()
+
+    def landed(self) -> None:
+        """The attempt's reply arrived, or it failed: the limiter counts it from now."""
+        if self.limiter is not None:
+            self.limiter.landed()
+
+
 @dataclass(frozen=True)
 class KieConnectionSettings:
     """What a hook needs from an Airflow connection of type ``kie``."""
@@ -78,6 +101,8 @@ class KieConnectionSettings:
     rate_limits: tuple[tuple[str, int, float], ...] = tuple(
         (k, *v) for k, v in ratelimit.DEFAULT_LIMITS.items()
     )
+    rate_share: float = 1.0
+    sharing_processes: int = 1
 
     @classmethod
     def from_connection(cls, conn: Any) -> KieConnectionSettings:
@@ -106,6 +131,19 @@ class KieConnectionSettings:
             upload_base_url=str(extra.get("upload_base_url") or api.DEFAULT_UPLOAD_BASE_URL).rstrip("/"),
             timeout=timeout,
             rate_limits=_rate_limits(conn_id, extra.get("rate_limits", ratelimit.DEFAULT_LIMITS)),
+            rate_share=_extra_number(
+                conn_id, extra, "rate_share", 1.0, lambda v: 0 < v <= 1, "a number above 0 and at most 1"
+            ),
+            sharing_processes=int(
+                _extra_number(
+                    conn_id,
+                    extra,
+                    "sharing_processes",
+                    1,
+                    lambda v: v >= 1 and v == int(v),
+                    "a whole number from 1",
+                )
+            ),
         )
 
     @property
@@ -116,7 +154,16 @@ class KieConnectionSettings:
     def limiter(self, operation: str) -> ratelimit.SlidingWindowLimiter | None:
         kind = _LIMITED_OPERATIONS.get(operation)
         configured = {name: (limit, window) for name, limit, window in self.rate_limits}
-        return ratelimit.limiter_for(self.base_url, self.api_key, kind, configured) if kind else None
+        if kind is None:
+            return None
+        return ratelimit.limiter_for(
+            self.base_url,
+            self.api_key,
+            kind,
+            configured,
+            share=self.rate_share,
+            processes=self.sharing_processes,
+        )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -145,6 +192,15 @@ def _rate_limits(conn_id: str, value: Any) -> tuple[tuple[str, int, float], ...]
             raise KieInputError("rate_limits", f"{kind} needs a positive call count and window, got {pair!r}")
         parsed.append((kind, calls, float(seconds)))
     return tuple(parsed)
+
+
+def _extra_number(
+    conn_id: str, extra: Mapping[str, Any], name: str, default: float, valid: Any, allowed: str
+) -> float:
+    value = extra.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
+        raise KieInputError(name, f"extra of connection {conn_id!r} must be {allowed}, got {value!r}")
+    return float(value)
 
 
 def _base_url(host: str | None, schema: str | None, port: int | None) -> str | None:
@@ -198,9 +254,23 @@ class _KieHookBase(BaseHook):
             "placeholders": behaviour["placeholders"],
         }
 
-    def _retry_delay(self, error: KieError, *, operation: str, attempt: int, started: float) -> float:
-        """Seconds to wait before the next attempt; raises ``error`` (or why) when giving up."""
+    def _retry_delay(self, error: KieError, attempts: _Attempts) -> float:
+        """Seconds to wait before the next attempt; raises ``error`` (or why) when giving up. A 429 also
+        tells the key's limiter in this process to take less of Kie's limit."""
+        operation, limiter = attempts.operation, attempts.limiter
         error.conn_id = self.kie_conn_id
+        if (
+            isinstance(error, KieRateLimitError)
+            and limiter is not None
+            and limiter.throttled(attempts.sent_at, error.retry_after)
+        ):
+            self.log.warning(
+                "Kie %s rate limited: the key's window is full (other processes or clients use the key); "
+                "this process now sends at most %d per %g s",
+                operation,
+                limiter.limit,
+                round(limiter.window - ratelimit.SLACK_SECONDS, 3),
+            )
         if operation == api.CREATE_TASK and error.may_have_created_task and not self.retry_ambiguous_create:
             raise KieAmbiguousCreateError(
                 f"the request may have reached Kie, so a task may exist and be billed, but its reply was "
@@ -212,8 +282,9 @@ class _KieHookBase(BaseHook):
             ) from error
         patient = (
             isinstance(error, KieRateLimitError)
-            and time.monotonic() - started < self.retry_policy.rate_limited_budget
+            and time.monotonic() - attempts.started < self.retry_policy.rate_limited_budget
         )
+        attempt = attempts.count
         if not error.retryable or (attempt >= self.retry_policy.max_attempts and not patient):
             raise error
         delay = self.retry_policy.delay(min(attempt, self.retry_policy.max_attempts), error.retry_after)
@@ -350,19 +421,16 @@ class KieHook(_KieHookBase):
         import requests
 
         url = f"{base or self.settings.base_url}{path}"
-        limiter = self.settings.limiter(operation)
-        started, attempt = time.monotonic(), 0
+        attempts = _Attempts(operation, self.settings.limiter(operation))
         while True:
-            attempt += 1
-            self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
-            for delay in limiter.waits() if limiter is not None else ():
+            for delay in attempts.waits():
                 time.sleep(delay)
+            self.log.debug("Kie %s %s (attempt %d)", method, path, attempts.count)
             try:
                 try:
                     response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
                 finally:
-                    if limiter is not None:
-                        limiter.landed()
+                    attempts.landed()
                 return api.parse_reply(
                     response.content,
                     http_status=response.status_code,
@@ -373,7 +441,7 @@ class KieHook(_KieHookBase):
                 error: KieError = _connection_error(exc, operation)
             except KieError as exc:
                 error = exc
-            time.sleep(self._retry_delay(error, operation=operation, attempt=attempt, started=started))
+            time.sleep(self._retry_delay(error, attempts))
 
 
 #: How long the settings of a connection, once read, serve every async hook of the process: a
@@ -489,20 +557,17 @@ class KieAsyncHook(_KieHookBase):
         session = await self.get_session()
         settings = await self.get_settings()
         url = f"{settings.base_url}{path}"
-        limiter = settings.limiter(operation)
-        started, attempt = time.monotonic(), 0
+        attempts = _Attempts(operation, settings.limiter(operation))
         while True:
-            attempt += 1
-            self.log.debug("Kie %s %s (attempt %d)", method, path, attempt)
-            for delay in limiter.waits() if limiter is not None else ():
+            for delay in attempts.waits():
                 await asyncio.sleep(delay)
+            self.log.debug("Kie %s %s (attempt %d)", method, path, attempts.count)
             try:
                 try:
                     async with session.request(method, url, **kwargs) as response:
                         body = await response.read()
                 finally:
-                    if limiter is not None:
-                        limiter.landed()
+                    attempts.landed()
                 return api.parse_reply(
                     body,
                     http_status=response.status,
@@ -516,6 +581,4 @@ class KieAsyncHook(_KieHookBase):
                 )
             except KieError as exc:
                 error = exc
-            await asyncio.sleep(
-                self._retry_delay(error, operation=operation, attempt=attempt, started=started)
-            )
+            await asyncio.sleep(self._retry_delay(error, attempts))

@@ -1,5 +1,6 @@
 """One rate limiter per API key and kind of call in each process, so every hook and trigger of a worker
-or of the triggerer stays under Kie's limits together (docs/kie-api.md §5)."""
+or of the triggerer stays under Kie's limits together (docs/kie-api.md §5), and a share of them when
+several processes use one key: each limiter learns its share from Kie's 429s (docs/hooks.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ DEFAULT_LIMITS: dict[str, tuple[int, float]] = {"createTask": (20, 10.0), "recor
 SLACK_SECONDS = 0.05
 # How soon to ask again when every call of the window is still in flight.
 IN_FLIGHT_RECHECK_SECONDS = 0.05
+# After a 429 a limiter allows BACKOFF_FACTOR of the calls it made in the window that got it, then
+# grows back along a cubic curve: quickly at first, flat around the rate that met the 429, and only
+# then probing above it (CUBIC, as botocore's adaptive mode uses), CUBIC_GROWTH calls per window^3.
+BACKOFF_FACTOR = 0.7
+CUBIC_GROWTH = 0.4
 
 
 class SlidingWindowLimiter:
@@ -27,24 +33,77 @@ class SlidingWindowLimiter:
     when it receives it, some time between the send and the reply, so a window measured from the
     replies never holds one too many there, however late a busy event loop or CPU sends a call.
     ``waits`` yields both in order.
+
+    The limit adapts: :meth:`throttled` (Kie's 429) cuts this process's rate to a share of what it
+    used, and :meth:`rate` grows it back along a cubic curve, up to ``limit * share``. K processes on
+    one key, each cutting on the 429s it meets, settle near a fair share of Kie's limit with nothing
+    shared between them; a process alone on its key never meets a 429 and keeps the whole limit.
     """
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(self, limit: int, window: float, *, share: float = 1.0, processes: int = 1) -> None:
         if limit < 1 or window <= 0:
             raise ValueError(f"rate limit must be at least 1 call per positive window, got {limit}/{window}s")
-        self.limit = limit
+        self.configured = (limit, window, share, processes)
+        self.ceiling = max(1.0, limit * share)  # this process's most: Kie's limit, or the share stated
         self.window = window + SLACK_SECONDS
+        self.throttles = 0  # 429s that lowered the rate
         self._slots: deque[float] = deque()
         self._landed: deque[float] = deque()  # when the replies of recent calls arrived
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._paused_until = 0.0
+        # The rate last met by a 429, and when: the cubic grows back from there. Told it shares the
+        # key with `processes - 1` others, a limiter starts on the cubic's plateau at its share.
+        self._met_rate = self.ceiling / processes
+        self._met_at: float | None = None
+        if processes > 1:
+            self._met_at = time.monotonic() - self._plateau_after() * self.window
+
+    @property
+    def limit(self) -> int:
+        """The calls this process may make in a window now."""
+        return max(1, int(self.rate()))
+
+    def rate(self, now: float | None = None) -> float:
+        if self._met_at is None:
+            return self.ceiling
+        elapsed = ((time.monotonic() if now is None else now) - self._met_at) / self.window
+        grown = self._met_rate + CUBIC_GROWTH * (elapsed - self._plateau_after()) ** 3
+        return min(self.ceiling, max(1.0, grown))
+
+    def _plateau_after(self) -> float:
+        """Windows after a cut when the rate is back where the 429 met it (the cubic's flat point)."""
+        return (self._met_rate * (1 - BACKOFF_FACTOR) / CUBIC_GROWTH) ** (1 / 3)
+
+    def throttled(self, sent_at: float, retry_after: float | None = None) -> bool:
+        """Kie answered a call sent at ``sent_at`` (monotonic) with 429: the key's window is full, so
+        this process takes less of it. A 429 to a call sent before the last cut is the same crowding
+        and cuts nothing more. True if the rate was cut."""
+        with self._lock:
+            now = time.monotonic()
+            if retry_after:
+                self._paused_until = max(self._paused_until, now + retry_after)
+            if self._met_at is not None and sent_at < self._met_at:
+                return False
+            self._forget(now)
+            used = len(self._landed) + self._in_flight
+            self._met_rate = min(self.rate(now), max(1.0, float(used)))
+            self._met_at = now
+            self.throttles += 1
+            return True
+
+    def _forget(self, now: float) -> None:
+        while self._landed and self._landed[0] <= now - self.window:
+            self._landed.popleft()
 
     def reserve(self) -> float:
         with self._lock:
             now = time.monotonic()
             while self._slots and self._slots[0] <= now - self.window:
                 self._slots.popleft()
-            at = now if len(self._slots) < self.limit else max(now, self._slots[-self.limit] + self.window)
+            limit = self.limit
+            at = now if len(self._slots) < limit else max(now, self._slots[-limit] + self.window)
+            at = max(at, self._paused_until)
             self._slots.append(at)
             return at - now
 
@@ -59,8 +118,9 @@ class SlidingWindowLimiter:
         before asking again."""
         with self._lock:
             now = time.monotonic()
-            while self._landed and self._landed[0] <= now - self.window:
-                self._landed.popleft()
+            if now < self._paused_until:
+                return self._paused_until - now
+            self._forget(now)
             excess = len(self._landed) + self._in_flight - self.limit + 1
             if excess > 0:
                 if excess > len(self._landed):  # the window is full of calls in flight
@@ -81,7 +141,13 @@ _limiters: dict[tuple[str, str, str], SlidingWindowLimiter] = {}
 
 
 def limiter_for(
-    base_url: str, api_key: str, kind: str, limits: dict[str, tuple[int, float]]
+    base_url: str,
+    api_key: str,
+    kind: str,
+    limits: dict[str, tuple[int, float]],
+    *,
+    share: float = 1.0,
+    processes: int = 1,
 ) -> SlidingWindowLimiter | None:
     """The process-wide limiter of this key's ``kind`` calls, or None when that kind is not limited."""
     if kind not in limits:
@@ -90,8 +156,8 @@ def limiter_for(
     key = (base_url, fingerprint(api_key), kind)
     with _lock:
         limiter = _limiters.get(key)
-        if limiter is None or (limiter.limit, limiter.window - SLACK_SECONDS) != (limit, window):
-            limiter = _limiters[key] = SlidingWindowLimiter(limit, window)
+        if limiter is None or limiter.configured != (limit, window, share, processes):
+            limiter = _limiters[key] = SlidingWindowLimiter(limit, window, share=share, processes=processes)
         return limiter
 
 

@@ -92,3 +92,111 @@ def test_bad_rate_limits_extra(value):
 
     with pytest.raises(KieInputError, match="rate_limits"):
         KieConnectionSettings.from_connection(Conn)
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        ({"rate_share": 0}, "rate_share"),
+        ({"rate_share": 1.5}, "rate_share"),
+        ({"rate_share": "half"}, "rate_share"),
+        ({"sharing_processes": 0}, "sharing_processes"),
+        ({"sharing_processes": 2.5}, "sharing_processes"),
+        ({"sharing_processes": True}, "sharing_processes"),
+    ],
+)
+def test_bad_sharing_extras_name_the_extra(extra, name):
+    from airflow_provider_kie.exceptions import KieInputError
+    from airflow_provider_kie.hooks.kie import KieConnectionSettings
+
+    class Conn:
+        conn_id, password, host, schema, port = "c", "k", None, None, None
+        extra_dejson = extra
+
+    with pytest.raises(KieInputError, match=name) as caught:
+        KieConnectionSettings.from_connection(Conn)
+    assert caught.value.parameter == name
+
+
+# --------------------------------------------------------------------------- adapting to other processes
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: now[0])
+    return now
+
+
+def _call(limiter, clock, reply_after=0.1):
+    """One call through the limiter: sent when it may leave, its reply ``reply_after`` later."""
+    for delay in limiter.waits():
+        clock[0] += delay
+    sent_at = clock[0]
+    clock[0] += reply_after
+    limiter.landed()
+    return sent_at
+
+
+def test_a_429_cuts_the_rate_to_a_share_of_what_this_process_used(clock):
+    limiter = SlidingWindowLimiter(20, 10.0)
+    sent = [_call(limiter, clock) for _ in range(10)]  # 10 calls in the window; Kie's is full anyway
+    assert limiter.throttled(sent[-1]) is True
+    assert limiter.limit == int(10 * limits.BACKOFF_FACTOR) == 7
+    # the other calls of the same crowding, sent before the cut, cut nothing more
+    assert limiter.throttled(sent[-2]) is False
+    assert limiter.limit == 7 and limiter.throttles == 1
+    # a call sent after the cut that meets a 429 again cuts again
+    assert limiter.throttled(_call(limiter, clock)) is True
+    assert limiter.limit < 7
+
+
+def test_the_rate_grows_back_slowly_near_the_cut_then_probes_up_to_the_limit(clock):
+    limiter = SlidingWindowLimiter(20, 10.0)
+    sent = [_call(limiter, clock) for _ in range(10)]
+    limiter.throttled(sent[-1])
+    window = limiter.window
+    rates = []
+    for _ in range(12):
+        clock[0] += window
+        rates.append(limiter.rate())
+    assert rates == sorted(rates)  # never shrinks without a 429
+    assert 7 < rates[0] < 10 and abs(rates[1] - 10) < 1  # back near where the 429 met it within 2 windows
+    assert rates[-1] == 20  # and, with no 429 since, the whole limit again
+
+
+def test_a_retry_after_pauses_the_process(clock):
+    limiter = SlidingWindowLimiter(20, 10.0)
+    sent = [_call(limiter, clock) for _ in range(5)]
+    limiter.throttled(sent[-1], retry_after=30.0)  # told 0.1 s after the send, when the reply came
+    waited = 0.0
+    for delay in limiter.waits():
+        clock[0] += delay
+        waited += delay
+    assert waited == pytest.approx(30.0)  # longer than the window: Kie's word wins
+
+
+def test_told_it_shares_the_key_a_limiter_starts_at_its_share_and_grows_if_alone(clock):
+    limiter = SlidingWindowLimiter(20, 10.0, processes=4)
+    assert limiter.limit == 5
+    clock[0] += 40 * limiter.window
+    assert limiter.limit == 20
+
+
+def test_an_explicit_share_is_a_ceiling(clock):
+    limiter = SlidingWindowLimiter(20, 10.0, share=0.25)
+    assert limiter.limit == 5
+    clock[0] += 100 * limiter.window
+    assert limiter.limit == 5
+
+
+def test_the_sharing_settings_reach_the_limiter():
+    from airflow_provider_kie.hooks.kie import KieConnectionSettings
+
+    class Conn:
+        conn_id, password, host, schema, port = "c", "sharing-key", None, None, None
+        extra_dejson = {"rate_share": 0.5, "sharing_processes": 2}
+
+    limiter = KieConnectionSettings.from_connection(Conn).limiter("createTask")
+    assert limiter.configured == (20, 10.0, 0.5, 2)
+    assert limiter.limit == 5  # half of Kie's 20, then half of that to start with
