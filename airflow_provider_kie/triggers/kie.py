@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -61,6 +62,14 @@ async def settle_before_resume(trigger: BaseTrigger, not_before: float | None) -
     if delay > 0 and trigger.task_instance is not None:
         trigger.log.info("Resuming the task in %.0f s, once Airflow has handled the deferral", delay)
         await asyncio.sleep(delay)
+
+
+#: How long a trigger lets another triggerer's claim on the same create land before it reads the claim
+#: back (XCom offers no compare-and-set); also how often it then looks for the other's task id.
+CLAIM_SETTLE_SECONDS = 1.0
+#: How long a create claimed without a task id may be another triggerer's create in progress; after
+#: that its triggerer is taken to have stopped, and the create is ambiguous.
+CLAIM_LIVE_SECONDS = 30.0
 
 
 class KieTaskTrigger(BaseTrigger):
@@ -178,29 +187,57 @@ class KieTaskTrigger(BaseTrigger):
     async def _find_or_create(self, hook: KieAsyncHook) -> KieJobRef:
         assert self.create is not None
         stored = await self._pull_xcoms()
-        if stored.get(XCOM_KIE_TASK_ID):
-            deadline = stored.get(XCOM_KIE_TASK_DEADLINE) or time.time() + self.create.timeout
-            job = KieJobRef(stored[XCOM_KIE_TASK_ID], float(deadline))
+        job = self._kept_job(stored)
+        if job is not None:
             self.log.info(
                 "Kie task %s was created before a triggerer restart; waiting for it", job.kie_task_id
             )
             return job
-        if stored.get(XCOM_KIE_CREATE_SENT) and not self.create.retry_ambiguous_create:
-            # A triggerer stopped after sending the createTask and before keeping its id: Kie may have the
-            # task, and sending again may pay twice.
-            raise KieAmbiguousCreateError(
-                "the triggerer stopped while its createTask was in flight, so a Kie task may exist whose id "
-                "was never stored; it was not sent again",
-                operation=CREATE_TASK,
-            )
+        claimed = stored.get(XCOM_KIE_CREATE_SENT)
+        if claimed and not self.create.retry_ambiguous_create:
+            # Another triggerer sent this createTask: it is still running the trigger (it keeps the id
+            # soon), or it stopped before keeping the id (Kie may have the task: never pay twice).
+            return await self._created_by_another_triggerer(claimed)
         body = self.create.body
-        await self._push_xcoms({XCOM_KIE_CREATE_SENT: time.time()})
+        claim = uuid.uuid4().hex
+        if await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim}}):
+            # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims the
+            # create, lets the other's claim land, and reads it back; only the last claimant sends.
+            await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+            kept = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
+            if not (isinstance(kept, Mapping) and kept.get("by") == claim):
+                return await self._created_by_another_triggerer(kept)
         job = KieJobRef.starting_now(
             await hook.create_task(body["model"], body["input"], body.get("callBackUrl")), self.create.timeout
         )
         self.log.info("Created Kie task %s (model %s)", job.kie_task_id, body["model"])
         await self._push_xcoms({XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
         return job
+
+    async def _created_by_another_triggerer(self, claimed: Any) -> KieJobRef:
+        """The Kie task of a create another triggerer claimed, once it keeps the id; if none comes within
+        :data:`CLAIM_LIVE_SECONDS` of the claim, that triggerer stopped and the create is ambiguous."""
+        made_at = claimed.get("at", 0.0) if isinstance(claimed, Mapping) else float(claimed)
+        if time.time() - made_at < CLAIM_LIVE_SECONDS:
+            self.log.info("Another triggerer is sending this trigger's createTask; waiting for its id")
+        while True:
+            job = self._kept_job(await self._pull_xcoms())
+            if job is not None:
+                return job
+            if time.time() - made_at >= CLAIM_LIVE_SECONDS:
+                raise KieAmbiguousCreateError(
+                    "a triggerer stopped while its createTask was in flight, so a Kie task may exist whose "
+                    "id was never stored; it was not sent again",
+                    operation=CREATE_TASK,
+                )
+            await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+
+    def _kept_job(self, stored: Mapping[str, Any]) -> KieJobRef | None:
+        assert self.create is not None
+        if not stored.get(XCOM_KIE_TASK_ID):
+            return None
+        deadline = stored.get(XCOM_KIE_TASK_DEADLINE) or time.time() + self.create.timeout
+        return KieJobRef(stored[XCOM_KIE_TASK_ID], float(deadline))
 
     async def _push_xcoms(self, values: Mapping[str, Any]) -> bool:
         return await push_xcoms(self.task_instance, values)

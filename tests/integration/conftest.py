@@ -22,8 +22,12 @@ def upload_cache(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def no_resume_settle(monkeypatch):
     """Triggers resume their task at once: no scheduler here races with the deferral (the settle time
-    itself is tested in test_triggers and on a real Airflow in the system tests)."""
+    itself is tested in test_triggers and on a real Airflow in the system tests). A claim on a create
+    settles in 0.05 s (the triggers of a test share one event loop, so another's claim lands sooner) and
+    is another runner's for 1 s."""
     monkeypatch.setattr(kie_triggers, "RESUME_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(kie_triggers, "CLAIM_SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(kie_triggers, "CLAIM_LIVE_SECONDS", 1.0)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie import models
 from airflow_provider_kie.hooks.kie import KieHook
+from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
@@ -145,6 +147,30 @@ class TestTrigger:
             assert event["status"] == "error" and event["error"]["error_class"] == "KieAmbiguousCreateError"
             assert "was not sent again" in event["message"]
             assert kie_emulator.count("createTask") == 1
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    def test_one_trigger_run_by_two_triggerers_at_once_creates_one_kie_task(
+        self, kie_emulator, triggerer_xcom
+    ):
+        # An HA hand-over can run one trigger in two triggerers: both claim the create, one sends.
+        kwargs = create_trigger().serialize()[1]
+        kwargs["end_from_trigger"] = False
+        first, second = KieTaskTrigger(**kwargs), KieTaskTrigger(**kwargs)
+        first.task_instance = second.task_instance = triggerer_xcom.ti
+
+        async def both():
+            try:
+                return await asyncio.gather(anext(first.run()), anext(second.run()))
+            finally:
+                await close_shared_async_sessions()
+
+        events = [event.payload for event in asyncio.run(both())]
+        assert kie_emulator.count("createTask") == len(kie_emulator.state.tasks) == 1
+        assert [e["status"] for e in events] == ["success", "success"], (
+            events[1]["message"],
+            events[1]["error"],
+        )
+        assert events[0]["kie_task_id"] == events[1]["kie_task_id"] == triggerer_xcom["kie_task_id"]
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     def test_create_error_is_an_event_naming_its_class(self, kie_emulator, triggerer_xcom):
