@@ -272,7 +272,8 @@ def sharing_section(report: dict) -> list[str]:
         f"in all on one key ({v0['concurrency_per_process']} calls at a time each), started together; the emulator",
         f"enforces Kie's 20 createTask per {v0['window_seconds']:g} s per key (a 429 creates nothing). *fixed*: each",
         "process allows Kie's whole limit (the limiter before it adapted); *adaptive*: the limiter learns its",
-        "share from 429s; *hinted*: adaptive, told `sharing_processes`. Bound: creates / (20 per window).",
+        "share from 429s; *hinted*: adaptive, told `sharing_processes`; *capped*: `rate_share` = 1/K.",
+        "Bound: creates / (20 per window).",
         "",
         *table(
             [

@@ -6,7 +6,8 @@ deployment. Variants, side by side in one run on a fresh emulator each:
 - ``adaptive``: the provider's limiter, which cuts its rate on Kie's 429s and grows it back;
 - ``fixed``: the same limiter with its 429 feedback turned off (each process allows Kie's whole limit,
   the provider's limiter before the adaptive one), so K processes oversubscribe the key K times;
-- ``hinted``: adaptive, with the connection extra ``sharing_processes`` = K.
+- ``hinted``: adaptive, with the connection extra ``sharing_processes`` = K;
+- ``capped``: adaptive, with the connection extra ``rate_share`` = 1/K (each process's ceiling).
 
 Each process runs ``--concurrency`` createTask calls at a time through one ``KieAsyncHook`` (a triggerer
 with many triggers, or a worker's slots) and samples its limiter's allowed rate for the plot.
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from airflow_provider_kie.emulator import KieEmulator  # noqa: E402
 
 KEY = "benchmark-key"
-VARIANTS = ("fixed", "adaptive", "hinted")
+VARIANTS = ("fixed", "adaptive", "hinted", "capped")
 SAMPLE_EVERY = 0.25  # seconds between samples of a limiter's allowed rate
 
 
@@ -108,6 +109,8 @@ def run(variant: str, processes: int, creates: int, concurrency: int, window: fl
         extra: dict[str, Any] = {"rate_limits": {"createTask": [20, window], "recordInfo": [10, 1]}}
         if variant == "hinted":
             extra["sharing_processes"] = processes
+        if variant == "capped":
+            extra["rate_share"] = 1 / processes
         conn = json.loads(emulator.connection_uri(KEY))
         conn["extra"] = {**conn.get("extra", {}), **extra}
         env = {**os.environ, "AIRFLOW_CONN_KIE_DEFAULT": json.dumps(conn), "PYTHONPATH": str(ROOT)}

@@ -5,6 +5,7 @@ several processes use one key: each limiter learns its share from Kie's 429s (do
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from collections import deque
@@ -20,7 +21,7 @@ IN_FLIGHT_RECHECK_SECONDS = 0.05
 # grows back along a cubic curve: quickly at first, flat around the rate that met the 429, and only
 # then probing above it (CUBIC, as botocore's adaptive mode uses), CUBIC_GROWTH calls per window^3.
 BACKOFF_FACTOR = 0.7
-CUBIC_GROWTH = 0.4
+CUBIC_GROWTH = 0.1
 
 
 class SlidingWindowLimiter:
@@ -52,6 +53,10 @@ class SlidingWindowLimiter:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._paused_until = 0.0
+        # Once Kie's 429s show another process on the key, each call leaves at a random point of its
+        # slot: a process that books slots exactly when its own earlier calls leave Kie's window would
+        # otherwise take every freed place first and never meet the 429s that make the shares fair.
+        self._spread = False
         # The rate last met by a 429, and when: the cubic grows back from there. Told it shares the
         # key with `processes - 1` others, a limiter starts on the cubic's plateau at its share.
         self._met_rate = self.ceiling / processes
@@ -62,7 +67,7 @@ class SlidingWindowLimiter:
     @property
     def limit(self) -> int:
         """The calls this process may make in a window now."""
-        return max(1, int(self.rate()))
+        return max(1, int(self.rate() + 1e-9))  # 0.7 x 10 is 6.999... in floating point
 
     def rate(self, now: float | None = None) -> float:
         if self._met_at is None:
@@ -89,6 +94,7 @@ class SlidingWindowLimiter:
             used = len(self._landed) + self._in_flight
             self._met_rate = min(self.rate(now), max(1.0, float(used)))
             self._met_at = now
+            self._spread = True
             self.throttles += 1
             return True
 
@@ -104,6 +110,10 @@ class SlidingWindowLimiter:
             limit = self.limit
             at = now if len(self._slots) < limit else max(now, self._slots[-limit] + self.window)
             at = max(at, self._paused_until)
+            if self._spread:  # in order still: the window is counted from the oldest booked slots
+                at = max(
+                    at + random.uniform(0.0, self.window / limit), self._slots[-1] if self._slots else at
+                )
             self._slots.append(at)
             return at - now
 

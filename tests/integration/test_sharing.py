@@ -26,7 +26,7 @@ def sharing(tmp_path_factory):
     return json.loads(out.read_text())["variants"]
 
 
-@pytest.mark.parametrize("variant", ["fixed", "adaptive", "hinted"])
+@pytest.mark.parametrize("variant", ["fixed", "adaptive", "hinted", "capped"])
 def test_every_task_is_created_exactly_once(sharing, variant):
     run = sharing[variant]
     assert (run["kie_tasks_created"], run["duplicate_creates"]) == (CREATES, 0)
@@ -52,3 +52,8 @@ def test_the_fixed_limiter_never_adapts(sharing):
 def test_told_how_many_share_the_key_each_process_starts_at_its_share(sharing):
     for process in sharing["hinted"]["per_process"]:
         assert process["allowed_rate"][0][1] == pytest.approx(20 / PROCESSES, abs=0.01)
+
+
+def test_capped_processes_never_exceed_their_share(sharing):
+    for process in sharing["capped"]["per_process"]:
+        assert max(rate for _, rate in process["allowed_rate"]) <= round(20 / PROCESSES, 2)  # samples: 2 decimals

@@ -169,11 +169,13 @@ def test_a_retry_after_pauses_the_process(clock):
     limiter = SlidingWindowLimiter(20, 10.0)
     sent = [_call(limiter, clock) for _ in range(5)]
     limiter.throttled(sent[-1], retry_after=30.0)  # told 0.1 s after the send, when the reply came
+    slot = limiter.window / limiter.limit
     waited = 0.0
     for delay in limiter.waits():
         clock[0] += delay
         waited += delay
-    assert waited == pytest.approx(30.0)  # longer than the window: Kie's word wins
+    # longer than the window: Kie's word wins (plus a random point of the next slot, see below)
+    assert 30.0 <= waited <= 30.0 + slot
 
 
 def test_told_it_shares_the_key_a_limiter_starts_at_its_share_and_grows_if_alone(clock):
@@ -200,3 +202,15 @@ def test_the_sharing_settings_reach_the_limiter():
     limiter = KieConnectionSettings.from_connection(Conn).limiter("createTask")
     assert limiter.configured == (20, 10.0, 0.5, 2)
     assert limiter.limit == 5  # half of Kie's 20, then half of that to start with
+
+
+def test_after_a_429_calls_leave_at_random_points_of_their_slots(clock):
+    limiter = SlidingWindowLimiter(20, 10.0)
+    assert [limiter.reserve() for _ in range(20)] == [0.0] * 20  # alone on the key: no spreading
+    limiter = SlidingWindowLimiter(20, 10.0)
+    limiter.throttled([_call(limiter, clock) for _ in range(10)][-1])
+    start, limit = clock[0], limiter.limit
+    slots = sorted(start + limiter.reserve() for _ in range(100))
+    assert len(set(slots)) > len(slots) // 2  # random points, not the edges of the window
+    for i in range(len(slots) - limit):  # and still never more than the limit in a window
+        assert slots[i + limit] - slots[i] >= limiter.window - 1e-9
