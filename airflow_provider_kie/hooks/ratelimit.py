@@ -1,6 +1,6 @@
 """One rate limiter per API key and kind of call in each process, so every hook and trigger of a worker
 or of the triggerer stays under Kie's limits together (docs/kie-api.md §5), and a share of them when
-several processes use one key: each limiter learns its share from Kie's 429s (docs/hooks.md)."""
+several processes use one key: each limiter lowers its share on Kie's 429s (docs/connection.md)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ class SlidingWindowLimiter:
 
     The limit adapts: :meth:`throttled` (Kie's 429) cuts this process's rate to a share of what it
     used, and :meth:`rate` grows it back along a cubic curve, up to ``limit * share``. K processes on
-    one key, each cutting on the 429s it meets, settle near a fair share of Kie's limit with nothing
-    shared between them; a process alone on its key never meets a 429 and keeps the whole limit.
+    one key, each cutting on the 429s it meets, stop overfilling Kie's window with nothing shared
+    between them (what that costs in makespan: docs/benchmarks.md); a process alone on its key never
+    meets a 429 and keeps the whole limit.
     """
 
     def __init__(self, limit: int, window: float, *, share: float = 1.0, processes: int = 1) -> None:
