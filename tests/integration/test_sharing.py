@@ -56,4 +56,6 @@ def test_told_how_many_share_the_key_each_process_starts_at_its_share(sharing):
 
 def test_capped_processes_never_exceed_their_share(sharing):
     for process in sharing["capped"]["per_process"]:
-        assert max(rate for _, rate in process["allowed_rate"]) <= round(20 / PROCESSES, 2)  # samples: 2 decimals
+        assert max(rate for _, rate in process["allowed_rate"]) <= round(
+            20 / PROCESSES, 2
+        )  # samples: 2 decimals
