@@ -21,7 +21,9 @@ IN_FLIGHT_RECHECK_SECONDS = 0.05
 # grows back along a cubic curve: quickly at first, flat around the rate that met the 429, and only
 # then probing above it (CUBIC, as botocore's adaptive mode uses), CUBIC_GROWTH calls per window^3.
 BACKOFF_FACTOR = 0.7
-CUBIC_GROWTH = 0.1
+CUBIC_GROWTH = 0.2
+# Paced calls leave at gaps of window / rate, each stretched or shrunk by up to this fraction.
+PACING_JITTER = 0.2
 
 
 class SlidingWindowLimiter:
@@ -54,10 +56,11 @@ class SlidingWindowLimiter:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._paused_until = 0.0
-        # Once Kie's 429s show another process on the key, each call leaves at a random point of its
-        # slot: a process that books slots exactly when its own earlier calls leave Kie's window would
-        # otherwise take every freed place first and never meet the 429s that make the shares fair.
-        self._spread = False
+        # Once Kie's 429s show another process on the key, calls leave one per window / rate, at
+        # jittered gaps. A process that booked its slots when its own earlier calls leave Kie's window
+        # would take each freed place first and never meet a 429, so the 429s would keep falling on
+        # the processes with the smallest shares; paced, the process sending most meets most of them.
+        self._paced = processes > 1
         # The rate last met by a 429, and when: the cubic grows back from there. Told it shares the
         # key with `processes - 1` others, a limiter starts on the cubic's plateau at its share.
         self._met_rate = self.ceiling / processes
@@ -95,7 +98,7 @@ class SlidingWindowLimiter:
             used = len(self._landed) + self._in_flight
             self._met_rate = min(self.rate(now), max(1.0, float(used)))
             self._met_at = now
-            self._spread = True
+            self._paced = True
             self.throttles += 1
             return True
 
@@ -108,13 +111,13 @@ class SlidingWindowLimiter:
             now = time.monotonic()
             while self._slots and self._slots[0] <= now - self.window:
                 self._slots.popleft()
-            limit = self.limit
+            # A lone process may use its whole window at once; a shared one paces (see __init__).
+            limit = int(self.ceiling) if self._paced else self.limit
             at = now if len(self._slots) < limit else max(now, self._slots[-limit] + self.window)
+            if self._paced and self._slots:
+                gap = self.window / self.rate(now) * random.uniform(1 - PACING_JITTER, 1 + PACING_JITTER)
+                at = max(at, self._slots[-1] + gap)
             at = max(at, self._paused_until)
-            if self._spread:  # in order still: the window is counted from the oldest booked slots
-                at = max(
-                    at + random.uniform(0.0, self.window / limit), self._slots[-1] if self._slots else at
-                )
             self._slots.append(at)
             return at - now
 

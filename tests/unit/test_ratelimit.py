@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -174,8 +175,8 @@ def test_a_retry_after_pauses_the_process(clock):
     for delay in limiter.waits():
         clock[0] += delay
         waited += delay
-    # longer than the window: Kie's word wins (plus a random point of the next slot, see below)
-    assert 30.0 <= waited <= 30.0 + slot
+    # longer than the window: Kie's word wins (and pacing adds at most one jittered gap, see below)
+    assert 30.0 - 1e-6 <= waited <= 30.0 + slot * (1 + limits.PACING_JITTER)
 
 
 def test_told_it_shares_the_key_a_limiter_starts_at_its_share_and_grows_if_alone(clock):
@@ -204,13 +205,23 @@ def test_the_sharing_settings_reach_the_limiter():
     assert limiter.limit == 5  # half of Kie's 20, then half of that to start with
 
 
-def test_after_a_429_calls_leave_at_random_points_of_their_slots(clock):
+def test_after_a_429_calls_are_paced_at_jittered_gaps(clock):
     limiter = SlidingWindowLimiter(20, 10.0)
-    assert [limiter.reserve() for _ in range(20)] == [0.0] * 20  # alone on the key: no spreading
+    assert [limiter.reserve() for _ in range(20)] == [0.0] * 20  # alone on the key: the whole window at once
     limiter = SlidingWindowLimiter(20, 10.0)
     limiter.throttled([_call(limiter, clock) for _ in range(10)][-1])
     start, limit = clock[0], limiter.limit
-    slots = sorted(start + limiter.reserve() for _ in range(100))
-    assert len(set(slots)) > len(slots) // 2  # random points, not the edges of the window
-    for i in range(len(slots) - limit):  # and still never more than the limit in a window
-        assert slots[i + limit] - slots[i] >= limiter.window - 1e-9
+    slots = [start + limiter.reserve() for _ in range(100)]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert len({round(g, 6) for g in gaps}) > len(gaps) // 2  # jittered, not on a grid
+    assert min(gaps) >= limiter.window / limiter.ceiling * (1 - limits.PACING_JITTER) - 1e-9
+    assert all(b >= a for a, b in itertools.pairwise(slots))  # in order
+    for i in range(len(slots) - 20):  # never more than Kie's limit in a window, however it grows
+        assert slots[i + 20] - slots[i] >= limiter.window - 1e-9
+    assert limit < 20
+
+
+def test_a_process_told_it_shares_the_key_paces_from_the_start(clock):
+    limiter = SlidingWindowLimiter(20, 10.0, processes=4)
+    delays = [limiter.reserve() for _ in range(5)]
+    assert delays[0] == 0.0 and all(b > a for a, b in itertools.pairwise(delays))
