@@ -6,7 +6,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -540,9 +540,20 @@ class KieAsyncHook(_KieHookBase):
         if session is not None:
             await sessions.release_async_session(session)
 
-    async def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
+    async def create_task(
+        self,
+        model: str,
+        input: Mapping[str, Any],
+        callback_url: str | None = None,
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
+        """The new task's id. ``before_send`` is awaited as each attempt is about to leave (after the
+        key's limiter let it); an exception from it stops the create with nothing sent."""
         body = models.create_task_body(model, input, callback_url)
-        data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
+        data = await self._request(
+            "POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, before_send=before_send
+        )
         return api.parse_task_id(data)
 
     async def get_task(self, kie_task_id: str) -> KieTask:
@@ -552,7 +563,14 @@ class KieAsyncHook(_KieHookBase):
     async def get_credits(self) -> Decimal:
         return api.parse_credits(await self._request("GET", api.CREDITS_PATH, api.GET_CREDITS))
 
-    async def _request(self, method: str, path: str, operation: str, **kwargs: Any) -> Any:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         aiohttp = await sessions.load_aiohttp()
         session = await self.get_session()
         settings = await self.get_settings()
@@ -561,6 +579,12 @@ class KieAsyncHook(_KieHookBase):
         while True:
             for delay in attempts.waits():
                 await asyncio.sleep(delay)
+            if before_send is not None:
+                try:
+                    await before_send()
+                except BaseException:
+                    attempts.landed()  # nothing left: the limiter's place is free again
+                    raise
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempts.count)
             try:
                 try:

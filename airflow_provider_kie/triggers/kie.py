@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
@@ -67,9 +67,17 @@ async def settle_before_resume(trigger: BaseTrigger, not_before: float | None) -
 #: How long a trigger lets another triggerer's claim on the same create land before it reads the claim
 #: back (XCom offers no compare-and-set); also how often it then looks for the other's task id.
 CLAIM_SETTLE_SECONDS = 1.0
-#: How long a create claimed without a task id may be another triggerer's create in progress; after
-#: that its triggerer is taken to have stopped, and the create is ambiguous.
-CLAIM_LIVE_SECONDS = 30.0
+#: How long after its last attempt left a create claimed without a task id may still be another
+#: triggerer's create in flight (the default request timeout is 30 s); after that its triggerer is taken
+#: to have stopped, and the create is ambiguous.
+CLAIM_LIVE_SECONDS = 60.0
+
+
+class _AnotherRunSends(Exception):
+    """Another run of this trigger claimed the create first: this one sends nothing."""
+
+    def __init__(self, claim: Any) -> None:
+        self.claim = claim
 
 
 class KieTaskTrigger(BaseTrigger):
@@ -199,20 +207,50 @@ class KieTaskTrigger(BaseTrigger):
             # soon), or it stopped before keeping the id (Kie may have the task: never pay twice).
             return await self._created_by_another_triggerer(claimed)
         body = self.create.body
-        claim = uuid.uuid4().hex
-        if await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim}}):
-            # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims the
-            # create, lets the other's claim land, and reads it back; only the last claimant sends.
-            await asyncio.sleep(CLAIM_SETTLE_SECONDS)
-            kept = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
-            if not (isinstance(kept, Mapping) and kept.get("by") == claim):
-                return await self._created_by_another_triggerer(kept)
-        job = KieJobRef.starting_now(
-            await hook.create_task(body["model"], body["input"], body.get("callBackUrl")), self.create.timeout
-        )
+        try:
+            task_id = await hook.create_task(
+                body["model"], body["input"], body.get("callBackUrl"), before_send=self._claim_create()
+            )
+        except _AnotherRunSends as other:
+            return await self._created_by_another_triggerer(other.claim)
+        job = KieJobRef.starting_now(task_id, self.create.timeout)
         self.log.info("Created Kie task %s (model %s)", job.kie_task_id, body["model"])
         await self._push_xcoms({XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
         return job
+
+    def _claim_create(self) -> Callable[[], Awaitable[None]]:
+        """What the hook awaits as each createTask attempt is about to leave: the claim ``{"at", "by"}``
+        in XCom, written when the request leaves (not while it waits for the key's limiter), so another
+        run of this trigger can tell a create in flight from one that never left."""
+        assert self.create is not None
+        retry_ambiguous_create = self.create.retry_ambiguous_create
+        claim = uuid.uuid4().hex
+        elected = False
+
+        async def before_send() -> None:
+            nonlocal elected
+            mark = {XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim}}
+            if elected:  # a retry after an attempt that created nothing: the create is still live
+                await self._push_xcoms(mark)
+                return
+            current = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
+            sent_by_another = isinstance(current, Mapping) and current.get("by") not in (None, claim)
+            if sent_by_another and not retry_ambiguous_create:
+                raise _AnotherRunSends(current)
+            if await self._push_xcoms(mark):
+                # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims
+                # the create, lets the other's claim land, and reads it back; only the last one sends.
+                try:
+                    await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+                except asyncio.CancelledError:  # stopped before sending: withdraw the claim
+                    await asyncio.shield(self._push_xcoms({XCOM_KIE_CREATE_SENT: None}))
+                    raise
+                kept = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
+                if not (isinstance(kept, Mapping) and kept.get("by") == claim):
+                    raise _AnotherRunSends(kept)
+            elected = True
+
+        return before_send
 
     async def _created_by_another_triggerer(self, claimed: Any) -> KieJobRef:
         """The Kie task of a create another triggerer claimed, once it keeps the id; if none comes within
@@ -221,9 +259,13 @@ class KieTaskTrigger(BaseTrigger):
         if time.time() - made_at < CLAIM_LIVE_SECONDS:
             self.log.info("Another triggerer is sending this trigger's createTask; waiting for its id")
         while True:
-            job = self._kept_job(await self._pull_xcoms())
+            stored = await self._pull_xcoms()
+            job = self._kept_job(stored)
             if job is not None:
                 return job
+            latest = stored.get(XCOM_KIE_CREATE_SENT)
+            if isinstance(latest, Mapping):  # each attempt of the other's create marks when it left
+                made_at = max(made_at, latest.get("at", 0.0))
             if time.time() - made_at >= CLAIM_LIVE_SECONDS:
                 raise KieAmbiguousCreateError(
                     "a triggerer stopped while its createTask was in flight, so a Kie task may exist whose "

@@ -15,6 +15,7 @@ from airflow_provider_kie import models
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
+from airflow_provider_kie.triggers import kie as kie_triggers
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, run_trigger
@@ -147,6 +148,25 @@ class TestTrigger:
             assert event["status"] == "error" and event["error"]["error_class"] == "KieAmbiguousCreateError"
             assert "was not sent again" in event["message"]
             assert kie_emulator.count("createTask") == 1
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    @pytest.mark.fault(
+        fault="triggerer lost after claiming the create, before sending it",
+        where="triggerer (trigger that creates)",
+        expected="claim withdrawn; the next run creates once and succeeds",
+    )
+    def test_a_trigger_stopped_before_its_create_left_lets_the_next_run_create(
+        self, kie_emulator, triggerer_xcom, monkeypatch
+    ):
+        monkeypatch.setattr(kie_triggers, "CLAIM_SETTLE_SECONDS", 3.0)  # stopped while its claim settles
+        kwargs = create_trigger().serialize()[1]
+        triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), lambda: "kie_create_sent" in triggerer_xcom)
+        assert kie_emulator.count("createTask") == 0
+        assert triggerer_xcom["kie_create_sent"] is None  # withdrawn: nothing left, so nothing to fear
+
+        monkeypatch.setattr(kie_triggers, "CLAIM_SETTLE_SECONDS", 0.05)
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
+        assert event["status"] == "success" and kie_emulator.count("createTask") == 1
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     def test_one_trigger_run_by_two_triggerers_at_once_creates_one_kie_task(
