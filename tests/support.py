@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import airflow
 from packaging.version import Version
@@ -127,10 +128,125 @@ class TriggererXCom(dict):
         return event
 
 
+def debian_program(program: str, package: str) -> str:
+    """The path of ``program``; installs Debian's ``package`` first when the machine lacks it (CI starts
+    from a clean machine; Debian's archive is one of the registries it reaches)."""
+
+    def find() -> str | None:
+        found = shutil.which(program) or next(
+            iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"))), None
+        )
+        return str(found) if found else None
+
+    if (path := find()) is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=True)
+            subprocess.run(install, env=env, capture_output=True, check=True)
+        path = find()
+    assert path, f"{program} is not on this machine and Debian's {package} did not provide it"
+    return path
+
+
+def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"{what} exited with {process.returncode}"
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway Redis (Debian's redis-server) on 127.0.0.1, for Celery's broker: its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            *(debian_program("redis-server", "redis-server"), "--bind", "127.0.0.1", "--port", str(port)),
+            *("--save", "", "--appendonly", "no", "--protected-mode", "no"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, server, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL (Debian's) on 127.0.0.1 with a database ``airflow``: its SQLAlchemy URL.
+    Airflow runs several triggerers (HA) only on a database with row locks that skip locked rows."""
+    import tempfile
+
+    initdb = debian_program("initdb", "postgresql")
+    bin_dir = Path(initdb).resolve().parent
+    data = Path(tempfile.mkdtemp(prefix="kie-postgres-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(data, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_postgres, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        capture_output=True,
+        check=True,
+    )
+    port = free_port()
+    settings = ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300"]
+    server = subprocess.Popen(
+        [
+            *(*as_postgres, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data)),
+            *("-h", "127.0.0.1", *(arg for setting in settings for arg in ("-c", setting))),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, server, "postgres")
+        import psycopg2
+
+        for attempt in range(100):  # listening comes a moment before accepting logins
+            try:
+                with closing(psycopg2.connect(host="127.0.0.1", port=port, user="postgres")) as admin:
+                    admin.autocommit = True
+                    admin.cursor().execute("CREATE DATABASE airflow")
+                break
+            except psycopg2.OperationalError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.2)
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/airflow"
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+class _Postgres:
+    """The slice of sqlite3's connection API that the helpers below use, on a PostgreSQL connection."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        cursor = self.connection.cursor()
+        cursor.execute(sql.replace("?", "%s"), params)
+        return cursor
+
+
 class RealAirflow:
-    def __init__(self, home: Path, conn: str, dags_folder: Path = EXAMPLES):
+    def __init__(self, home: Path, conn: str, dags_folder: Path = EXAMPLES, database_url: str | None = None):
         port = free_port()
         self.home = home
+        self.database_url = database_url
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
@@ -154,6 +270,8 @@ class RealAirflow:
             "KIE_POLL_INTERVAL": "0.5",
             "KIE_OUTPUT_DIR": str(home / "output"),
         }
+        if database_url:
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
         self.processes: dict[str, subprocess.Popen] = {}
 
     @classmethod
@@ -172,6 +290,21 @@ class RealAirflow:
         for component in components or ("api-server", "scheduler", "dag-processor", "triggerer"):
             self.start(component)
 
+    def start_deployment(
+        self, *, triggerers: int = 1, celery_workers: int = 0, worker_slots: int = 16
+    ) -> None:
+        """Create the metadata database, then start Airflow as a deployment that outgrew one machine
+        would run it: ``triggerers`` triggerers (HA) and, with ``celery_workers``, the CeleryExecutor
+        with that many workers of ``worker_slots`` each (the broker set in ``env`` beforehand)."""
+        if celery_workers:
+            self.env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+            self.env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(worker_slots)
+        self.start_all("api-server", "scheduler", "dag-processor")
+        for n in range(1, triggerers + 1):  # only one of them could serve logs on the default port
+            self.start("triggerer", "--skip-serve-logs", name=f"triggerer-{n}")
+        for n in range(1, celery_workers + 1):
+            self.start("celery worker", "--skip-serve-logs", "-H", f"worker-{n}@%h", name=f"worker-{n}")
+
     def cli(self, *args: str, timeout: float = 300) -> str:
         result = subprocess.run(
             [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout
@@ -181,10 +314,13 @@ class RealAirflow:
         )
         return result.stdout
 
-    def start(self, component: str, *args: str) -> None:
-        log = open(self.home / f"{component}.log", "w")  # noqa: SIM115 - closed with the process
-        self.processes[component] = subprocess.Popen(
-            [AIRFLOW, component, *args],
+    def start(self, component: str, *args: str, name: str | None = None) -> None:
+        """Start ``airflow component args``, known (and logged) as ``name`` (several triggerers or
+        workers each have their own)."""
+        name = name or component
+        log = open(self.home / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            [AIRFLOW, *component.split(), *args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -246,8 +382,16 @@ class RealAirflow:
         return runs
 
     @contextmanager
-    def db(self) -> Iterator[sqlite3.Connection]:
+    def db(self) -> Iterator[Any]:
         """A connection to the metadata database, closed on exit so no read lock outlives a check."""
+        if self.database_url:
+            import psycopg2
+
+            dsn = self.database_url.replace("postgresql+psycopg2://", "postgresql://")
+            with closing(psycopg2.connect(dsn)) as connection:
+                connection.autocommit = True
+                yield _Postgres(connection)
+            return
         with closing(sqlite3.connect(self.home / "airflow.db", timeout=30)) as connection:
             yield connection
 

@@ -73,6 +73,17 @@ CLAIM_SETTLE_SECONDS = 1.0
 CLAIM_LIVE_SECONDS = 60.0
 
 
+#: A claim not marked sent this long after it was made belongs to a run that stopped before sending.
+CLAIM_STALE_SECONDS = 5.0
+
+
+def _claimed_by_another(claim: Any, mine: str) -> bool:
+    """A live claim of another run: one marked sent, or one whose election may still be under way."""
+    if not isinstance(claim, Mapping) or claim.get("by") in (None, mine):
+        return False
+    return bool(claim.get("sent")) or time.time() - claim.get("at", 0.0) < CLAIM_STALE_SECONDS
+
+
 class _AnotherRunSends(Exception):
     """Another run of this trigger claimed the create first: this one sends nothing."""
 
@@ -202,17 +213,21 @@ class KieTaskTrigger(BaseTrigger):
             )
             return job
         claimed = stored.get(XCOM_KIE_CREATE_SENT)
-        if claimed and not self.create.retry_ambiguous_create:
-            # Another triggerer sent this createTask: it is still running the trigger (it keeps the id
-            # soon), or it stopped before keeping the id (Kie may have the task: never pay twice).
-            return await self._created_by_another_triggerer(claimed)
         body = self.create.body
-        try:
-            task_id = await hook.create_task(
-                body["model"], body["input"], body.get("callBackUrl"), before_send=self._claim_create()
-            )
-        except _AnotherRunSends as other:
-            return await self._created_by_another_triggerer(other.claim)
+        while True:
+            if claimed and not self.create.retry_ambiguous_create:
+                # Another run of this trigger claimed the create: it is still running (it keeps the id
+                # soon), or it stopped; if its request had left, Kie may have the task: never pay twice.
+                job = await self._created_by_another_triggerer(claimed)
+                if job is not None:
+                    return job
+            try:
+                task_id = await hook.create_task(
+                    body["model"], body["input"], body.get("callBackUrl"), before_send=self._claim_create()
+                )
+                break
+            except _AnotherRunSends as other:
+                claimed = other.claim
         job = KieJobRef.starting_now(task_id, self.create.timeout)
         self.log.info("Created Kie task %s (model %s)", job.kie_task_id, body["model"])
         await self._push_xcoms({XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
@@ -229,17 +244,16 @@ class KieTaskTrigger(BaseTrigger):
 
         async def before_send() -> None:
             nonlocal elected
-            mark = {XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim}}
             if elected:  # a retry after an attempt that created nothing: the create is still live
-                await self._push_xcoms(mark)
+                await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim, "sent": True}})
                 return
             current = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
-            sent_by_another = isinstance(current, Mapping) and current.get("by") not in (None, claim)
-            if sent_by_another and not retry_ambiguous_create:
+            if _claimed_by_another(current, claim) and not retry_ambiguous_create:
                 raise _AnotherRunSends(current)
-            if await self._push_xcoms(mark):
+            if await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim}}):
                 # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims
-                # the create, lets the other's claim land, and reads it back; only the last one sends.
+                # the create, lets the other's claim land, and reads it back; only the last one sends,
+                # and marks the claim sent just before it does.
                 try:
                     await asyncio.sleep(CLAIM_SETTLE_SECONDS)
                 except asyncio.CancelledError:  # stopped before sending: withdraw the claim
@@ -248,25 +262,30 @@ class KieTaskTrigger(BaseTrigger):
                 kept = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
                 if not (isinstance(kept, Mapping) and kept.get("by") == claim):
                     raise _AnotherRunSends(kept)
+                await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim, "sent": True}})
             elected = True
 
         return before_send
 
-    async def _created_by_another_triggerer(self, claimed: Any) -> KieJobRef:
-        """The Kie task of a create another triggerer claimed, once it keeps the id; if none comes within
-        :data:`CLAIM_LIVE_SECONDS` of the claim, that triggerer stopped and the create is ambiguous."""
-        made_at = claimed.get("at", 0.0) if isinstance(claimed, Mapping) else float(claimed)
-        if time.time() - made_at < CLAIM_LIVE_SECONDS:
-            self.log.info("Another triggerer is sending this trigger's createTask; waiting for its id")
+    async def _created_by_another_triggerer(self, claimed: Any) -> KieJobRef | None:
+        """The Kie task of a create another run of this trigger claimed, once it keeps the id. None if
+        that run stopped before its request left (its claim withdrawn, or never marked sent within
+        :data:`CLAIM_STALE_SECONDS`): nothing was sent, so this run may create. Ambiguous if the request
+        left and no id came within :data:`CLAIM_LIVE_SECONDS`."""
+        self.log.info("Another run of this trigger claimed its createTask; waiting for its id")
         while True:
             stored = await self._pull_xcoms()
             job = self._kept_job(stored)
             if job is not None:
                 return job
             latest = stored.get(XCOM_KIE_CREATE_SENT)
-            if isinstance(latest, Mapping):  # each attempt of the other's create marks when it left
-                made_at = max(made_at, latest.get("at", 0.0))
-            if time.time() - made_at >= CLAIM_LIVE_SECONDS:
+            if not isinstance(latest, Mapping):
+                return None
+            age = time.time() - latest.get("at", 0.0)
+            if not latest.get("sent"):
+                if age >= CLAIM_STALE_SECONDS:
+                    return None
+            elif age >= CLAIM_LIVE_SECONDS:
                 raise KieAmbiguousCreateError(
                     "a triggerer stopped while its createTask was in flight, so a Kie task may exist whose "
                     "id was never stored; it was not sent again",

@@ -28,6 +28,7 @@ def no_resume_settle(monkeypatch):
     monkeypatch.setattr(kie_triggers, "RESUME_SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(kie_triggers, "CLAIM_SETTLE_SECONDS", 0.05)
     monkeypatch.setattr(kie_triggers, "CLAIM_LIVE_SECONDS", 1.0)
+    monkeypatch.setattr(kie_triggers, "CLAIM_STALE_SECONDS", 0.3)
 
 
 @pytest.fixture

@@ -169,6 +169,20 @@ class TestTrigger:
         assert event["status"] == "success" and kie_emulator.count("createTask") == 1
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    @pytest.mark.fault(
+        fault="triggerer SIGKILLed while claiming the create, before sending it (no chance to withdraw)",
+        where="triggerer (trigger that creates)",
+        expected="the claim, never marked sent, goes stale; the next run creates once and succeeds",
+    )
+    def test_a_claim_never_marked_sent_goes_stale_and_the_next_run_creates(
+        self, kie_emulator, triggerer_xcom
+    ):
+        triggerer_xcom["kie_create_sent"] = {"at": time.time(), "by": "a-killed-run"}
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**create_trigger().serialize()[1])).payload
+        assert event["status"] == "success" and kie_emulator.count("createTask") == 1
+        assert triggerer_xcom["kie_create_sent"]["sent"] is True
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     def test_one_trigger_run_by_two_triggerers_at_once_creates_one_kie_task(
         self, kie_emulator, triggerer_xcom
     ):
