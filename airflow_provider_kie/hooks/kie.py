@@ -6,11 +6,11 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -87,6 +87,14 @@ class _Attempts:
         """The attempt's reply arrived, or it failed: the limiter counts it from now."""
         if self.limiter is not None:
             self.limiter.landed()
+
+
+class SendClaim(Protocol):
+    """Told by :meth:`KieAsyncHook.create_task` what became of each attempt (see the trigger's claim)."""
+
+    async def sending(self) -> None: ...
+
+    async def not_sent(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -546,14 +554,13 @@ class KieAsyncHook(_KieHookBase):
         input: Mapping[str, Any],
         callback_url: str | None = None,
         *,
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        claim: SendClaim | None = None,
     ) -> str:
-        """The new task's id. ``before_send`` is awaited as each attempt is about to leave (after the
-        key's limiter let it); an exception from it stops the create with nothing sent."""
+        """The new task's id. ``claim`` is told as each attempt is about to leave (after the key's
+        limiter let it; an exception from it stops the create with nothing sent) and when an attempt
+        was answered without creating anything."""
         body = models.create_task_body(model, input, callback_url)
-        data = await self._request(
-            "POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, before_send=before_send
-        )
+        data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, claim=claim)
         return api.parse_task_id(data)
 
     async def get_task(self, kie_task_id: str) -> KieTask:
@@ -568,7 +575,7 @@ class KieAsyncHook(_KieHookBase):
         method: str,
         path: str,
         operation: str,
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        claim: SendClaim | None = None,
         **kwargs: Any,
     ) -> Any:
         aiohttp = await sessions.load_aiohttp()
@@ -579,9 +586,9 @@ class KieAsyncHook(_KieHookBase):
         while True:
             for delay in attempts.waits():
                 await asyncio.sleep(delay)
-            if before_send is not None:
+            if claim is not None:
                 try:
-                    await before_send()
+                    await claim.sending()
                 except BaseException:
                     attempts.landed()  # nothing left: the limiter's place is free again
                     raise
@@ -605,4 +612,7 @@ class KieAsyncHook(_KieHookBase):
                 )
             except KieError as exc:
                 error = exc
-            await asyncio.sleep(self._retry_delay(error, attempts))
+            delay = self._retry_delay(error, attempts)
+            if claim is not None and not error.may_have_created_task:
+                await claim.not_sent()
+            await asyncio.sleep(delay)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
@@ -82,6 +82,52 @@ def _claimed_by_another(claim: Any, mine: str) -> bool:
     if not isinstance(claim, Mapping) or claim.get("by") in (None, mine):
         return False
     return bool(claim.get("sent")) or time.time() - claim.get("at", 0.0) < CLAIM_STALE_SECONDS
+
+
+class _CreateClaim:
+    """The create's claim in XCom, ``{"at", "by", "sent"}``, kept as the hook's attempts leave and come
+    back, so another run of the trigger (a restart, or an HA hand-over that runs it twice) can tell a
+    request that may have reached Kie (sent, no id yet) from one that never left (not sent)."""
+
+    def __init__(self, trigger: KieTaskTrigger) -> None:
+        assert trigger.create is not None
+        self.trigger = trigger
+        self.resend_ambiguous = trigger.create.retry_ambiguous_create
+        self.by = uuid.uuid4().hex
+        self.elected = False
+
+    async def sending(self) -> None:
+        current = await self._read()
+        if _claimed_by_another(current, self.by) and not self.resend_ambiguous:
+            raise _AnotherRunSends(current)
+        if not self.elected:
+            if not await self._write(sent=False):
+                self.elected = True  # no XCom (a trigger run by hand): nobody else to agree with
+                return
+            # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims the
+            # create, lets the other's claim land, and reads it back; only the last one sends.
+            try:
+                await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+            except asyncio.CancelledError:  # stopped before sending: withdraw the claim
+                await asyncio.shield(self.trigger._push_xcoms({XCOM_KIE_CREATE_SENT: None}))
+                raise
+            kept = await self._read()
+            if not (isinstance(kept, Mapping) and kept.get("by") == self.by):
+                raise _AnotherRunSends(kept)
+            self.elected = True
+        await self._write(sent=True)
+
+    async def not_sent(self) -> None:
+        """Answered without a task (a 429, a rejected body): if this run stops before its next attempt,
+        the next run may create."""
+        await self._write(sent=False)
+
+    async def _read(self) -> Any:
+        return await pull_xcom(self.trigger.task_instance, XCOM_KIE_CREATE_SENT)
+
+    async def _write(self, *, sent: bool) -> bool:
+        claim = {"at": time.time(), "by": self.by, "sent": sent}
+        return await self.trigger._push_xcoms({XCOM_KIE_CREATE_SENT: claim})
 
 
 class _AnotherRunSends(Exception):
@@ -223,7 +269,7 @@ class KieTaskTrigger(BaseTrigger):
                     return job
             try:
                 task_id = await hook.create_task(
-                    body["model"], body["input"], body.get("callBackUrl"), before_send=self._claim_create()
+                    body["model"], body["input"], body.get("callBackUrl"), claim=_CreateClaim(self)
                 )
                 break
             except _AnotherRunSends as other:
@@ -232,40 +278,6 @@ class KieTaskTrigger(BaseTrigger):
         self.log.info("Created Kie task %s (model %s)", job.kie_task_id, body["model"])
         await self._push_xcoms({XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
         return job
-
-    def _claim_create(self) -> Callable[[], Awaitable[None]]:
-        """What the hook awaits as each createTask attempt is about to leave: the claim ``{"at", "by"}``
-        in XCom, written when the request leaves (not while it waits for the key's limiter), so another
-        run of this trigger can tell a create in flight from one that never left."""
-        assert self.create is not None
-        retry_ambiguous_create = self.create.retry_ambiguous_create
-        claim = uuid.uuid4().hex
-        elected = False
-
-        async def before_send() -> None:
-            nonlocal elected
-            if elected:  # a retry after an attempt that created nothing: the create is still live
-                await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim, "sent": True}})
-                return
-            current = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
-            if _claimed_by_another(current, claim) and not retry_ambiguous_create:
-                raise _AnotherRunSends(current)
-            if await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim}}):
-                # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims
-                # the create, lets the other's claim land, and reads it back; only the last one sends,
-                # and marks the claim sent just before it does.
-                try:
-                    await asyncio.sleep(CLAIM_SETTLE_SECONDS)
-                except asyncio.CancelledError:  # stopped before sending: withdraw the claim
-                    await asyncio.shield(self._push_xcoms({XCOM_KIE_CREATE_SENT: None}))
-                    raise
-                kept = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
-                if not (isinstance(kept, Mapping) and kept.get("by") == claim):
-                    raise _AnotherRunSends(kept)
-                await self._push_xcoms({XCOM_KIE_CREATE_SENT: {"at": time.time(), "by": claim, "sent": True}})
-            elected = True
-
-        return before_send
 
     async def _created_by_another_triggerer(self, claimed: Any) -> KieJobRef | None:
         """The Kie task of a create another run of this trigger claimed, once it keeps the id. None if

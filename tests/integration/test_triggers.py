@@ -183,6 +183,27 @@ class TestTrigger:
         assert triggerer_xcom["kie_create_sent"]["sent"] is True
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    @pytest.mark.fault(
+        fault="triggerer lost while its create waits to retry a 429 (Kie created nothing)",
+        where="triggerer (trigger that creates)",
+        expected="the claim says not sent; the next run creates once and succeeds",
+    )
+    def test_a_trigger_stopped_between_429_retries_lets_the_next_run_create(
+        self, kie_emulator, triggerer_xcom
+    ):
+        kie_emulator.add_fault("429-http", "createTask", retry_after=30)  # the retry waits long
+        kwargs = create_trigger().serialize()[1]
+
+        def answered_429():
+            claim = triggerer_xcom.get("kie_create_sent")
+            return kie_emulator.count("createTask") == 1 and claim and claim["sent"] is False
+
+        triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), answered_429)
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
+        assert event["status"] == "success"
+        assert kie_emulator.count("createTask") == 2 and len(kie_emulator.state.tasks) == 1
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     def test_one_trigger_run_by_two_triggerers_at_once_creates_one_kie_task(
         self, kie_emulator, triggerer_xcom
     ):
