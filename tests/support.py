@@ -275,14 +275,16 @@ class RealAirflow:
         self.processes: dict[str, subprocess.Popen] = {}
 
     @classmethod
-    def with_dags(cls, root: Path, conn: str, dags: dict[str, str]) -> RealAirflow:
+    def with_dags(
+        cls, root: Path, conn: str, dags: dict[str, str], database_url: str | None = None
+    ) -> RealAirflow:
         """An Airflow home under ``root`` whose DAG folder holds ``dags`` (file name -> source)."""
         folder = root / "dags"
         folder.mkdir()
         for name, source in dags.items():
             (folder / name).write_text(source)
         (root / "home").mkdir()
-        return cls(root / "home", conn, folder)
+        return cls(root / "home", conn, folder, database_url)
 
     def start_all(self, *components: str) -> None:
         """Create the metadata database, then start ``components`` (by default every one a DAG needs)."""

@@ -22,11 +22,10 @@ def run_batch(tmp_path, kie_emulator, *, edits: int, celery_workers: int, broker
         {"rate_limits": True, "waiting_seconds": 1, "generating_seconds": 8, "credits": 10**9}
     )
     airflow = RealAirflow.with_dags(
-        tmp_path, kie_emulator.connection_uri("shared-key"), {DAG.name: DAG.read_text()}
+        tmp_path, kie_emulator.connection_uri("shared-key"), {DAG.name: DAG.read_text()}, database
     )
     airflow.env.update(
         {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
             "KIE_BATCH_SIZE": str(edits),
             "KIE_POLL_INTERVAL": "2",
             "AIRFLOW__CORE__PARALLELISM": "32",
@@ -35,7 +34,6 @@ def run_batch(tmp_path, kie_emulator, *, edits: int, celery_workers: int, broker
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
         }
     )
-    airflow.database_url = database
     if broker:
         airflow.env["AIRFLOW__CELERY__BROKER_URL"] = broker
         airflow.env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + database
