@@ -55,6 +55,15 @@ def table(rows: list[tuple[str, ...]]) -> list[str]:
     return out
 
 
+def row_maker(columns: list[dict]):
+    """``row(label, value)``: a table row of ``label`` and ``value(results)`` for each column's results."""
+
+    def row(label: str, value) -> tuple[str, ...]:
+        return (label, *(value(column) for column in columns))
+
+    return row
+
+
 def fmt(value, digits=3) -> str:
     return "—" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
@@ -158,8 +167,7 @@ def persist_section(report: dict) -> list[str]:
         f"--waiting {o['waiting_triggers']}"
     )
 
-    def row(label: str, value) -> tuple[str, ...]:
-        return (label, *(value(report[n]) for n in names))
+    row = row_maker([report[n] for n in names])
 
     copying = lambda v, f: f(v) if "copy_mb_per_s" in v else "—"  # noqa: E731
     verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
@@ -260,8 +268,7 @@ def sharing_section(report: dict) -> list[str]:
     v0 = variants[names[0]]
     plot_sharing(report, ROOT / "docs" / "benchmarks-sharing.png")
 
-    def row(label: str, value) -> tuple[str, ...]:
-        return (label, *(value(variants[name]) for name in names))
+    row = row_maker([variants[name] for name in names])
 
     return [
         "## Sharing one key between processes",
@@ -298,6 +305,68 @@ def sharing_section(report: dict) -> list[str]:
         ),
         "",
         "![allowed rate of each process over time](benchmarks-sharing.png)",
+        "",
+    ]
+
+
+def plot_distributed(runs: list[dict], path: Path) -> None:
+    names = list(dict.fromkeys(r["run"] for r in runs))
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.4), sharey=True)
+    for ax, name in zip(axes if len(names) > 1 else [axes], names, strict=True):
+        for r in (r for r in runs if r["run"] == name):
+            counts = r["createTask_429s_per_10s"]
+            ax.step(
+                [10 * i for i in range(len(counts))], counts, where="post", label=f"{r['limiter']} limiter"
+            )
+        ax.set_title(name)
+        ax.set_xlabel("seconds after the first createTask")
+    (axes[0] if len(names) > 1 else axes).set_ylabel("createTask 429s per 10 s")
+    (axes[0] if len(names) > 1 else axes).legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def distributed_section(report: dict) -> list[str]:
+    runs = report["runs"]
+    plot_distributed(runs, ROOT / "docs" / "benchmarks-distributed.png")
+    columns = [(f"{r['run']}, {r['limiter']}", r) for r in runs]
+    row = row_maker([r for _, r in columns])
+    first = runs[0]
+    return [
+        "## Many triggerers and workers on one key (CeleryExecutor)",
+        "",
+        f"`{report['command']}`",
+        "",
+        "A real Airflow 3.3: CeleryExecutor with 2 workers of 16 slots (Redis), 3 triggerers (HA), PostgreSQL;",
+        f"{first['edits']} mapped Seedream edits on one key; the emulator enforces Kie's limits. *deferrable*: created",
+        "and awaited in the triggerers; *workers*: `deferrable=False`, created and awaited in the workers' slots;",
+        "*killed*: deferrable, one triggerer SIGKILLed once a third of the edits exist. *adaptive*: the",
+        "provider's limiter; *fixed*: the same with its 429 feedback off (each process allows Kie's whole",
+        "limit, the limiter before it adapted). Bound: edits / 2 s + generation. Makespan: DAG run start to",
+        "the last task's end.",
+        "",
+        *table(
+            [
+                ("metric", *(label for label, _ in columns)),
+                row(
+                    "tasks succeeded / failed",
+                    lambda r: f"{r['task_states'].get('success', 0)} / {r['task_states'].get('failed', 0)}",
+                ),
+                row(
+                    "Kie tasks / duplicates", lambda r: f"{r['kie_tasks_created']} / {r['duplicate_creates']}"
+                ),
+                row("createTask requests", lambda r: fmt(r["createTask_requests"])),
+                row(
+                    "createTask 429s (share)",
+                    lambda r: f"{r['createTask_429s']} ({100 * r['createTask_429_share']:.1f} %)",
+                ),
+                row("recordInfo 429s", lambda r: fmt(r["recordInfo_429s"])),
+                row("makespan (s)", lambda r: fmt(r["makespan_seconds"])),
+                row("makespan / bound", lambda r: fmt(r["makespan_over_bound"])),
+            ]
+        ),
+        "",
+        "![createTask 429s per 10 s in each run](benchmarks-distributed.png)",
         "",
     ]
 
@@ -484,8 +553,7 @@ def main() -> None:
         b = next(iter(variants.values()))
         names = list(variants)
 
-        def row(label: str, value) -> tuple[str, ...]:
-            return (label, *(value(variants[name]) for name in names))
+        row = row_maker([variants[name] for name in names])
 
         lines += [
             "## Batch: mapped edits through a real Airflow",
@@ -565,6 +633,9 @@ def main() -> None:
     sharing_path = RESULTS / "sharing.json"
     if sharing_path.exists():
         lines += sharing_section(json.loads(sharing_path.read_text()))
+    distributed_path = RESULTS / "distributed.json"
+    if distributed_path.exists():
+        lines += distributed_section(json.loads(distributed_path.read_text()))
     persist_path = RESULTS / "persist.json"
     if persist_path.exists():
         lines += persist_section(json.loads(persist_path.read_text()))
