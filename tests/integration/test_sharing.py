@@ -11,7 +11,10 @@ import sys
 
 import pytest
 
-from tests.support import REPOSITORY
+from tests.support import AIRFLOW_3, REPOSITORY
+
+# The limiter is plain Python, the same under both Airflow versions: run once, where CI has time.
+pytestmark = pytest.mark.skipif(not AIRFLOW_3, reason="the limiter does not depend on Airflow's version")
 
 PROCESSES, CREATES = 3, 60
 
