@@ -53,6 +53,7 @@ class SlidingWindowLimiter:
         self.throttles = 0  # 429s that lowered the rate
         self._slots: deque[float] = deque()
         self._landed: deque[float] = deque()  # when the replies of recent calls arrived
+        self._rejected: deque[float] = deque()  # when those of them answered 429 arrived
         self._in_flight = 0
         self._lock = threading.Lock()
         self._paused_until = 0.0
@@ -92,10 +93,16 @@ class SlidingWindowLimiter:
             now = time.monotonic()
             if retry_after:
                 self._paused_until = max(self._paused_until, now + retry_after)
+            self._rejected.append(now)
             if self._met_at is not None and sent_at < self._met_at:
+                # The same crowding: no new cut; but this call was in flight at the cut, counted as
+                # holding a place in Kie's window, and holds none: take its share back out.
+                self._met_rate = max(1.0, self._met_rate - 1)
                 return False
             self._forget(now)
-            used = len(self._landed) + self._in_flight
+            # What this process holds of Kie's window: its calls there that Kie accepted (a 429 takes
+            # no place), and those in flight.
+            used = max(0, len(self._landed) - len(self._rejected)) + self._in_flight
             self._met_rate = min(self.rate(now), max(1.0, float(used)))
             self._met_at = now
             self._paced = True
@@ -103,8 +110,9 @@ class SlidingWindowLimiter:
             return True
 
     def _forget(self, now: float) -> None:
-        while self._landed and self._landed[0] <= now - self.window:
-            self._landed.popleft()
+        for stamps in (self._landed, self._rejected):
+            while stamps and stamps[0] <= now - self.window:
+                stamps.popleft()
 
     def reserve(self) -> float:
         with self._lock:
@@ -115,8 +123,11 @@ class SlidingWindowLimiter:
             limit = int(self.ceiling) if self._paced else self.limit
             at = now if len(self._slots) < limit else max(now, self._slots[-limit] + self.window)
             if self._paced and self._slots:
-                gap = self.window / self.rate(now) * random.uniform(1 - PACING_JITTER, 1 + PACING_JITTER)
-                at = max(at, self._slots[-1] + gap)
+                # at the rate the cubic will have reached by then: a slot booked far ahead of a low rate
+                # would otherwise keep its long gap after the rate has grown back (no 429 since)
+                previous = self._slots[-1]
+                gap = self.window / self.rate(max(now, previous))
+                at = max(at, previous + gap * random.uniform(1 - PACING_JITTER, 1 + PACING_JITTER))
             at = max(at, self._paused_until)
             self._slots.append(at)
             return at - now
