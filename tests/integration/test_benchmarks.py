@@ -52,3 +52,11 @@ def test_persist_benchmark_stores_every_result_in_each_variant(tmp_path):
     report = json.loads(out.read_text())
     assert [report[v]["events_ok"] for v in ("ours", "no_copy", "on_loop")] == [3, 3, 3]
     assert report["ours"]["waiters_still_waiting"] == 5 and report["plain_cp"]["mb_per_s"] > 0
+
+
+def test_sharing_model_runs_the_limiter_in_virtual_time():
+    command = [sys.executable, "benchmarks/sharing_model.py", "--seeds", "1", "--variants", "fixed,adaptive"]
+    result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lone = next(line for line in result.stdout.splitlines() if line.startswith("1 process:"))
+    assert "fixed 0.0%" in lone and "adaptive 0.0%" in lone  # alone on a key: never a 429

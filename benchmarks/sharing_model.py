@@ -1,0 +1,137 @@
+"""A virtual-time model of K processes sharing one Kie key: the provider's own limiter and retry policy,
+Kie's createTask window (20 per 10 s, counted on receipt, a 429 takes no place), and clients that send
+``--concurrency`` creates at a time each. No sockets, no sleeping: a 300-create run takes a fraction of
+a second, so the limiter's constants are compared over many seeds and shapes here, and then checked in
+real processes by benchmarks/sharing.py and benchmarks/distributed.py.
+
+    .venv/bin/python benchmarks/sharing_model.py --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import selectors
+import statistics
+import sys
+import types
+from collections import deque
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from airflow_provider_kie.hooks import ratelimit
+from airflow_provider_kie.hooks.kie import RetryPolicy
+
+# Shapes: (label, processes, creates in all, concurrency per process, seconds between process starts)
+SHAPES = (
+    ("3 processes, 16 at a time", 3, 300, 16, 0.0),
+    ("3 processes, 100 at a time (triggerers)", 3, 300, 100, 0.0),
+    ("2 processes", 2, 200, 16, 0.0),
+    ("5 processes", 5, 500, 16, 0.0),
+    ("3 processes starting 20 s apart", 3, 300, 16, 20.0),
+    ("1 process", 1, 100, 16, 0.0),
+)
+LATENCY = 0.03  # seconds from send to reply; Kie counts the call halfway
+
+
+class _Clock:
+    now = 1000.0
+
+
+def _virtual_loop(clock: _Clock) -> asyncio.AbstractEventLoop:
+    class Selector(selectors.DefaultSelector):
+        def select(self, timeout=None):  # nothing to wait for but timers: jump to the next one
+            if timeout:
+                clock.now += timeout
+            return []
+
+    class Loop(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return clock.now
+
+    return Loop(Selector())
+
+
+def simulate(processes: int, creates: int, concurrency: int, stagger: float, variant: str, seed: int):
+    """(share of createTask requests answered 429, makespan / bound) of one run."""
+    random.seed(seed)
+    clock = _Clock()
+    real_time = ratelimit.time
+    ratelimit.time = types.SimpleNamespace(monotonic=lambda: clock.now)  # type: ignore[assignment]
+    window_of_kie: deque[float] = deque()
+    counts = {"requests": 0, "429s": 0}
+    policy = RetryPolicy()
+
+    async def process(index: int, count: int) -> float:
+        limiter = ratelimit.SlidingWindowLimiter(20, 10.0, processes=processes if variant == "hinted" else 1)
+        if variant == "fixed":
+            limiter.throttled = lambda *_, **__: False  # type: ignore[method-assign]
+        await asyncio.sleep(stagger * index)
+        queue, ends = list(range(count)), []
+
+        async def client() -> None:
+            while queue:
+                queue.pop()
+                attempt = 0
+                while True:
+                    attempt += 1
+                    for delay in limiter.waits():
+                        await asyncio.sleep(delay)
+                    sent = clock.now
+                    await asyncio.sleep(LATENCY / 2)
+                    while window_of_kie and window_of_kie[0] <= clock.now - 10.0:
+                        window_of_kie.popleft()
+                    counts["requests"] += 1
+                    accepted = len(window_of_kie) < 20
+                    if accepted:
+                        window_of_kie.append(clock.now)
+                    await asyncio.sleep(LATENCY / 2)
+                    limiter.landed()
+                    if accepted:
+                        break
+                    counts["429s"] += 1
+                    limiter.throttled(sent)
+                    await asyncio.sleep(policy.delay(min(attempt, policy.max_attempts)))
+                ends.append(clock.now)
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return max(ends)
+
+    async def everyone() -> float:
+        start = clock.now
+        shares = [creates // processes + (i < creates % processes) for i in range(processes)]
+        return max(await asyncio.gather(*(process(i, n) for i, n in enumerate(shares)))) - start
+
+    loop = _virtual_loop(clock)
+    try:
+        makespan = loop.run_until_complete(everyone())
+    finally:
+        loop.close()
+        ratelimit.time = real_time  # type: ignore[assignment]
+    return counts["429s"] / counts["requests"], makespan / (creates / 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--variants", default="fixed,adaptive,hinted")
+    args = parser.parse_args()
+    print(f"429s / requests and makespan / bound (creates / 2 per s), mean [max] of {args.seeds} seeds")
+    for label, processes, creates, concurrency, stagger in SHAPES:
+        cells = []
+        for variant in args.variants.split(","):
+            runs = [simulate(processes, creates, concurrency, stagger, variant, s) for s in range(args.seeds)]
+            shares, spans = [r[0] for r in runs], [r[1] for r in runs]
+            cells.append(
+                f"{variant} {statistics.mean(shares):.1%} [{max(shares):.1%}], "
+                f"{statistics.mean(spans):.2f} [{max(spans):.2f}]"
+            )
+        print(f"{label}: " + "; ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
