@@ -37,11 +37,12 @@ class SlidingWindowLimiter:
     replies never holds one too many there, however late a busy event loop or CPU sends a call.
     ``waits`` yields both in order.
 
-    The limit adapts: :meth:`throttled` (Kie's 429) cuts this process's rate to a share of what it
-    used, and :meth:`rate` grows it back along a cubic curve, up to ``limit * share``. K processes on
-    one key, each cutting on the 429s it meets, stop overfilling Kie's window with nothing shared
-    between them (what that costs in makespan: docs/benchmarks.md); a process alone on its key never
-    meets a 429 and keeps the whole limit.
+    The limit adapts: :meth:`throttled` (Kie's 429) cuts this process's rate to a share of what Kie
+    kept of its calls, :meth:`rate` grows it back along a cubic curve, up to ``limit * share``, and from
+    the first 429 on calls are paced (one per window / rate, jittered). K processes on one key, each
+    cutting on the 429s it meets, stop overfilling Kie's window with nothing shared between them
+    (measured in docs/benchmarks.md; tuned with benchmarks/sharing_model.py); a process alone on its
+    key never meets a 429, keeps the whole limit and sends its window at once.
     """
 
     def __init__(self, limit: int, window: float, *, share: float = 1.0, processes: int = 1) -> None:
