@@ -24,6 +24,8 @@ BACKOFF_FACTOR = 0.7
 CUBIC_GROWTH = 0.2
 # Paced calls leave at gaps of window / rate, each stretched or shrunk by up to this fraction.
 PACING_JITTER = 0.2
+# Before any 429, a window's worth of calls leaves spread over this fraction of the window.
+BURST_SPREAD = 0.1
 
 
 class SlidingWindowLimiter:
@@ -129,6 +131,11 @@ class SlidingWindowLimiter:
                 previous = self._slots[-1]
                 gap = self.window / self.rate(max(now, previous))
                 at = max(at, previous + gap * random.uniform(1 - PACING_JITTER, 1 + PACING_JITTER))
+            elif self._slots:
+                # a whole window's calls leave over BURST_SPREAD of it, not in one instant: alone, a
+                # process loses a fraction of a second; started beside others, each learns from the
+                # first 429 before it has sent its whole window into a full one
+                at = max(at, self._slots[-1] + self.window * BURST_SPREAD / limit)
             at = max(at, self._paused_until)
             self._slots.append(at)
             return at - now

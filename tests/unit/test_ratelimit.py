@@ -12,11 +12,12 @@ from airflow_provider_kie.hooks import ratelimit as limits
 from airflow_provider_kie.hooks.ratelimit import SlidingWindowLimiter
 
 
-def test_first_calls_are_free_then_spaced():
+def test_a_window_of_calls_leaves_at_once_spread_over_a_tenth_of_it_then_a_window_later():
     limiter = SlidingWindowLimiter(3, 1.0)
     delays = [limiter.reserve() for _ in range(7)]
-    assert delays[:3] == [0, 0, 0]
-    assert all(1.0 <= d <= 1.1 for d in delays[3:6]) and 2.0 <= delays[6] <= 2.2
+    spread = limiter.window * limits.BURST_SPREAD / 3
+    assert delays[:3] == pytest.approx([0, spread, 2 * spread], abs=1e-3)
+    assert all(1.0 <= d <= 1.2 for d in delays[3:6]) and 2.0 <= delays[6] <= 2.3
 
 
 def test_no_window_ever_holds_more_than_the_limit():
@@ -32,7 +33,9 @@ def test_a_call_counts_from_its_reply_so_a_late_send_delays_the_calls_after_it(m
     monkeypatch.setattr(limits.time, "monotonic", lambda: clock[0])
     limiter = SlidingWindowLimiter(2, 1.0)
     window = 1.0 + limits.SLACK_SECONDS
-    assert [limiter.reserve() for _ in range(3)] == pytest.approx([0, 0, window])
+    assert [limiter.reserve() for _ in range(3)] == pytest.approx(
+        [0, window * limits.BURST_SPREAD / 2, window]
+    )
     clock[0] += 0.5  # a busy loop: the first two leave half a second late
     assert limiter.confirm_send() == 0 and limiter.confirm_send() == 0
     clock[0] += 0.25  # their replies arrive
@@ -208,7 +211,8 @@ def test_the_sharing_settings_reach_the_limiter():
 
 def test_after_a_429_calls_are_paced_at_jittered_gaps(clock):
     limiter = SlidingWindowLimiter(20, 10.0)
-    assert [limiter.reserve() for _ in range(20)] == [0.0] * 20  # alone on the key: the whole window at once
+    alone = [limiter.reserve() for _ in range(20)]  # alone on the key: the whole window almost at once
+    assert alone[0] == 0.0 and alone[-1] < limiter.window * limits.BURST_SPREAD
     limiter = SlidingWindowLimiter(20, 10.0)
     limiter.throttled([_call(limiter, clock) for _ in range(10)][-1])
     start, limit = clock[0], limiter.limit
