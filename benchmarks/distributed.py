@@ -121,6 +121,8 @@ def run(name: str, limiter: str, edits: int, generating: float) -> dict:
             ],
             "recordInfo_requests": len(polls),
             "recordInfo_429s": sum(r.code == 429 for r in polls),
+            "first_createTask_after_start_seconds": first - start.timestamp(),
+            "createTask_phase_seconds": max(r.at for r in creates if r.code != 429) - first,
             "makespan_seconds": makespan,
             "rate_limit_bound_seconds": bound,
             "makespan_over_bound": makespan / bound,

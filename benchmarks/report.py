@@ -363,6 +363,13 @@ def distributed_section(report: dict) -> list[str]:
                 row("recordInfo 429s", lambda r: fmt(r["recordInfo_429s"])),
                 row("makespan (s)", lambda r: fmt(r["makespan_seconds"])),
                 row("makespan / bound", lambda r: fmt(r["makespan_over_bound"])),
+                row(
+                    "first createTask after the run started (s)",
+                    lambda r: fmt(r.get("first_createTask_after_start_seconds")),
+                ),
+                row(
+                    "first to last accepted createTask (s)", lambda r: fmt(r.get("createTask_phase_seconds"))
+                ),
             ]
         ),
         "",
