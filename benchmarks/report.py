@@ -335,7 +335,7 @@ def distributed_section(report: dict) -> list[str]:
     return [
         "## Many triggerers and workers on one key (CeleryExecutor)",
         "",
-        f"`{report['command']}`",
+        f"`{report['command']}`" + (f" ({report['note']})" if report.get("note") else ""),
         "",
         "A real Airflow 3.3: CeleryExecutor with 2 workers of 16 slots (Redis), 3 triggerers (HA), PostgreSQL;",
         f"{first['edits']} mapped Seedream edits on one key; the emulator enforces Kie's limits. *deferrable*: created",
