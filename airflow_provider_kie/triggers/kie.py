@@ -291,6 +291,8 @@ class KieTaskTrigger(BaseTrigger):
             if job is not None:
                 return job
             latest = stored.get(XCOM_KIE_CREATE_SENT)
+            if isinstance(latest, (int, float)):  # 0.1.0 marked a create sent with its epoch seconds
+                latest = {"at": float(latest), "sent": True}
             if not isinstance(latest, Mapping):
                 return None
             age = time.time() - latest.get("at", 0.0)

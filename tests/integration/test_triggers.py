@@ -204,6 +204,13 @@ class TestTrigger:
         assert kie_emulator.count("createTask") == 2 and len(kie_emulator.state.tasks) == 1
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    def test_a_create_marked_sent_by_0_1_0_without_an_id_stays_ambiguous(self, kie_emulator, triggerer_xcom):
+        triggerer_xcom["kie_create_sent"] = time.time() - 120  # 0.1.0's mark: epoch seconds, then sent
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**create_trigger().serialize()[1])).payload
+        assert event["error"]["error_class"] == "KieAmbiguousCreateError"
+        assert kie_emulator.count("createTask") == 0
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     def test_one_trigger_run_by_two_triggerers_at_once_creates_one_kie_task(
         self, kie_emulator, triggerer_xcom
     ):
