@@ -94,6 +94,11 @@ def run(name: str, limiter: str, edits: int, generating: float) -> dict:
                     db.execute("SELECT state, count(*) FROM task_instance GROUP BY state").fetchall()
                 )
                 (work_end,) = db.execute("SELECT max(end_date) FROM task_instance").fetchone()
+            # Airflow writes a trigger's log beside its task's, suffixed with the triggerer's job id.
+            triggers_per_triggerer: dict[str, int] = {}
+            for path in airflow.home.glob("logs/**/*.log.trigger.*.log"):
+                job = path.name.rsplit(".", 2)[-2]
+                triggers_per_triggerer[job] = triggers_per_triggerer.get(job, 0) + 1
         finally:
             airflow.stop()
         creates = [r for r in emulator.requests if r.endpoint == "createTask"]
@@ -123,6 +128,8 @@ def run(name: str, limiter: str, edits: int, generating: float) -> dict:
             "recordInfo_429s": sum(r.code == 429 for r in polls),
             "first_createTask_after_start_seconds": first - start.timestamp(),
             "createTask_phase_seconds": max(r.at for r in creates if r.code != 429) - first,
+            "last_createTask_to_end_seconds": work_end.timestamp() - max(r.at for r in creates),
+            "triggers_per_triggerer": dict(sorted(triggers_per_triggerer.items())),
             "makespan_seconds": makespan,
             "rate_limit_bound_seconds": bound,
             "makespan_over_bound": makespan / bound,

@@ -332,6 +332,12 @@ class RealAirflow:
     def log(self, component: str) -> str:
         return (self.home / f"{component}.log").read_text(errors="replace")
 
+    def task_log(self, map_index: int) -> str:
+        """Every log file of the mapped task instance ``map_index`` (each try, the worker's and the
+        trigger's)."""
+        files = sorted(self.home.glob(f"logs/**/map_index={map_index}/*.log"))
+        return "\n".join(path.read_text(errors="replace") for path in files)
+
     def kill(self, component: str) -> None:
         """Kill a component as a crash would (SIGKILL, no clean shutdown)."""
         process = self.processes.pop(component)
