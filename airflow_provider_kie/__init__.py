@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": modules("airflow_provider_kie.hooks.kie"),
         "triggers": modules("airflow_provider_kie.triggers.kie", "airflow_provider_kie.triggers.batch"),
         "extra-links": ["airflow_provider_kie.links.KieResultLink"],
+        "plugins": [{"name": "kie", "plugin-class": "airflow_provider_kie.plugins.KiePlugin"}],
         "connection-types": [
             {
                 "connection-type": "kie",
@@ -59,6 +60,18 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Timeout (seconds)",
                         "description": "Timeout of each HTTP request to Kie.",
                         "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                    "callback_base_url": {
+                        "label": "Callback base URL",
+                        "description": "Public URL of this Airflow's API server: Kie then tells waiting "
+                        "tasks when they end (the /kie plugin), and polling becomes a slow safety net.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "webhook_secret": {
+                        "label": "Webhook HMAC key",
+                        "description": "Kie's webhook HMAC key (kie.ai settings): only callbacks Kie "
+                        "signed are accepted.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
                     },
                 },
             }

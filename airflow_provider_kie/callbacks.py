@@ -1,13 +1,17 @@
-"""Verify Kie's callback signatures (docs/kie-api.md §3) in a receiver of ``callback_url`` POSTs."""
+"""Kie's callbacks: the URL a task's ``callBackUrl`` points at (the provider's ``/kie`` plugin on the
+Airflow API server, with a token only holders of the connection's API key can mint), and the check of
+Kie's signature (docs/kie-api.md §3) in any receiver of them."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,10 +19,67 @@ from airflow_provider_kie import api
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.exceptions import KieSignatureError
 
-__all__ = ["KieSignatureError", "sign", "verify_callback_signature"]
+__all__ = ["CallbackTarget", "KieSignatureError", "callback_token", "sign", "verify_callback_signature"]
 
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 SIGNATURE_HEADER = "X-Webhook-Signature"
+#: Where the provider's plugin receives callbacks on the Airflow API server.
+RECEIVER_PREFIX = "/kie"
+#: A callback the receiver accepted is kept as an Airflow Variable named this plus the Kie task id: a
+#: hint that waiting triggers find by listing the keys (one request per triggerer, not per task).
+HINT_PREFIX = "kie_callback."
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """The Airflow task instance a callback URL wakes, and the connection whose API key minted its token."""
+
+    conn_id: str
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int = -1
+
+    @classmethod
+    def of(cls, conn_id: str, ti: Any) -> CallbackTarget:
+        map_index = getattr(ti, "map_index", -1)
+        return cls(conn_id, ti.dag_id, ti.task_id, ti.run_id, -1 if map_index is None else map_index)
+
+    @property
+    def ref(self) -> str:
+        """The URL's path segment: the target as base64url JSON (it names, it does not authorize)."""
+        fields = [self.conn_id, self.dag_id, self.task_id, self.run_id, self.map_index]
+        raw = json.dumps(fields, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def from_ref(cls, ref: str) -> CallbackTarget:
+        """Raises ValueError for anything :attr:`ref` cannot have produced."""
+        try:
+            fields = json.loads(base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4)))
+        except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+            raise ValueError("not a callback reference") from error
+        if (
+            not isinstance(fields, list)
+            or len(fields) != 5
+            or not all(isinstance(f, str) and f for f in fields[:4])
+            or not isinstance(fields[4], int)
+        ):
+            raise ValueError("not a callback reference")
+        return cls(*fields)
+
+    def url(self, base_url: str, api_key: str) -> str:
+        """The ``callBackUrl``: ``<base>/kie/callbacks/<ref>?token=<token>`` (Airflow's access log hides
+        a ``token`` query value)."""
+        return f"{base_url.rstrip('/')}{RECEIVER_PREFIX}/callbacks/{self.ref}?token={callback_token(api_key, self.ref)}"
+
+
+def callback_token(api_key: str, ref: str) -> str:
+    """HMAC of the reference under a key derived from the API key: only a holder of the key can mint it,
+    and it wakes only its own task instance."""
+    derived = hmac.new(api_key.encode(), b"airflow-provider-kie callback token", hashlib.sha256).digest()
+    digest = hmac.new(derived, ref.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
 def sign(secret: str, kie_task_id: str, timestamp: str) -> str:
@@ -61,6 +122,12 @@ def verify_callback_signature(
         )
     data = payload.get("data")
     return api.parse_task({"taskId": task_id, **(data if isinstance(data, Mapping) else {})})
+
+
+def callback_task_id(body: bytes | str | Mapping[str, Any]) -> str:
+    """The Kie task id a callback body names (raises :class:`KieSignatureError` for a body that is not a
+    JSON object or names none)."""
+    return _task_id(_payload(body))
 
 
 def _payload(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:

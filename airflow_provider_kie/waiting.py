@@ -168,10 +168,14 @@ async def wait_async(
     log: Any,
     observe: Callable[[KieTask | KieError], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    read_first: bool = True,
 ) -> KieTask:
     """Poll on this event loop (a trigger) until the task is terminal; ``sleep`` waits between polls
-    (a batch's may end early, when a task created before this one has finished)."""
+    (a batch's may end early, when a task created before this one has finished; a callback's hint
+    ends it too). Without ``read_first``, the first read waits for ``sleep`` too."""
     waiter = Waiter(job, policy, log, observe)
+    if not read_first:
+        await sleep(policy.interval(0.0))
     while True:
         try:
             outcome: KieTask | KieError = await hook.get_task(job.kie_task_id)

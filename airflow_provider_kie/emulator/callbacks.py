@@ -1,11 +1,12 @@
 """Callbacks: once a task with a ``callBackUrl`` ends, POST its record there as Kie does (signed with
-the webhook HMAC key when one is set), retrying a failed delivery up to ``callback_attempts`` times."""
+the webhook HMAC key when one is set), retrying a failed delivery up to ``callback_attempts`` times; ``callback_drop_rate`` of them are lost."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import random
 import time
 from typing import Any
 
@@ -41,6 +42,10 @@ async def _deliver_callback(state: EmulatorState, task: EmulatedTask) -> None:
     delivery: dict[str, Any] = {"task_id": task.task_id, "url": task.body["callBackUrl"], "attempts": 0}
     with state.lock:
         state.callbacks.append(delivery)
+    if random.random() < state.config.callback_drop_rate:
+        delivery["delivered"] = False
+        delivery["dropped"] = True
+        return
     async with ClientSession(timeout=ClientTimeout(total=15)) as session:
         for attempt in range(1, state.config.callback_attempts + 1):
             delivery["attempts"] = attempt

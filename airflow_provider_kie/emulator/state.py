@@ -37,6 +37,7 @@ class EmulatorConfig:
     rate_limit_http_status: int = 200  # 429 to answer throttled requests with HTTP 429 too
     callback_secret: str | None = None  # Kie's webhookHmacKey: sign callbacks when set
     callback_attempts: int = 3
+    callback_drop_rate: float = 0.0  # this share of tasks' callbacks is never sent (a lost callback)
     result_bytes: int = 0  # pad each result image to this size (a 4K result is tens of MB); 0: as made
 
     def update(self, changes: dict[str, Any]) -> None:

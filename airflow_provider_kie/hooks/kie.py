@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_kie import __version__, api, get_provider_info, models
 from airflow_provider_kie.api import KieTask
+from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.exceptions import (
     KieAmbiguousCreateError,
     KieAuthError,
@@ -111,6 +112,11 @@ class KieConnectionSettings:
     )
     rate_share: float = 1.0
     sharing_processes: int = 1
+    #: Public base URL of the Airflow API server: when set, tasks created through this connection ask
+    #: Kie to call the provider's ``/kie`` plugin there as they end (docs/callbacks.md).
+    callback_base_url: str | None = None
+    #: Kie's webhook HMAC key: the plugin then accepts only callbacks Kie signed, recently, once.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_connection(cls, conn: Any) -> KieConnectionSettings:
@@ -132,9 +138,19 @@ class KieConnectionSettings:
             raise KieInputError(
                 "timeout", f"extra 'timeout' of connection {conn_id!r} must be a positive number"
             )
+        webhook_secret = extra.get("webhook_secret") or None
+        if webhook_secret is not None:
+            if not isinstance(webhook_secret, str):
+                raise KieInputError(
+                    "webhook_secret",
+                    f"extra of connection {conn_id!r} must be a string (Kie's webhook HMAC key)",
+                )
+            _mask(webhook_secret)
         return cls(
             conn_id=conn_id,
             api_key=api_key,
+            callback_base_url=_callback_base_url(conn_id, extra.get("callback_base_url")),
+            webhook_secret=webhook_secret,
             base_url=_base_url(conn.host, conn.schema, conn.port) or api.DEFAULT_BASE_URL,
             upload_base_url=str(extra.get("upload_base_url") or api.DEFAULT_UPLOAD_BASE_URL).rstrip("/"),
             timeout=timeout,
@@ -173,6 +189,12 @@ class KieConnectionSettings:
             processes=self.sharing_processes,
         )
 
+    def callback_url(self, target: CallbackTarget | None) -> str | None:
+        """The plugin's URL for ``target`` when this connection has ``callback_base_url``."""
+        if target is None or self.callback_base_url is None:
+            return None
+        return target.url(self.callback_base_url, self.api_key)
+
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT}
@@ -200,6 +222,18 @@ def _rate_limits(conn_id: str, value: Any) -> tuple[tuple[str, int, float], ...]
             raise KieInputError("rate_limits", f"{kind} needs a positive call count and window, got {pair!r}")
         parsed.append((kind, calls, float(seconds)))
     return tuple(parsed)
+
+
+def _callback_base_url(conn_id: str, value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise KieInputError(
+            "callback_base_url",
+            f"extra of connection {conn_id!r} must be the http(s) base URL Kie can reach the Airflow API "
+            f"server at, like https://airflow.example.com, got {value!r}",
+        )
+    return value.rstrip("/")
 
 
 def _extra_number(
@@ -342,9 +376,18 @@ class KieHook(_KieHookBase):
         """Forget the session; it stays open for the process's other hooks of this connection."""
         self.__dict__.pop("session", None)
 
-    def create_task(self, model: str, input: Mapping[str, Any], callback_url: str | None = None) -> str:
-        """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``."""
-        body = models.create_task_body(model, input, callback_url)
+    def create_task(
+        self,
+        model: str,
+        input: Mapping[str, Any],
+        callback_url: str | None = None,
+        *,
+        callback_for: CallbackTarget | None = None,
+    ) -> str:
+        """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``. Without a
+        ``callback_url``, a connection with ``callback_base_url`` has Kie call the provider's plugin for
+        ``callback_for``."""
+        body = models.create_task_body(model, input, callback_url or self.settings.callback_url(callback_for))
         data = self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
         kie_task_id = api.parse_task_id(data)
         self.log.info("Created Kie task %s (model %s)", kie_task_id, model)
@@ -555,11 +598,13 @@ class KieAsyncHook(_KieHookBase):
         callback_url: str | None = None,
         *,
         claim: SendClaim | None = None,
+        callback_for: CallbackTarget | None = None,
     ) -> str:
         """The new task's id. ``claim`` is told as each attempt is about to leave (after the key's
         limiter let it; an exception from it stops the create with nothing sent) and when an attempt
-        was answered without creating anything."""
-        body = models.create_task_body(model, input, callback_url)
+        was answered without creating anything. ``callback_for`` as in :meth:`KieHook.create_task`."""
+        settings = await self.get_settings()
+        body = models.create_task_body(model, input, callback_url or settings.callback_url(callback_for))
         data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, claim=claim)
         return api.parse_task_id(data)
 

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.api import KieTask, TaskState
+from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
 from airflow_provider_kie.hooks.kie import KieHook
@@ -217,7 +218,12 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             create = CreateRequest(self._body, timeout, self.retry_ambiguous_create)
             self._defer(create=create.to_dict())
         body = self._body
-        kie_task_id = self.hook.create_task(body["model"], body["input"], body.get("callBackUrl"))
+        kie_task_id = self.hook.create_task(
+            body["model"],
+            body["input"],
+            body.get("callBackUrl"),
+            callback_for=CallbackTarget.of(self.kie_conn_id, context["ti"]),
+        )
         return KieJobRef.starting_now(kie_task_id, timeout).to_dict()
 
     def get_job_status(self, external_id: Any, context: Any) -> str:
@@ -236,7 +242,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         job = KieJobRef.from_dict(external_id)
         self.remember(context, job, store=False)
         if self.wait_for_completion and self.deferrable:
-            self._defer(job=job.to_dict())
+            self._defer(job=job.to_dict(), await_callback=not self.callback_url)
         if self.wait_for_completion:
             self._result = self._task_result(context, wait_sync(self.hook, job, self.poll_policy, self.log))
         return self.get_job_result(external_id, context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -11,7 +12,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_kie import models, storage
-from airflow_provider_kie.api import CREATE_TASK, TaskState
+from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
+from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
@@ -20,6 +22,12 @@ from airflow_provider_kie.results import (
     XCOM_KIE_TASK_DEADLINE,
     XCOM_KIE_TASK_ID,
     result_xcoms,
+)
+from airflow_provider_kie.triggers.hints import (
+    SAFETY_NET_INTERVAL,
+    HintedSleep,
+    hints_supported,
+    process_hints,
 )
 from airflow_provider_kie.waiting import PollPolicy, wait_async
 
@@ -175,6 +183,7 @@ class KieTaskTrigger(BaseTrigger):
         end_from_trigger: bool = False,
         store: Mapping[str, Any] | None = None,
         resume_not_before: float | None = None,
+        await_callback: bool = False,
     ) -> None:
         super().__init__()
         if (job is None) == (create is None):
@@ -191,6 +200,8 @@ class KieTaskTrigger(BaseTrigger):
         self.end_from_trigger = end_from_trigger
         self.store = None if store is None else StoreRequest.from_dict(store)
         self.resume_not_before = resume_not_before
+        # A task created here without the user's own callBackUrl gets the plugin's; a job's creator says.
+        self.await_callback = await_callback or bool(self.create and not self.create.body.get("callBackUrl"))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -201,6 +212,7 @@ class KieTaskTrigger(BaseTrigger):
             "end_from_trigger": self.end_from_trigger,
             "store": self.store.to_dict() if self.store else None,
             "resume_not_before": self.resume_not_before,
+            "await_callback": self.await_callback,
         }
 
     def __repr__(self) -> str:
@@ -230,7 +242,7 @@ class KieTaskTrigger(BaseTrigger):
             ) as hook:
                 if job is None:
                     job = await self._find_or_create(hook)
-                task = await wait_async(hook, job, self.poll_policy, self.log)
+                task = await self._wait(hook, job)
             stored = None
             if self.store is not None and task.state is TaskState.SUCCESS:
                 stored = await storage.persist_async(task, self.store.output_path, self.store.provenance)
@@ -248,6 +260,33 @@ class KieTaskTrigger(BaseTrigger):
         except Exception as error:
             self.log.exception("Kie task %s: unexpected error", job and job.kie_task_id)
             return KieTaskEvent.failed_with(job, error)
+
+    async def _wait(self, hook: KieAsyncHook, job: KieJobRef) -> KieTask:
+        """Poll, or, when Kie calls this connection's ``/kie`` plugin back, wait for its hint and poll
+        only as a safety net (docs/callbacks.md)."""
+        settings = await hook.get_settings()
+        if not (
+            self.await_callback
+            and settings.callback_base_url
+            and self.task_instance is not None
+            and hints_supported()
+        ):
+            return await wait_async(hook, job, self.poll_policy, self.log)
+        self.log.info(
+            "Kie task %s: waiting for Kie's callback (polling every %.0f s meanwhile, in case it is lost)",
+            job.kie_task_id,
+            SAFETY_NET_INTERVAL,
+        )
+        policy = dataclasses.replace(
+            self.poll_policy,
+            initial_interval=max(self.poll_policy.initial_interval, SAFETY_NET_INTERVAL),
+            max_interval=max(self.poll_policy.max_interval, SAFETY_NET_INTERVAL),
+        )
+        sleep = HintedSleep(process_hints(), job.kie_task_id)
+        return await wait_async(hook, job, policy, self.log, sleep=sleep, read_first=False)
+
+    def _callback_target(self) -> CallbackTarget | None:
+        return None if self.task_instance is None else CallbackTarget.of(self.kie_conn_id, self.task_instance)
 
     async def _find_or_create(self, hook: KieAsyncHook) -> KieJobRef:
         assert self.create is not None
@@ -269,7 +308,11 @@ class KieTaskTrigger(BaseTrigger):
                     return job
             try:
                 task_id = await hook.create_task(
-                    body["model"], body["input"], body.get("callBackUrl"), claim=_CreateClaim(self)
+                    body["model"],
+                    body["input"],
+                    body.get("callBackUrl"),
+                    claim=_CreateClaim(self),
+                    callback_for=self._callback_target(),
                 )
                 break
             except _AnotherRunSends as other:

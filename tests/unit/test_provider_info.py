@@ -38,7 +38,8 @@ def test_every_declared_module_and_class_imports():
         for entry in info.get(kind, []):
             for module in entry["python-modules"]:
                 importlib.import_module(module)
-    for name in [c["hook-class-name"] for c in info["connection-types"]] + info.get("extra-links", []):
+    plugins = [p["plugin-class"] for p in info["plugins"]]
+    for name in [c["hook-class-name"] for c in info["connection-types"]] + info["extra-links"] + plugins:
         module, _, attr = name.rpartition(".")
         assert getattr(importlib.import_module(module), attr)
 
@@ -48,4 +49,5 @@ def test_connection_form_relabels_password_as_api_key():
     assert conn["connection-type"] == "kie"
     assert conn["ui-field-behaviour"]["relabeling"]["password"] == "API key"
     assert {"login", "schema", "port"} <= set(conn["ui-field-behaviour"]["hidden-fields"])
-    assert set(conn["conn-fields"]) == {"upload_base_url", "timeout"}
+    assert set(conn["conn-fields"]) == {"upload_base_url", "timeout", "callback_base_url", "webhook_secret"}
+    assert conn["conn-fields"]["webhook_secret"]["schema"]["format"] == "password"  # a masked field

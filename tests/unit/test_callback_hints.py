@@ -1,0 +1,60 @@
+"""The callback URL and its token, and the triggerer's hint reader (one listing for every waiter)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, callback_token
+from airflow_provider_kie.triggers.hints import CallbackHints, HintedSleep
+
+TARGET = CallbackTarget("kie_default", "dag", "edit", "manual__2026-11-29T00:00:00+00:00", 3)
+
+
+def test_callback_url_names_its_task_instance_and_carries_a_token_of_the_key():
+    url = TARGET.url("https://airflow.example.com/", "kie-key")
+    base, _, token = url.partition("?token=")
+    assert base == f"https://airflow.example.com/kie/callbacks/{TARGET.ref}"
+    assert CallbackTarget.from_ref(TARGET.ref) == TARGET
+    assert token == callback_token("kie-key", TARGET.ref)
+    assert "kie-key" not in url
+    assert callback_token("another-key", TARGET.ref) != token  # only the key's holder mints it
+    other = CallbackTarget("kie_default", "dag", "edit", TARGET.run_id, 4)
+    assert callback_token("kie-key", other.ref) != token  # and it wakes only its own task instance
+
+
+@pytest.mark.parametrize("ref", ["", "x", "bm90IGpzb24", "WzEsMiwzXQ", "WyJhIiwiYiIsImMiLCJkIiwiZSJd"])
+def test_a_reference_the_provider_cannot_have_minted_is_refused(ref):
+    with pytest.raises(ValueError):
+        CallbackTarget.from_ref(ref)
+
+
+def test_one_listing_wakes_every_task_named_and_no_other():
+    listings = []
+
+    def list_keys():
+        listings.append(1)
+        return frozenset({HINT_PREFIX + "a", HINT_PREFIX + "b"}) if len(listings) >= 2 else frozenset()
+
+    async def main():
+        hints = CallbackHints(list_keys)
+        return await asyncio.gather(hints.wait("a", 30), hints.wait("b", 30), hints.wait("c", 2.5))
+
+    assert asyncio.run(main()) == [True, True, False]
+    assert len(listings) <= 4  # one listing a second for all three waiters, not one each
+
+
+def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only_delays():
+    def failing():
+        raise RuntimeError("no supervisor")
+
+    async def main():
+        hints = CallbackHints(failing)
+        assert await hints.wait("a", 1.5) is False  # the safety-net poll happens, nothing raised
+        sleep = HintedSleep(CallbackHints(lambda: frozenset({HINT_PREFIX + "a"})), "a")
+        await asyncio.wait_for(sleep(3600), 10)  # its hint ends the long safety-net sleep
+        assert sleep.hinted
+        await asyncio.wait_for(sleep(3600), 10)  # later sleeps are at most AFTER_HINT_INTERVAL
+
+    asyncio.run(main())
