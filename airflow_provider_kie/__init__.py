@@ -36,7 +36,6 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": modules("airflow_provider_kie.hooks.kie"),
         "triggers": modules("airflow_provider_kie.triggers.kie", "airflow_provider_kie.triggers.batch"),
         "extra-links": ["airflow_provider_kie.links.KieResultLink"],
-        "plugins": [{"name": "kie", "plugin-class": "airflow_provider_kie.plugins.KiePlugin"}],
         "connection-types": [
             {
                 "connection-type": "kie",

@@ -370,6 +370,7 @@ def distributed_section(report: dict) -> list[str]:
                 for label, key in (
                     ("first createTask after the run started (s)", "first_createTask_after_start_seconds"),
                     ("first to last accepted createTask (s)", "createTask_phase_seconds"),
+                    ("last createTask to the last task's end (s)", "last_createTask_to_end_seconds"),
                 )
                 if any(key in r for r in runs)  # measured by the runs made after 2026-11-29 03:30
             ]

@@ -87,7 +87,7 @@ async def create_task(request: web.Request) -> web.Response:
             created=time.time(),
             waiting=config.waiting_seconds,
             queuing=config.queuing_seconds,
-            generating=config.generating_seconds,
+            generating=config.generating_seconds + random.uniform(0.0, config.generating_spread_seconds),
             fails=config.fail_marker in prompt or random.random() < config.fail_rate,
             credits=Decimal(str(config.credits_per_task)),
         )

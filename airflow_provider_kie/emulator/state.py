@@ -23,6 +23,7 @@ class EmulatorConfig:
     waiting_seconds: float = 0.3
     queuing_seconds: float = 0.0
     generating_seconds: float = 0.7
+    generating_spread_seconds: float = 0.0  # each task generates up to this much longer (uniform)
     null_seconds: float = 0.2  # recordInfo answers "recordInfo is null" this long after creation
     credits: Decimal = Decimal(1000)
     credits_per_task: Decimal = Decimal(6)

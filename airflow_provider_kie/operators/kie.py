@@ -222,7 +222,10 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             body["model"],
             body["input"],
             body.get("callBackUrl"),
-            callback_for=CallbackTarget.of(self.kie_conn_id, context["ti"]),
+            # Only a deferred wait listens for Kie's callback (docs/callbacks.md).
+            callback_for=CallbackTarget.of(self.kie_conn_id, context["ti"])
+            if self.deferrable and self.wait_for_completion
+            else None,
         )
         return KieJobRef.starting_now(kie_task_id, timeout).to_dict()
 

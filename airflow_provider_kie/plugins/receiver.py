@@ -65,6 +65,8 @@ def create_app() -> FastAPI:
                     verify_callback_signature(request.headers, body, settings.webhook_secret)
                 except KieSignatureError as error:
                     raise _Rejected(401, str(error))
+                except KieError as error:  # signed, but not a task record: the hint is still only a hint
+                    raise _Rejected(400, str(error))
                 timestamp = request.headers.get(TIMESTAMP_HEADER)
             prune = time.monotonic() - pruned["at"] > _PRUNE_EVERY_SECONDS
             if prune:

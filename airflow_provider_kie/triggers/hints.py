@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable
 
 from airflow_provider_kie.callbacks import HINT_PREFIX
@@ -18,8 +20,12 @@ log = logging.getLogger(__name__)
 HINT_READ_INTERVAL = 1.0
 #: How often a task is polled after its hint came, should Kie not report it finished yet.
 AFTER_HINT_INTERVAL = 3.0
-#: How often a task waiting for its callback is polled anyway (a callback may be lost).
+#: How often a task waiting for its callback is polled anyway (a callback may be lost), at least.
 SAFETY_NET_INTERVAL = 60.0
+#: The recordInfo reads per second a triggerer's safety-net polls may take together (a fifth of Kie's
+#: 10 per key), so the reads hints ask for are not queued behind them: 1,000 waiting tasks are each
+#: polled every 500 s.
+SAFETY_NET_READS_PER_SECOND = 2.0
 
 
 def _list_hint_keys() -> frozenset[str]:
@@ -95,16 +101,21 @@ def process_hints() -> CallbackHints:
 
 
 class HintedSleep:
-    """The sleep between polls of a task whose callback is awaited: ends early when its hint is seen;
-    after the hint, sleeps at most :data:`AFTER_HINT_INTERVAL`."""
+    """The sleep between polls of a task whose callback is awaited: ends early when its hint is seen,
+    and lasts long enough that the process's safety-net polls stay within
+    :data:`SAFETY_NET_READS_PER_SECOND` (never past ``deadline``); after the hint, sleeps at most
+    :data:`AFTER_HINT_INTERVAL`."""
 
-    def __init__(self, hints: CallbackHints, kie_task_id: str) -> None:
+    def __init__(self, hints: CallbackHints, kie_task_id: str, deadline: float) -> None:
         self.hints = hints
         self.kie_task_id = kie_task_id
+        self.deadline = deadline
         self.hinted = False
 
     async def __call__(self, delay: float) -> None:
         if self.hinted:
             await asyncio.sleep(min(delay, AFTER_HINT_INTERVAL))
-        else:
-            self.hinted = await self.hints.wait(self.kie_task_id, delay)
+            return
+        spread = (len(self.hints.waiting) + 1) / SAFETY_NET_READS_PER_SECOND * random.uniform(0.8, 1.2)
+        timeout = min(max(delay, spread), max(delay, self.deadline - time.time()))
+        self.hinted = await self.hints.wait(self.kie_task_id, timeout)

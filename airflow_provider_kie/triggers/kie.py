@@ -282,7 +282,7 @@ class KieTaskTrigger(BaseTrigger):
             initial_interval=max(self.poll_policy.initial_interval, SAFETY_NET_INTERVAL),
             max_interval=max(self.poll_policy.max_interval, SAFETY_NET_INTERVAL),
         )
-        sleep = HintedSleep(process_hints(), job.kie_task_id)
+        sleep = HintedSleep(process_hints(), job.kie_task_id, job.deadline)
         return await wait_async(hook, job, policy, self.log, sleep=sleep, read_first=False)
 
     def _callback_target(self) -> CallbackTarget | None:

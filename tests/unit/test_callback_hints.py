@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -52,9 +53,34 @@ def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only
     async def main():
         hints = CallbackHints(failing)
         assert await hints.wait("a", 1.5) is False  # the safety-net poll happens, nothing raised
-        sleep = HintedSleep(CallbackHints(lambda: frozenset({HINT_PREFIX + "a"})), "a")
+        sleep = HintedSleep(CallbackHints(lambda: frozenset({HINT_PREFIX + "a"})), "a", time.time() + 3600)
         await asyncio.wait_for(sleep(3600), 10)  # its hint ends the long safety-net sleep
         assert sleep.hinted
         await asyncio.wait_for(sleep(3600), 10)  # later sleeps are at most AFTER_HINT_INTERVAL
 
     asyncio.run(main())
+
+
+def test_safety_net_polls_of_many_waiting_tasks_stay_within_their_share_of_kies_read_limit():
+    async def main():
+        hints = CallbackHints(lambda: frozenset())
+        hints.waiting.update({str(i): set() for i in range(999)})  # 999 other tasks wait in this process
+        sleep = HintedSleep(hints, "a", deadline=time.time() + 3600)
+        timeouts = []
+        real_wait = hints.wait
+
+        async def wait(kie_task_id, timeout):
+            timeouts.append(timeout)
+            return True
+
+        hints.wait = wait
+        await sleep(60)
+        hints.wait = real_wait
+        near_deadline = HintedSleep(hints, "b", deadline=time.time() + 100)
+        near_deadline.hints.wait = wait
+        await near_deadline(60)
+        return timeouts
+
+    many, near_deadline = asyncio.run(main())
+    assert 400 <= many <= 600  # 1,000 waiting tasks: each polled every ~500 s, 2 reads a second in all
+    assert 60 <= near_deadline <= 100  # never past the deadline

@@ -38,10 +38,18 @@ def test_every_declared_module_and_class_imports():
         for entry in info.get(kind, []):
             for module in entry["python-modules"]:
                 importlib.import_module(module)
-    plugins = [p["plugin-class"] for p in info["plugins"]]
-    for name in [c["hook-class-name"] for c in info["connection-types"]] + info["extra-links"] + plugins:
+    for name in [c["hook-class-name"] for c in info["connection-types"]] + info["extra-links"]:
         module, _, attr = name.rpartition(".")
         assert getattr(importlib.import_module(module), attr)
+
+
+def test_the_plugin_is_an_entry_point_airflow_always_loads():
+    (found,) = [
+        ep for ep in entry_points(group="airflow.plugins") if ep.value.startswith("airflow_provider_kie")
+    ]
+    plugin = found.load()
+    assert plugin.name == "kie"
+    assert [app["url_prefix"] for app in plugin.fastapi_apps] == ["/kie"]
 
 
 def test_connection_form_relabels_password_as_api_key():

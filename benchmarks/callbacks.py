@@ -1,0 +1,136 @@
+"""Callbacks benchmark: a real Airflow 3.3 (PostgreSQL, scheduler, one triggerer, API server with the
+provider's /kie plugin) runs N separate deferrable edits that all wait in the triggerer at once, against
+the emulator enforcing Kie's 10 recordInfo per second per key and calling back as Kie does.
+
+Variants, one after another: ``polling`` (no callback_base_url: today's polling), ``callbacks``, and
+``callbacks-lost`` (the emulator loses 10 % of its callbacks; the safety-net polls must find them).
+Creates are let through fast (a create limit far above Kie's 20 per 10 s) and generation takes 60 s plus
+up to 240 s more, so all N tasks wait together and end spread over four minutes, as a long batch does.
+
+Detection latency: from the moment the emulator's task ended to the end of its Airflow task.
+
+    .venv/bin/python benchmarks/callbacks.py --tasks 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from airflow_provider_kie.emulator import KieEmulator  # noqa: E402
+from tests.support import RealAirflow, postgres_server  # noqa: E402
+
+VARIANTS = {"polling": None, "callbacks": 0.0, "callbacks-lost": 0.1}
+DAG = HERE / "dags" / "kie_wide_edits.py"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run(variant: str, tasks: int, generating: float, spread: float) -> dict:
+    drop_rate = VARIANTS[variant]
+    secret = "whk-" + secrets.token_hex(8)
+    with (
+        KieEmulator() as emulator,
+        postgres_server() as database,
+        tempfile.TemporaryDirectory(prefix=f"kie-callbacks-{variant}-") as tmp,
+    ):
+        emulator.config.update(
+            {
+                "rate_limits": True,
+                "create_limit": [100_000, 10],
+                "waiting_seconds": 1,
+                "generating_seconds": generating,
+                "generating_spread_seconds": spread,
+                "credits": 10**9,
+                "callback_secret": secret,
+                "callback_drop_rate": drop_rate or 0.0,
+            }
+        )
+        connection = json.loads(emulator.connection_uri("benchmark-key"))
+        airflow = RealAirflow.with_dags(Path(tmp), "{}", {DAG.name: DAG.read_text()}, database_url=database)
+        connection["extra"]["rate_limits"] = {"createTask": [100_000, 10], "recordInfo": [10, 1]}
+        if drop_rate is not None:
+            base_url = f"http://127.0.0.1:{airflow.env['AIRFLOW__API__PORT']}"
+            connection["extra"].update({"callback_base_url": base_url, "webhook_secret": secret})
+        airflow.env.update(
+            {
+                "AIRFLOW_CONN_KIE_DEFAULT": json.dumps(connection),
+                "KIE_WIDE_TASKS": str(tasks),
+                "AIRFLOW__CORE__PARALLELISM": "64",
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(2 * tasks),
+                "AIRFLOW__TRIGGERER__CAPACITY": str(2 * tasks),
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "60",
+            }
+        )
+        airflow.start_all()
+        try:
+            airflow.trigger_dag("kie_wide_edits")
+            state, start, _ = airflow.wait_for(
+                "the run to finish", lambda: airflow.finished_run("kie_wide_edits"), timeout=3600
+            )
+            with airflow.db() as db:
+                ends = dict(db.execute("SELECT task_id, end_date FROM task_instance").fetchall())
+                states = dict(
+                    db.execute("SELECT state, count(*) FROM task_instance GROUP BY state").fetchall()
+                )
+                ids = dict(db.execute("SELECT task_id, value FROM xcom WHERE key = 'kie_task_id'").fetchall())
+        finally:
+            airflow.stop()
+        latencies = []
+        for task_id, value in ids.items():
+            kie_id = json.loads(value) if isinstance(value, str) else value
+            if ends.get(task_id) is not None:
+                latencies.append(ends[task_id].timestamp() - emulator.state.tasks[kie_id].done_at)
+        polls = [r for r in emulator.requests if r.endpoint == "recordInfo"]
+        delivered = [c for c in emulator.state.callbacks if c.get("delivered")]
+        return {
+            "variant": variant,
+            "tasks": tasks,
+            "dag_run_state": state,
+            "task_states": states,
+            "lost_tasks": tasks - states.get("success", 0),
+            "callbacks_delivered": len(delivered),
+            "callbacks_lost": sum(1 for c in emulator.state.callbacks if c.get("dropped")),
+            "detection_latency_p50_seconds": percentile(latencies, 0.5),
+            "detection_latency_p99_seconds": percentile(latencies, 0.99),
+            "detection_latency_max_seconds": max(latencies),
+            "detection_latency_mean_seconds": statistics.mean(latencies),
+            "recordInfo_requests": len(polls),
+            "recordInfo_per_task": len(polls) / tasks,
+            "recordInfo_429s": sum(r.code == 429 for r in polls),
+            "makespan_seconds": (max(e for e in ends.values() if e) - start).total_seconds(),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--generating", type=float, default=60)
+    parser.add_argument("--spread", type=float, default=240)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "callbacks.json")
+    args = parser.parse_args()
+    runs = []
+    for variant in args.variants.split(","):
+        result = run(variant, args.tasks, args.generating, args.spread)
+        print(json.dumps(result), flush=True)
+        runs.append(result)
+        args.out.write_text(json.dumps({"command": " ".join(sys.argv), "runs": runs}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
