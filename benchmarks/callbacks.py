@@ -90,7 +90,7 @@ def run(variant: str, tasks: int, generating: float, spread: float) -> dict:
             airflow.stop()
         latencies = []
         for task_id, value in ids.items():
-            kie_id = json.loads(value) if isinstance(value, str) else value
+            kie_id = value if value in emulator.state.tasks else json.loads(value)  # PostgreSQL decodes JSON
             if ends.get(task_id) is not None:
                 latencies.append(ends[task_id].timestamp() - emulator.state.tasks[kie_id].done_at)
         polls = [r for r in emulator.requests if r.endpoint == "recordInfo"]
