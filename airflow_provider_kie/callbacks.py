@@ -23,8 +23,8 @@ __all__ = ["CallbackTarget", "KieSignatureError", "callback_token", "sign", "ver
 
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 SIGNATURE_HEADER = "X-Webhook-Signature"
-#: Where the provider's plugin receives callbacks on the Airflow API server.
-RECEIVER_PREFIX = "/kie"
+#: Where the provider's plugin is mounted on the Airflow API server (callbacks, the results gallery).
+PLUGIN_PREFIX = "/kie"
 #: A callback the receiver accepted is kept as an Airflow Variable named this plus the Kie task id: a
 #: hint that waiting triggers find by listing the keys (one request per triggerer, not per task).
 HINT_PREFIX = "kie_callback."
@@ -71,7 +71,7 @@ class CallbackTarget:
     def url(self, base_url: str, api_key: str) -> str:
         """The ``callBackUrl``: ``<base>/kie/callbacks/<ref>?token=<token>`` (Airflow's access log hides
         a ``token`` query value)."""
-        return f"{base_url.rstrip('/')}{RECEIVER_PREFIX}/callbacks/{self.ref}?token={callback_token(api_key, self.ref)}"
+        return f"{base_url.rstrip('/')}{PLUGIN_PREFIX}/callbacks/{self.ref}?token={callback_token(api_key, self.ref)}"
 
 
 def callback_token(api_key: str, ref: str) -> str:

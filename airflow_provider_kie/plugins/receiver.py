@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -45,13 +45,11 @@ class _Rejected(Exception):
         self.status, self.message = status, message
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(
-        title="Kie callbacks (airflow-provider-kie)", docs_url=None, redoc_url=None, openapi_url=None
-    )
+def router() -> APIRouter:
+    routes = APIRouter()
     pruned = {"at": 0.0}
 
-    @app.post("/callbacks/{ref}")
+    @routes.post("/callbacks/{ref}")
     async def receive(ref: str, request: Request) -> JSONResponse:
         try:
             body = await _read_body(request)
@@ -79,7 +77,7 @@ def create_app() -> FastAPI:
         log.info("Kie callback for task %s: hint left for %s", kie_task_id, target.task_id)
         return JSONResponse({"code": 200, "msg": "success"})
 
-    return app
+    return routes
 
 
 async def _read_body(request: Request) -> bytes:

@@ -1,0 +1,230 @@
+"""The gallery: a DAG run's Kie tasks in the Airflow UI (a "Kie results" tab on the run's page).
+
+Server-rendered from what the tasks left in Airflow's database (XCom ``kie_task`` and ``return_value``,
+the rendered prompt), behind Airflow's own login and DAG permissions (the UI's token cookie reaches the
+tab's frame). Stored results are streamed from their object storage through :func:`image`, which serves
+only a URI a task of the run returned; Kie's own URLs are shown as they are while they live. Nothing
+asks Kie, and no key reaches the browser.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import mimetypes
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from airflow_provider_kie.results import RETURN_VALUE, XCOM_KIE_TASK
+
+
+def _dag_readers() -> Any:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    return Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))
+
+
+@dataclass
+class Card:
+    """One Kie task of the run, as the gallery shows it."""
+
+    task_id: str
+    map_index: int
+    state: str | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    returned: list[str] = field(default_factory=list)
+    prompt: str | None = None
+    seconds: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id} [{self.map_index}]"
+
+
+def run_cards(dag_id: str, run_id: str) -> list[Card]:
+    """The run's task instances that left a Kie record, in task then map-index order."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    cards: dict[tuple[str, int], Card] = {}
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.key.in_([XCOM_KIE_TASK, RETURN_VALUE]),
+            )
+        )
+        for row in rows:
+            card = cards.setdefault((row.task_id, row.map_index), Card(row.task_id, row.map_index))
+            value = XComModel.deserialize_value(row)
+            if row.key == XCOM_KIE_TASK and isinstance(value, dict):
+                card.record = value
+            elif isinstance(value, list):
+                card.returned = [str(v) for v in value]
+        cards = {key: found for key, found in cards.items() if found.record}
+        for ti in session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ):
+            if (shown := cards.get((ti.task_id, ti.map_index))) is not None:
+                shown.state = ti.state
+                shown.seconds = ti.duration
+        for fields in session.scalars(
+            select(RenderedTaskInstanceFields).where(
+                RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id
+            )
+        ):
+            if (shown := cards.get((fields.task_id, fields.map_index))) is not None:
+                shown.prompt = _prompt(fields.rendered_fields)
+    return sorted(cards.values(), key=lambda c: (c.task_id, c.map_index))
+
+
+def _prompt(rendered: Any) -> str | None:
+    if not isinstance(rendered, dict):
+        return None
+    given = rendered.get("input")
+    if isinstance(given, str):  # a rendered field may be kept as its repr
+        try:
+            given = json.loads(given)
+        except ValueError:
+            given = None
+    for candidate in (rendered.get("prompt"), given.get("prompt") if isinstance(given, dict) else None):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def _shown(uri: str) -> bool:
+    """Kie's URLs are shown as they are; anything else (a stored copy) goes through :func:`image`."""
+    return uri.startswith(("https://", "http://"))
+
+
+def render(dag_id: str, run_id: str, cards: list[Card]) -> str:
+    def image_src(card: Card, index: int, uri: str) -> str:
+        if _shown(uri):
+            return uri
+        query = urlencode(
+            {
+                "dag_id": dag_id,
+                "run_id": run_id,
+                "task_id": card.task_id,
+                "map_index": card.map_index,
+                "index": index,
+            }
+        )
+        return f"gallery/image?{query}"
+
+    def card_html(card: Card) -> Iterator[str]:
+        record, e = card.record, html.escape
+        state = record.get("state") or "?"
+        yield f'<article class="card {e(state)}" data-kie-task-id="{e(str(record.get("kie_task_id", "")))}">'
+        images = card.returned if state == "success" else []
+        if images:
+            yield '<div class="images">'
+            for index, uri in enumerate(images):
+                yield (
+                    f'<a href="{e(image_src(card, index, uri))}" target="_blank">'
+                    f'<img src="{e(image_src(card, index, uri))}" alt="result {index + 1} of {e(card.label)}"'
+                    ' loading="lazy"></a>'
+                )
+            yield "</div>"
+        yield f"<h2>{e(card.label)}</h2>"
+        if card.prompt:
+            yield f'<p class="prompt">{e(card.prompt)}</p>'
+        credits = record.get("credits_consumed")
+        facts = [
+            ("model", record.get("model")),
+            ("Kie state", state),
+            ("Airflow state", card.state),
+            ("credits", None if credits is None else f"{credits:g}"),
+            ("duration", None if card.seconds is None else f"{card.seconds:.0f} s"),
+            ("Kie task", record.get("kie_task_id")),
+        ]
+        yield (
+            "<dl>"
+            + "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts if v is not None)
+            + "</dl>"
+        )
+        if state == "fail":
+            yield (
+                f'<p class="failure">failCode {e(str(record.get("fail_code")))}: '
+                f"{e(str(record.get('fail_msg') or 'no failMsg'))}</p>"
+            )
+        yield "</article>"
+
+    body: Iterable[str] = (
+        (part for card in cards for part in card_html(card))
+        if cards
+        else ['<p class="empty">No Kie task of this run has finished yet.</p>']
+    )
+    return "".join(
+        [
+            "<!doctype html><html><head><meta charset='utf-8'><title>Kie results</title>",
+            f"<style>{_STYLE}</style></head><body>",
+            f"<header>Kie results of <b>{html.escape(dag_id)}</b> / {html.escape(run_id)}: {len(cards)} task(s)</header>",
+            '<main class="gallery">',
+            *body,
+            "</main></body></html>",
+        ]
+    )
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; padding: 16px; color: #1a202c; background: #fff; }
+@media (prefers-color-scheme: dark) { body { color: #e2e8f0; background: #1a202c; } }
+header { margin-bottom: 16px; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 16px; }
+.card { border: 1px solid #cbd5e0; border-radius: 8px; padding: 12px; }
+.card.fail { border-color: #e53e3e; }
+.images { display: flex; flex-wrap: wrap; gap: 6px; }
+.images img { width: 100%; max-height: 260px; object-fit: contain; border-radius: 4px; background: #edf2f7; }
+h2 { font-size: 1rem; margin: 8px 0 4px; }
+.prompt { font-style: italic; margin: 4px 0; }
+dl { display: grid; grid-template-columns: auto 1fr; gap: 2px 8px; font-size: 0.85rem; margin: 6px 0 0; }
+dt { color: #718096; } dd { margin: 0; overflow-wrap: anywhere; }
+.failure { color: #e53e3e; font-size: 0.9rem; }
+"""
+
+
+def router() -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/gallery", response_class=HTMLResponse, dependencies=[_dag_readers()])
+    def gallery(dag_id: str = Query(...), run_id: str = Query(...)) -> HTMLResponse:
+        return HTMLResponse(render(dag_id, run_id, run_cards(dag_id, run_id)))
+
+    @routes.get("/gallery/image", dependencies=[_dag_readers()])
+    def image(
+        dag_id: str = Query(...),
+        run_id: str = Query(...),
+        task_id: str = Query(...),
+        map_index: int = Query(-1),
+        index: int = Query(0),
+    ) -> StreamingResponse:
+        card = next(
+            (c for c in run_cards(dag_id, run_id) if (c.task_id, c.map_index) == (task_id, map_index)), None
+        )
+        if card is None or not 0 <= index < len(card.returned) or _shown(card.returned[index]):
+            raise HTTPException(404, "no such stored result")
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        path = ObjectStoragePath(card.returned[index])
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as source:
+                while chunk := source.read(1 << 20):
+                    yield chunk
+
+        media_type = mimetypes.guess_type(card.returned[index])[0] or "application/octet-stream"
+        return StreamingResponse(chunks(), media_type=media_type)
+
+    return routes
