@@ -104,6 +104,14 @@ class KieTask:
     def is_terminal(self) -> bool:
         return self.state.is_terminal
 
+    @property
+    def prompt(self) -> str | None:
+        """The prompt the task was created with, from ``param`` (the rest of ``param`` is never kept: its
+        ``callBackUrl`` may carry a token)."""
+        given = (self.param or {}).get("input")
+        prompt = given.get("prompt") if isinstance(given, Mapping) else None
+        return prompt if isinstance(prompt, str) else None
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe record, fit for XCom and trigger events."""
         return {
@@ -117,6 +125,7 @@ class KieTask:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "completed_at": _iso(self.completed_at),
+            "prompt": self.prompt,
         }
 
     @classmethod
@@ -134,6 +143,7 @@ class KieTask:
             created_at=_parse_iso(record.get("created_at")),
             updated_at=_parse_iso(record.get("updated_at")),
             completed_at=_parse_iso(record.get("completed_at")),
+            param={"input": {"prompt": record["prompt"]}} if record.get("prompt") else None,
         )
 
 

@@ -36,67 +36,115 @@ class Card:
 
     task_id: str
     map_index: int
-    state: str | None = None
-    record: dict[str, Any] = field(default_factory=dict)
-    returned: list[str] = field(default_factory=list)
+    item: int = -1  # the edit's index in a batch task, else -1
+    state: str | None = None  # the Airflow task's
+    record: dict[str, Any] = field(default_factory=dict)  # XCom kie_task: the Kie task's record
+    returned: list[str] = field(default_factory=list)  # stored URIs, or Kie's URLs
     prompt: str | None = None
     seconds: float | None = None
 
     @property
+    def key(self) -> tuple[str, int, int]:
+        return self.task_id, self.map_index, self.item
+
+    @property
     def label(self) -> str:
-        return self.task_id if self.map_index < 0 else f"{self.task_id} [{self.map_index}]"
+        label = self.task_id if self.map_index < 0 else f"{self.task_id} [{self.map_index}]"
+        return label if self.item < 0 else f"{label} #{self.item}"
+
+
+@dataclass
+class _Left:
+    """What one task instance left: its XComs and rendered fields."""
+
+    xcom: dict[str, Any] = field(default_factory=dict)
+    rendered: dict[str, Any] = field(default_factory=dict)
+    state: str | None = None
+    seconds: float | None = None
 
 
 def run_cards(dag_id: str, run_id: str) -> list[Card]:
-    """The run's task instances that left a Kie record, in task then map-index order."""
+    """A card per Kie task the run's task instances left a record of, in task, map index, item order."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    cards: dict[tuple[str, int], Card] = {}
+    left: dict[tuple[str, int], _Left] = {}
     with create_session() as session:
-        rows = session.scalars(
+        for row in session.scalars(
             select(XComModel).where(
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == run_id,
                 XComModel.key.in_([XCOM_KIE_TASK, RETURN_VALUE]),
             )
-        )
-        for row in rows:
-            card = cards.setdefault((row.task_id, row.map_index), Card(row.task_id, row.map_index))
-            value = XComModel.deserialize_value(row)
-            if row.key == XCOM_KIE_TASK and isinstance(value, dict):
-                card.record = value
-            elif isinstance(value, list):
-                card.returned = [str(v) for v in value]
-        cards = {key: found for key, found in cards.items() if found.record}
+        ):
+            left.setdefault((row.task_id, row.map_index), _Left()).xcom[row.key] = (
+                XComModel.deserialize_value(row)
+            )
         for ti in session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
         ):
-            if (shown := cards.get((ti.task_id, ti.map_index))) is not None:
-                shown.state = ti.state
-                shown.seconds = ti.duration
+            if (found := left.get((ti.task_id, ti.map_index))) is not None:
+                found.state, found.seconds = ti.state, ti.duration
         for fields in session.scalars(
             select(RenderedTaskInstanceFields).where(
                 RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id
             )
         ):
-            if (shown := cards.get((fields.task_id, fields.map_index))) is not None:
-                shown.prompt = _prompt(fields.rendered_fields)
-    return sorted(cards.values(), key=lambda c: (c.task_id, c.map_index))
+            if (found := left.get((fields.task_id, fields.map_index))) is not None:
+                found.rendered = fields.rendered_fields if isinstance(fields.rendered_fields, dict) else {}
+    cards = [
+        card for (task_id, map_index), found in left.items() for card in _cards(task_id, map_index, found)
+    ]
+    return sorted(cards, key=lambda card: card.key)
 
 
-def _prompt(rendered: Any) -> str | None:
-    if not isinstance(rendered, dict):
-        return None
-    given = rendered.get("input")
-    if isinstance(given, str):  # a rendered field may be kept as its repr
+def _cards(task_id: str, map_index: int, left: _Left) -> list[Card]:
+    record, returned = left.xcom.get(XCOM_KIE_TASK), left.xcom.get(RETURN_VALUE)
+    if isinstance(record, dict):  # one Kie task
+        urls = [str(u) for u in returned] if isinstance(returned, list) else []
+        prompt = record.get("prompt") or _prompt(left.rendered)
+        return [Card(task_id, map_index, -1, left.state, record, urls, prompt, left.seconds)]
+    if not isinstance(returned, list):
+        return []
+    # A batch task: its return_value holds one outcome per edit (airflow_provider_kie.batch.item_result).
+    edits = _json(left.rendered.get("edits"))
+    edits = edits if isinstance(edits, list) else []
+    cards: list[Card] = []
+    for outcome in returned:
+        if not (isinstance(outcome, dict) and outcome.get("kie_task_id") and "status" in outcome):
+            continue
+        item = int(outcome.get("index", len(cards)))
+        edit = edits[item] if 0 <= item < len(edits) and isinstance(edits[item], dict) else {}
+        state = {"failed": "fail"}.get(str(outcome["status"]), str(outcome["status"]))
+        record = {
+            "kie_task_id": outcome["kie_task_id"],
+            "model": left.rendered.get("model"),
+            "state": state,
+            "credits_consumed": outcome.get("credits_consumed"),
+            "fail_msg": outcome.get("error"),
+        }
+        urls = [str(u) for u in outcome.get("result") or []]
+        cards.append(
+            Card(task_id, map_index, item, left.state, record, urls, edit.get("prompt"), left.seconds)
+        )
+    return cards
+
+
+def _json(value: Any) -> Any:
+    """A rendered field as its value (Airflow may keep one as its JSON text)."""
+    if isinstance(value, str):
         try:
-            given = json.loads(given)
+            return json.loads(value)
         except ValueError:
-            given = None
+            return value
+    return value
+
+
+def _prompt(rendered: dict[str, Any]) -> str | None:
+    given = _json(rendered.get("input"))
     for candidate in (rendered.get("prompt"), given.get("prompt") if isinstance(given, dict) else None):
         if isinstance(candidate, str) and candidate:
             return candidate
@@ -118,6 +166,7 @@ def render(dag_id: str, run_id: str, cards: list[Card]) -> str:
                 "run_id": run_id,
                 "task_id": card.task_id,
                 "map_index": card.map_index,
+                "item": card.item,
                 "index": index,
             }
         )
@@ -208,11 +257,10 @@ def router() -> APIRouter:
         run_id: str = Query(...),
         task_id: str = Query(...),
         map_index: int = Query(-1),
+        item: int = Query(-1),
         index: int = Query(0),
     ) -> StreamingResponse:
-        card = next(
-            (c for c in run_cards(dag_id, run_id) if (c.task_id, c.map_index) == (task_id, map_index)), None
-        )
+        card = next((c for c in run_cards(dag_id, run_id) if c.key == (task_id, map_index, item)), None)
         if card is None or not 0 <= index < len(card.returned) or _shown(card.returned[index]):
             raise HTTPException(404, "no such stored result")
         from airflow.providers.common.compat.sdk import ObjectStoragePath
