@@ -1,5 +1,6 @@
 """The provider's Airflow 3 plugin, on the API server under ``/kie``: Kie's callbacks received
-(:mod:`.receiver`) and a DAG run's results shown in a "Kie results" tab (:mod:`.gallery`)."""
+(:mod:`.receiver`) and a DAG run's results shown in a "Kie results" tab (:mod:`.gallery`); and the
+Connections list's Test button made to work for a ``kie`` connection (:mod:`.connection_test`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_kie.callbacks import PLUGIN_PREFIX
+from airflow_provider_kie.plugins.connection_test import KieConnectionTestPort
 
 
 def create_app() -> Any:
@@ -37,6 +39,9 @@ class _LazyApp:
 class KiePlugin(AirflowPlugin):
     name = "kie"
     fastapi_apps = [{"app": _LazyApp(), "url_prefix": PLUGIN_PREFIX, "name": "Kie callbacks and results"}]
+    fastapi_root_middlewares = [
+        {"middleware": KieConnectionTestPort, "args": [], "kwargs": {}, "name": "Kie connection Test button"}
+    ]
     external_views = [
         {
             "name": "Kie results",
