@@ -97,15 +97,19 @@ class _CreateClaim:
     back, so another run of the trigger (a restart, or an HA hand-over that runs it twice) can tell a
     request that may have reached Kie (sent, no id yet) from one that never left (not sent)."""
 
-    def __init__(self, trigger: KieTaskTrigger) -> None:
+    def __init__(self, trigger: KieTaskTrigger, *, seen_absent: bool = False) -> None:
         assert trigger.create is not None
         self.trigger = trigger
         self.resend_ambiguous = trigger.create.retry_ambiguous_create
         self.by = uuid.uuid4().hex
         self.elected = False
+        # The trigger has just read that there is no claim: the election below still settles a race,
+        # and reading it again would only add a 404, which Airflow logs as an error.
+        self.seen_absent = seen_absent
 
     async def sending(self) -> None:
-        current = await self._read()
+        current = None if self.seen_absent else await self._read()
+        self.seen_absent = False
         if _claimed_by_another(current, self.by) and not self.resend_ambiguous:
             raise _AnotherRunSends(current)
         if not self.elected:
@@ -298,6 +302,7 @@ class KieTaskTrigger(BaseTrigger):
             )
             return job
         claimed = stored.get(XCOM_KIE_CREATE_SENT)
+        seen_absent = claimed is None
         body = self.create.body
         while True:
             if claimed and not self.create.retry_ambiguous_create:
@@ -311,12 +316,12 @@ class KieTaskTrigger(BaseTrigger):
                     body["model"],
                     body["input"],
                     body.get("callBackUrl"),
-                    claim=_CreateClaim(self),
+                    claim=_CreateClaim(self, seen_absent=seen_absent),
                     callback_for=self._callback_target(),
                 )
                 break
             except _AnotherRunSends as other:
-                claimed = other.claim
+                claimed, seen_absent = other.claim, False
         job = KieJobRef.starting_now(task_id, self.create.timeout)
         self.log.info("Created Kie task %s (model %s)", job.kie_task_id, body["model"])
         await self._push_xcoms({XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
@@ -361,8 +366,16 @@ class KieTaskTrigger(BaseTrigger):
         return await push_xcoms(self.task_instance, values)
 
     async def _pull_xcoms(self) -> dict[str, Any]:
-        keys = (XCOM_KIE_TASK_ID, XCOM_KIE_TASK_DEADLINE, XCOM_KIE_CREATE_SENT)
-        return {key: await pull_xcom(self.task_instance, key) for key in keys}
+        # A create is claimed before its id is kept: with no claim there is nothing else to read (each
+        # key read and not found is a 404 that Airflow logs as an error in the triggerer's log).
+        claim = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
+        if claim is None:
+            return {XCOM_KIE_CREATE_SENT: None}
+        keys = (XCOM_KIE_TASK_ID, XCOM_KIE_TASK_DEADLINE)
+        return {
+            XCOM_KIE_CREATE_SENT: claim,
+            **{key: await pull_xcom(self.task_instance, key) for key in keys},
+        }
 
 
 # XCom of the Airflow task a trigger runs for. Without one (a trigger run by hand, or Airflow 2) nothing

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.support import AIRFLOW_3, RealAirflow, debian_program
+from tests.support import AIRFLOW_3, EXAMPLES, RealAirflow, debian_program
 
 pytestmark = [
     pytest.mark.system,
@@ -77,97 +77,156 @@ def admin_token(airflow: RealAirflow, base_url: str) -> str:
     return reply.json()["access_token"]
 
 
-def test_the_gallery_and_the_connection_form_in_a_browser(tmp_path, kie_emulator, chromium):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def ui_airflow(tmp_path_factory, chromium):
+    """A real Airflow 3 with the gallery DAG and the approval example, and an emulator of its own."""
+    from airflow_provider_kie.emulator import KieEmulator
 
-    kie_emulator.config.update({"waiting_seconds": 1, "generating_seconds": 3})
-    airflow = RealAirflow.with_dags(tmp_path, kie_emulator.connection_uri("kie-key"), {"kie_gallery.py": DAG})
-    airflow.env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
-    base_url = f"http://127.0.0.1:{airflow.env['AIRFLOW__API__PORT']}"
-    airflow.start_all()
-    try:
-        airflow.trigger_dag("kie_gallery")
-        state, _, _ = airflow.wait_for("the run to finish", lambda: airflow.finished_run("kie_gallery"))
-        assert state == "failed"  # the task whose Kie task fails, on purpose
+    root = tmp_path_factory.mktemp("ui")
+    approval = (EXAMPLES / "kie_human_approval.py").read_text()
+    with KieEmulator() as emulator:
+        emulator.config.update({"waiting_seconds": 1, "generating_seconds": 3})
+        airflow = RealAirflow.with_dags(
+            root,
+            emulator.connection_uri("kie-key"),
+            {"kie_gallery.py": DAG, "kie_human_approval.py": approval},
+        )
+        airflow.env.update({"AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "KIE_POLL_INTERVAL": "0.5"})
+        airflow.start_all()
+        try:
+            yield airflow, emulator, f"http://127.0.0.1:{airflow.env['AIRFLOW__API__PORT']}"
+        finally:
+            airflow.stop()
+
+
+@pytest.fixture
+def page(ui_airflow, chromium):
+    from playwright.sync_api import sync_playwright
+
+    airflow, _, base_url = ui_airflow
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_cookies([{"name": "_token", "value": admin_token(airflow, base_url), "url": base_url}])
+        yield context.new_page()
+        browser.close()
+
+
+def latest_run_id(airflow: RealAirflow, dag_id: str) -> str:
+    with airflow.db() as db:
+        (run_id,) = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,)
+        ).fetchone()
+    return run_id
+
+
+def test_the_gallery_and_the_connection_form_in_a_browser(ui_airflow, page):
+    from playwright.sync_api import expect
+
+    airflow, kie_emulator, base_url = ui_airflow
+    airflow.trigger_dag("kie_gallery")
+    state, _, _ = airflow.wait_for("the run to finish", lambda: airflow.finished_run("kie_gallery"))
+    assert state == "failed"  # the task whose Kie task fails, on purpose
+    run_id = latest_run_id(airflow, "kie_gallery")
+    gallery = f"{base_url}/kie/gallery"
+    # Behind Airflow's login: nothing without a token.
+    assert (
+        requests.get(gallery, params={"dag_id": "kie_gallery", "run_id": run_id}, timeout=30).status_code
+        == 401
+    )
+
+    # The run's page has a "Kie results" tab: every finished Kie task, its images loaded.
+    page.goto(f"{base_url}/dags/kie_gallery/runs/{quote(run_id)}")
+    page.get_by_text("Kie results", exact=True).click()
+    frame = page.frame_locator("iframe")
+    cards = frame.locator("article.card")
+    expect(cards).to_have_count(3, timeout=60_000)
+    images = frame.locator("article.card img")
+    expect(images).to_have_count(2)  # one result each for the two that succeeded
+    for index in range(2):
+        images.nth(index).scroll_into_view_if_needed()
+        expect(images.nth(index)).to_have_js_property("complete", True, timeout=30_000)
+        assert images.nth(index).evaluate("img => img.naturalWidth") > 0
+    stored_src = frame.locator("article.card", has_text="stored").locator("img").get_attribute("src")
+    assert stored_src is not None and stored_src.startswith("gallery/image?")  # the stored copy
+    expect(frame.locator("article.card", has_text="fails")).to_contain_text("failCode 500")
+    expect(frame.locator("article.card", has_text="kie_urls")).to_contain_text("The dress in blue")
+    screenshot(page, "gallery.png")
+
+    # The connection form: type kie, its fields relabelled, the key a password field.
+    page.goto(f"{base_url}/connections")
+    page.get_by_role("button", name="Add Connection").click()
+    page.locator("input[name=connection_id]").fill("kie_from_ui")
+    page.get_by_role("combobox").click()
+    page.keyboard.type("Kie")
+    page.get_by_role("option", name="Kie.ai").wait_for()
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("API key", exact=True)).to_be_visible()
+    assert page.locator("input[name=password]").get_attribute("type") == "password"
+    page.locator("input[name=host]").fill(kie_emulator.url)
+    page.locator("input[name=password]").fill("kie-key-from-ui")
+    screenshot(page, "connection-form.png")
+    page.get_by_role("button", name="Save").click()
+
+    # Its Test button on the list asks Kie for the credit balance with the stored key.
+    credit_requests = kie_emulator.count("credit")
+    row = page.get_by_role("row", name="kie_from_ui")
+    row.get_by_role("button", name="Test Connection").click()
+    expect(page.get_by_text("Test Connection Successful")).to_be_visible(timeout=30_000)
+    key_sha = hashlib.sha256(b"kie-key-from-ui").hexdigest()
+    credits = [r for r in kie_emulator.requests if r.endpoint == "credit"][credit_requests:]
+    assert [r.key_sha256 for r in credits] == [key_sha]
+
+    # Airflow's own bug, left as it is for other types (docs/upstream/connection-test-port.md): the
+    # body the list's Test button posts for a connection stored without a port.
+    airflow.cli("connections", "add", "http_repro", "--conn-type", "http", "--conn-host", "example.com",
+            "--conn-password", "s3cret")  # fmt: skip
+    ui_body = {"connection_id": "http_repro", "conn_type": "http", "host": "example.com", "port": 0,
+           "login": "", "schema": "", "password": "***", "extra": "", "description": ""}  # fmt: skip
+    headers = {"Authorization": f"Bearer {admin_token(airflow, base_url)}"}
+    reply = requests.post(f"{base_url}/api/v2/connections/test", json=ui_body, headers=headers, timeout=60)
+    assert (reply.status_code, "differs from the stored connection" in reply.text) == (400, True), reply.text
+    reply = requests.post(
+        f"{base_url}/api/v2/connections/test",
+        json={k: v for k, v in ui_body.items() if k != "port"},
+        headers=headers,
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+
+
+def test_a_person_approves_the_generated_image_in_its_form(ui_airflow, page):
+    from playwright.sync_api import expect
+
+    airflow, _, base_url = ui_airflow
+    airflow.trigger_dag("kie_human_approval")
+    run_id = latest_run_id(airflow, "kie_human_approval")
+
+    def awaiting_approval() -> bool:
         with airflow.db() as db:
-            (run_id,) = db.execute("SELECT run_id FROM dag_run").fetchone()
-        gallery = f"{base_url}/kie/gallery"
-        # Behind Airflow's login: nothing without a token.
-        assert (
-            requests.get(gallery, params={"dag_id": "kie_gallery", "run_id": run_id}, timeout=30).status_code
-            == 401
-        )
+            row = db.execute(
+                "SELECT state FROM task_instance WHERE dag_id = 'kie_human_approval' AND task_id = 'approve' "
+                "AND run_id = ?",
+                (run_id,),
+            ).fetchone()
+        return bool(row and row[0] == "deferred")
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.add_cookies(
-                [{"name": "_token", "value": admin_token(airflow, base_url), "url": base_url}]
-            )
-            page = context.new_page()
+    airflow.wait_for("the approval task to wait for a person", awaiting_approval)
+    page.goto(f"{base_url}/dags/kie_human_approval/runs/{quote(run_id)}/tasks/approve/required_actions")
+    form = page.locator("main")
+    image = form.get_by_role("img", name="The generated image")
+    expect(image).to_have_js_property("complete", True, timeout=60_000)
+    assert image.evaluate("img => img.naturalWidth") > 0  # the stored result, through the plugin
+    expect(form).to_contain_text("The dress in deep red silk")
+    screenshot(page, "approval.png")
+    form.get_by_role("button", name="Approve").click()
 
-            # The run's page has a "Kie results" tab: every finished Kie task, its images loaded.
-            page.goto(f"{base_url}/dags/kie_gallery/runs/{quote(run_id)}")
-            page.get_by_text("Kie results", exact=True).click()
-            frame = page.frame_locator("iframe")
-            cards = frame.locator("article.card")
-            expect(cards).to_have_count(3, timeout=60_000)
-            images = frame.locator("article.card img")
-            expect(images).to_have_count(2)  # one result each for the two that succeeded
-            for index in range(2):
-                images.nth(index).scroll_into_view_if_needed()
-                expect(images.nth(index)).to_have_js_property("complete", True, timeout=30_000)
-                assert images.nth(index).evaluate("img => img.naturalWidth") > 0
-            stored_src = frame.locator("article.card", has_text="stored").locator("img").get_attribute("src")
-            assert stored_src is not None and stored_src.startswith("gallery/image?")  # the stored copy
-            expect(frame.locator("article.card", has_text="fails")).to_contain_text("failCode 500")
-            expect(frame.locator("article.card", has_text="kie_urls")).to_contain_text("The dress in blue")
-            screenshot(page, "gallery.png")
-
-            # The connection form: type kie, its fields relabelled, the key a password field.
-            page.goto(f"{base_url}/connections")
-            page.get_by_role("button", name="Add Connection").click()
-            page.locator("input[name=connection_id]").fill("kie_from_ui")
-            page.get_by_role("combobox").click()
-            page.keyboard.type("Kie")
-            page.get_by_role("option", name="Kie.ai").wait_for()
-            page.keyboard.press("Enter")
-            expect(page.get_by_text("API key", exact=True)).to_be_visible()
-            assert page.locator("input[name=password]").get_attribute("type") == "password"
-            page.locator("input[name=host]").fill(kie_emulator.url)
-            page.locator("input[name=password]").fill("kie-key-from-ui")
-            screenshot(page, "connection-form.png")
-            page.get_by_role("button", name="Save").click()
-
-            # Its Test button on the list asks Kie for the credit balance with the stored key.
-            credit_requests = kie_emulator.count("credit")
-            row = page.get_by_role("row", name="kie_from_ui")
-            row.get_by_role("button", name="Test Connection").click()
-            expect(page.get_by_text("Test Connection Successful")).to_be_visible(timeout=30_000)
-            key_sha = hashlib.sha256(b"kie-key-from-ui").hexdigest()
-            credits = [r for r in kie_emulator.requests if r.endpoint == "credit"][credit_requests:]
-            assert [r.key_sha256 for r in credits] == [key_sha]
-            browser.close()
-
-        # Airflow's own bug, left as it is for other types (docs/upstream/connection-test-port.md): the
-        # body the list's Test button posts for a connection stored without a port.
-        airflow.cli("connections", "add", "http_repro", "--conn-type", "http", "--conn-host", "example.com",
-                    "--conn-password", "s3cret")  # fmt: skip
-        ui_body = {"connection_id": "http_repro", "conn_type": "http", "host": "example.com", "port": 0,
-                   "login": "", "schema": "", "password": "***", "extra": "", "description": ""}  # fmt: skip
-        headers = {"Authorization": f"Bearer {admin_token(airflow, base_url)}"}
-        reply = requests.post(
-            f"{base_url}/api/v2/connections/test", json=ui_body, headers=headers, timeout=60
-        )
-        assert (reply.status_code, "differs from the stored connection" in reply.text) == (400, True), (
-            reply.text
-        )
-        reply = requests.post(
-            f"{base_url}/api/v2/connections/test",
-            json={k: v for k, v in ui_body.items() if k != "port"},
-            headers=headers,
-            timeout=60,
-        )
-        assert reply.status_code == 200, reply.text
-    finally:
-        airflow.stop()
+    state, _, _ = airflow.wait_for("the run to finish", lambda: airflow.finished_run("kie_human_approval"))
+    assert state == "success", airflow.describe()
+    with airflow.db() as db:
+        (published,) = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = 'kie_human_approval' AND task_id = 'publish' AND run_id = ?",
+            (run_id,),
+        ).fetchone()
+    (path,) = json.loads(published)
+    assert Path(path.removeprefix("file://")).read_bytes().startswith(b"\x89PNG")
