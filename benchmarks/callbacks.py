@@ -100,6 +100,12 @@ def run(variant: str, tasks: int, generating: float, spread: float) -> dict:
             if task is not None and r.code == 200 and r.at >= task.done_at:
                 first_read_after_end.setdefault(task.task_id, r.at - task.done_at)
         detected = list(first_read_after_end.values())
+        # Where a detection's time goes: Kie's end to the callback answered by the API server.
+        answered = [
+            c["answered_at"] - emulator.state.tasks[c["task_id"]].done_at
+            for c in emulator.state.callbacks
+            if c.get("answered_at")
+        ]
         latencies = []  # and to the end of the Airflow task
         for task_id, value in ids.items():
             kie_id = value if value in emulator.state.tasks else json.loads(value)  # PostgreSQL decodes JSON
@@ -119,6 +125,8 @@ def run(variant: str, tasks: int, generating: float, spread: float) -> dict:
             "detection_latency_p99_seconds": percentile(detected, 0.99),
             "detection_latency_max_seconds": max(detected),
             "detection_latency_mean_seconds": statistics.mean(detected),
+            "callback_answered_p50_seconds": percentile(answered, 0.5) if answered else None,
+            "callback_answered_p99_seconds": percentile(answered, 0.99) if answered else None,
             "end_latency_p50_seconds": percentile(latencies, 0.5),
             "end_latency_p99_seconds": percentile(latencies, 0.99),
             "recordInfo_requests": len(polls),

@@ -56,6 +56,7 @@ async def _deliver_callback(state: EmulatorState, task: EmulatedTask) -> None:
                     delivery["status"] = response.status
                     if response.status == 200:
                         delivery["delivered"] = True
+                        delivery["answered_at"] = time.time()
                         return
             except Exception as error:  # a failed delivery is recorded, never raised: Kie does the same
                 delivery["error"] = type(error).__name__
