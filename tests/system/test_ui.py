@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.support import AIRFLOW_3, EXAMPLES, RealAirflow, debian_program
+from tests.support import AIRFLOW_3, EXAMPLES, RealAirflow, debian_program, wait_for_port
 
 pytestmark = [
     pytest.mark.system,
@@ -68,7 +68,9 @@ def screenshot(page, name: str) -> None:
 
 
 def admin_token(airflow: RealAirflow, base_url: str) -> str:
-    passwords = json.loads((airflow.home / "simple_auth_manager_passwords.json.generated").read_text())
+    generated = airflow.home / "simple_auth_manager_passwords.json.generated"
+    airflow.wait_for("the API server to write its admin password", generated.exists)
+    passwords = json.loads(generated.read_text())
     username, password = next(iter(passwords.items()))
     reply = requests.post(
         f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30
@@ -93,6 +95,8 @@ def ui_airflow(tmp_path_factory, chromium):
         )
         airflow.env.update({"AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "KIE_POLL_INTERVAL": "0.5"})
         airflow.start_all()
+        port = int(airflow.env["AIRFLOW__API__PORT"])
+        wait_for_port(port, airflow.processes["api-server"], "the API server", timeout=180)
         try:
             yield airflow, emulator, f"http://127.0.0.1:{airflow.env['AIRFLOW__API__PORT']}"
         finally:
@@ -209,17 +213,16 @@ def test_a_person_approves_the_generated_image_in_its_form(ui_airflow, page):
                 "AND run_id = ?",
                 (run_id,),
             ).fetchone()
-        return bool(row and row[0] == "deferred")
+        return bool(row and row[0] == "awaiting_input")
 
     airflow.wait_for("the approval task to wait for a person", awaiting_approval)
     page.goto(f"{base_url}/dags/kie_human_approval/runs/{quote(run_id)}/tasks/approve/required_actions")
-    form = page.locator("main")
-    image = form.get_by_role("img", name="The generated image")
+    image = page.locator("img[alt='The generated image']")
     expect(image).to_have_js_property("complete", True, timeout=60_000)
     assert image.evaluate("img => img.naturalWidth") > 0  # the stored result, through the plugin
-    expect(form).to_contain_text("The dress in deep red silk")
+    expect(page.get_by_text("The dress in deep red silk")).to_be_visible()
     screenshot(page, "approval.png")
-    form.get_by_role("button", name="Approve").click()
+    page.get_by_role("button", name="Approve").click()
 
     state, _, _ = airflow.wait_for("the run to finish", lambda: airflow.finished_run("kie_human_approval"))
     assert state == "success", airflow.describe()
