@@ -87,7 +87,16 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "boolean",
                         "example": "False",
                         "default": "True",
-                    }
+                    },
+                    "callback_safety_net_interval": {
+                        "description": "Seconds between the polls of a task that waits for Kie's "
+                        "callback (a callback may be lost), at least: with many tasks waiting, a "
+                        "triggerer spreads them further, to 2 recordInfo calls a second in all.",
+                        "version_added": "0.2.0",
+                        "type": "float",
+                        "example": "60",
+                        "default": "60",
+                    },
                 },
             }
         },

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 HINT_READ_INTERVAL = 1.0
 #: How often a task is polled after its hint came, should Kie not report it finished yet.
 AFTER_HINT_INTERVAL = 3.0
-#: How often a task waiting for its callback is polled anyway (a callback may be lost), at least.
+#: How often a task waiting for its callback is polled anyway (a callback may be lost), at least, unless
+#: ``[kie] callback_safety_net_interval`` says otherwise.
 SAFETY_NET_INTERVAL = 60.0
 #: The recordInfo reads per second a triggerer's safety-net polls may take together (a fifth of Kie's
 #: 10 per key), so the reads hints ask for are not queued behind them: 1,000 waiting tasks are each
@@ -32,6 +33,12 @@ def _list_hint_keys() -> frozenset[str]:
     from airflow.sdk import Variable
 
     return frozenset(Variable.keys(prefix=HINT_PREFIX))
+
+
+def safety_net_interval() -> float:
+    from airflow.providers.common.compat.sdk import conf
+
+    return conf.getfloat("kie", "callback_safety_net_interval", fallback=SAFETY_NET_INTERVAL)
 
 
 def hints_supported() -> bool:

@@ -24,10 +24,10 @@ from airflow_provider_kie.results import (
     result_xcoms,
 )
 from airflow_provider_kie.triggers.hints import (
-    SAFETY_NET_INTERVAL,
     HintedSleep,
     hints_supported,
     process_hints,
+    safety_net_interval,
 )
 from airflow_provider_kie.waiting import PollPolicy, wait_async
 
@@ -276,15 +276,17 @@ class KieTaskTrigger(BaseTrigger):
             and hints_supported()
         ):
             return await wait_async(hook, job, self.poll_policy, self.log)
+        interval = safety_net_interval()
         self.log.info(
-            "Kie task %s: waiting for Kie's callback (polling every %.0f s meanwhile, in case it is lost)",
+            "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in case "
+            "it is lost)",
             job.kie_task_id,
-            SAFETY_NET_INTERVAL,
+            interval,
         )
         policy = dataclasses.replace(
             self.poll_policy,
-            initial_interval=max(self.poll_policy.initial_interval, SAFETY_NET_INTERVAL),
-            max_interval=max(self.poll_policy.max_interval, SAFETY_NET_INTERVAL),
+            initial_interval=max(self.poll_policy.initial_interval, interval),
+            max_interval=max(self.poll_policy.max_interval, interval),
         )
         sleep = HintedSleep(process_hints(), job.kie_task_id, job.deadline)
         return await wait_async(hook, job, policy, self.log, sleep=sleep, read_first=False)

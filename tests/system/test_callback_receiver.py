@@ -87,6 +87,8 @@ def test_callbacks_wake_waiting_tasks_and_what_kie_did_not_send_wakes_nothing(tm
             "AIRFLOW_CONN_KIE_DEFAULT": json.dumps(connection),
             "KIE_BATCH_SIZE": str(EDITS),
             "KIE_POLL_INTERVAL": "0.5",
+            # The lost callbacks' tasks are found by the safety-net poll: sooner than its 60 s default.
+            "AIRFLOW__KIE__CALLBACK_SAFETY_NET_INTERVAL": "15",
         }
     )
     airflow.start_all()
