@@ -10,6 +10,8 @@ never takes the body's word for the outcome.
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -94,8 +96,6 @@ async def _read_body(request: Request) -> bytes:
 
 def _authorized(ref: str, token: str) -> tuple[CallbackTarget, Any]:
     """The target and its connection's settings, if ``token`` is the one its API key mints."""
-    import hmac
-
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
@@ -127,7 +127,8 @@ def _kie_task_id(body: bytes) -> str:
 
 def _leave_hint(target: CallbackTarget, kie_task_id: str, timestamp: str | None, prune: bool) -> None:
     """Refuse a task the target does not wait for, or a signed callback already received; else leave
-    the hint. One transaction, so two API server workers cannot both take one replay."""
+    the hint. The hint's row is locked while it is read and written, so two API server workers cannot
+    both take a replay of a callback already received."""
     from airflow.models.variable import Variable
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -151,8 +152,6 @@ def _leave_hint(target: CallbackTarget, kie_task_id: str, timestamp: str | None,
         seen: list[str] = []
         if existing is not None:
             try:
-                import json
-
                 seen = list(json.loads(existing.val or "{}").get("timestamps", []))
             except (ValueError, AttributeError):
                 seen = []
