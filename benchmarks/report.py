@@ -417,7 +417,7 @@ def callbacks_section(report: dict) -> list[str]:
                 row(
                     "end of the Airflow task p50 / p99 (s)",
                     lambda r: f"{fmt(r['end_latency_p50_seconds'])} / {fmt(r['end_latency_p99_seconds'])}",
-                ),  # fmt: skip
+                ),
                 row("recordInfo per task", lambda r: fmt(r["recordInfo_per_task"])),
                 row("recordInfo 429s", lambda r: fmt(r["recordInfo_429s"])),
                 row("makespan (s)", lambda r: fmt(r["makespan_seconds"])),
