@@ -224,7 +224,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             body.get("callBackUrl"),
             # Only a deferred wait listens for Kie's callback (docs/callbacks.md).
             callback_for=CallbackTarget.of(self.kie_conn_id, context["ti"])
-            if self.deferrable and self.wait_for_completion
+            if self.deferrable and self.wait_for_completion and self.hook.settings.callback_base_url
             else None,
         )
         return KieJobRef.starting_now(kie_task_id, timeout).to_dict()
