@@ -104,6 +104,7 @@ class TestOperator:
             "end_from_trigger",
             "store",
             "resume_not_before",
+            "await_callback",
         }
         assert kwargs["create"] is None and kwargs["end_from_trigger"] is True
         assert kwargs["job"]["kie_task_id"] in kie_emulator.state.tasks
