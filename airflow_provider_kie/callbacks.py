@@ -71,7 +71,19 @@ class CallbackTarget:
     def url(self, base_url: str, api_key: str) -> str:
         """The ``callBackUrl``: ``<base>/kie/callbacks/<ref>?token=<token>`` (Airflow's access log hides
         a ``token`` query value)."""
-        return f"{base_url.rstrip('/')}{PLUGIN_PREFIX}/callbacks/{self.ref}?token={callback_token(api_key, self.ref)}"
+        return f"{receiver_url(base_url)}{self.ref}?token={callback_token(api_key, self.ref)}"
+
+
+def receiver_url(base_url: str) -> str:
+    """Where the plugin on the API server at ``base_url`` takes Kie's callbacks (a task's ref follows)."""
+    return f"{base_url.rstrip('/')}{PLUGIN_PREFIX}/callbacks/"
+
+
+def calls_back(param: Mapping[str, Any] | None, base_url: str) -> bool:
+    """Whether a Kie task created with ``param`` (its createTask body, as recordInfo reports it) calls
+    the plugin at ``base_url`` back when it ends."""
+    url = (param or {}).get("callBackUrl")
+    return isinstance(url, str) and url.startswith(receiver_url(base_url))
 
 
 def callback_token(api_key: str, ref: str) -> str:

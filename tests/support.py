@@ -41,9 +41,11 @@ EDIT_INPUT = {
 
 
 class FakeTI:
-    """Just enough of a task instance for xcom_push and the resumable mixin's stats tags."""
+    """Just enough of a task instance for xcom_push, the resumable mixin's stats tags and a callback
+    URL's reference."""
 
     stats_tags: dict = {}
+    dag_id, task_id, run_id, map_index = "dag", "edit", "manual__2026-11-29", -1
 
     def __init__(self):
         self.xcom: dict = {}

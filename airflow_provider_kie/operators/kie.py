@@ -222,9 +222,10 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             body["model"],
             body["input"],
             body.get("callBackUrl"),
-            # Only a deferred wait listens for Kie's callback (docs/callbacks.md).
+            # A deferred wait listens for Kie's callback, and so may a deferred sensor of a task this
+            # operator does not wait for; a worker's wait only polls (docs/callbacks.md).
             callback_for=CallbackTarget.of(self.kie_conn_id, context["ti"])
-            if self.deferrable and self.wait_for_completion and self.hook.settings.callback_base_url
+            if (self.deferrable or not self.wait_for_completion) and self.hook.settings.callback_base_url
             else None,
         )
         return KieJobRef.starting_now(kie_task_id, timeout).to_dict()

@@ -63,35 +63,34 @@ class _Left:
     seconds: float | None = None
 
 
-def run_cards(dag_id: str, run_id: str) -> list[Card]:
-    """A card per Kie task the run's task instances left a record of, in task, map index, item order."""
+def run_cards(dag_id: str, run_id: str, task: tuple[str, int] | None = None) -> list[Card]:
+    """A card per Kie task the run's task instances (or only ``task``: its task id and map index) left
+    a record of, in task, map index, item order."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    def of_run(model: Any) -> list[Any]:
+        where = [model.dag_id == dag_id, model.run_id == run_id]
+        if task is not None:
+            where += [model.task_id == task[0], model.map_index == task[1]]
+        return where
+
     left: dict[tuple[str, int], _Left] = {}
     with create_session() as session:
         for row in session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == run_id,
-                XComModel.key.in_([XCOM_KIE_TASK, RETURN_VALUE]),
-            )
+            select(XComModel).where(*of_run(XComModel), XComModel.key.in_([XCOM_KIE_TASK, RETURN_VALUE]))
         ):
             left.setdefault((row.task_id, row.map_index), _Left()).xcom[row.key] = (
                 XComModel.deserialize_value(row)
             )
-        for ti in session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-        ):
+        for ti in session.scalars(select(TaskInstance).where(*of_run(TaskInstance))):
             if (found := left.get((ti.task_id, ti.map_index))) is not None:
                 found.state, found.seconds = ti.state, ti.duration
         for fields in session.scalars(
-            select(RenderedTaskInstanceFields).where(
-                RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id
-            )
+            select(RenderedTaskInstanceFields).where(*of_run(RenderedTaskInstanceFields))
         ):
             if (found := left.get((fields.task_id, fields.map_index))) is not None:
                 found.rendered = fields.rendered_fields if isinstance(fields.rendered_fields, dict) else {}
@@ -260,7 +259,8 @@ def router() -> APIRouter:
         item: int = Query(-1),
         index: int = Query(0),
     ) -> StreamingResponse:
-        card = next((c for c in run_cards(dag_id, run_id) if c.key == (task_id, map_index, item)), None)
+        cards = run_cards(dag_id, run_id, task=(task_id, map_index))
+        card = next((c for c in cards if c.key == (task_id, map_index, item)), None)
         if card is None or not 0 <= index < len(card.returned) or _shown(card.returned[index]):
             raise HTTPException(404, "no such stored result")
         from airflow.providers.common.compat.sdk import ObjectStoragePath

@@ -28,7 +28,8 @@ class KieTaskSensor(BaseSensorOperator):
     :param kie_task_id: the Kie task id (templated), e.g. ``create.output`` of a
         ``KieCreateTaskOperator(wait_for_completion=False)``.
     :param kie_conn_id: connection of type ``kie``.
-    :param deferrable: wait in the triggerer (``poke_interval`` is then the first poll interval).
+    :param deferrable: wait in the triggerer (``poke_interval`` is then the first poll interval); a
+        task created with the connection's ``callback_base_url`` is then awaited by its callback.
     :param end_from_trigger: when deferred, a success ends the task in the triggerer (no worker resume).
 
     Modes ``poke`` and ``reschedule`` work as for any sensor; ``timeout`` is the sensor's own. In every

@@ -109,14 +109,15 @@ def process_hints() -> CallbackHints:
 
 class HintedSleep:
     """The sleep between polls of a task whose callback is awaited: ends early when its hint is seen,
-    and lasts long enough that the process's safety-net polls stay within
-    :data:`SAFETY_NET_READS_PER_SECOND` (never past ``deadline``); after the hint, sleeps at most
-    :data:`AFTER_HINT_INTERVAL`."""
+    and lasts at least ``safety_net`` seconds and long enough that the process's safety-net polls stay
+    within :data:`SAFETY_NET_READS_PER_SECOND` (never past ``deadline``); after the hint, sleeps at
+    most :data:`AFTER_HINT_INTERVAL`."""
 
-    def __init__(self, hints: CallbackHints, kie_task_id: str, deadline: float) -> None:
+    def __init__(self, hints: CallbackHints, kie_task_id: str, deadline: float, safety_net: float) -> None:
         self.hints = hints
         self.kie_task_id = kie_task_id
         self.deadline = deadline
+        self.safety_net = safety_net
         self.hinted = False
 
     async def __call__(self, delay: float) -> None:
@@ -124,5 +125,5 @@ class HintedSleep:
             await asyncio.sleep(min(delay, AFTER_HINT_INTERVAL))
             return
         spread = (len(self.hints.waiting) + 1) / SAFETY_NET_READS_PER_SECOND * random.uniform(0.8, 1.2)
-        timeout = min(max(delay, spread), max(delay, self.deadline - time.time()))
+        timeout = min(max(delay, self.safety_net, spread), max(delay, self.deadline - time.time()))
         self.hinted = await self.hints.wait(self.kie_task_id, timeout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -13,7 +12,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_kie import models, storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
-from airflow_provider_kie.callbacks import CallbackTarget
+from airflow_provider_kie.callbacks import CallbackTarget, calls_back
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
@@ -266,30 +265,38 @@ class KieTaskTrigger(BaseTrigger):
             return KieTaskEvent.failed_with(job, error)
 
     async def _wait(self, hook: KieAsyncHook, job: KieJobRef) -> KieTask:
-        """Poll, or, when Kie calls this connection's ``/kie`` plugin back, wait for its hint and poll
-        only as a safety net (docs/callbacks.md)."""
+        """Poll; when Kie calls this connection's ``/kie`` plugin back for the task (known when it was
+        created so, else seen in its ``param`` on a read: a sensor's task), wait for the hint instead and
+        poll only as a safety net (docs/callbacks.md)."""
         settings = await hook.get_settings()
-        if not (
-            self.await_callback
-            and settings.callback_base_url
-            and self.task_instance is not None
-            and hints_supported()
-        ):
+        base_url = settings.callback_base_url
+        if base_url is None or self.task_instance is None or not hints_supported():
             return await wait_async(hook, job, self.poll_policy, self.log)
-        interval = safety_net_interval()
-        self.log.info(
-            "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in case "
-            "it is lost)",
-            job.kie_task_id,
-            interval,
+        hinted = HintedSleep(process_hints(), job.kie_task_id, job.deadline, safety_net_interval())
+        awaited = False
+
+        def await_callback() -> None:
+            nonlocal awaited
+            awaited = True
+            self.log.info(
+                "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in "
+                "case it is lost)",
+                job.kie_task_id,
+                hinted.safety_net,
+            )
+
+        def observe(outcome: KieTask | KieError) -> None:
+            if not awaited and isinstance(outcome, KieTask) and calls_back(outcome.param, base_url):
+                await_callback()
+
+        async def sleep(delay: float) -> None:
+            await (hinted(delay) if awaited else asyncio.sleep(delay))
+
+        if self.await_callback:
+            await_callback()
+        return await wait_async(
+            hook, job, self.poll_policy, self.log, observe, sleep, read_first=not self.await_callback
         )
-        policy = dataclasses.replace(
-            self.poll_policy,
-            initial_interval=max(self.poll_policy.initial_interval, interval),
-            max_interval=max(self.poll_policy.max_interval, interval),
-        )
-        sleep = HintedSleep(process_hints(), job.kie_task_id, job.deadline)
-        return await wait_async(hook, job, policy, self.log, sleep=sleep, read_first=False)
 
     def _callback_target(self) -> CallbackTarget | None:
         return None if self.task_instance is None else CallbackTarget.of(self.kie_conn_id, self.task_instance)

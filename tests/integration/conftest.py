@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from aiohttp import web
 
 from airflow_provider_kie.emulator import KieEmulator
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
+from airflow_provider_kie.testing import EMULATOR_API_KEY
 from airflow_provider_kie.triggers import kie as kie_triggers
 from tests.support import CallbackReceiver, TriggererXCom
+
+#: The API server that connection ``kie_default`` names in ``callback_base_url`` (nothing listens there:
+#: the emulator's callbacks fail, as a lost callback does).
+CALLBACK_BASE_URL = "http://127.0.0.1:9/airflow"
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +77,15 @@ async def callback_receiver():
     receiver.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/callback"
     yield receiver
     await runner.cleanup()
+
+
+@pytest.fixture
+def calling_back(kie_emulator, monkeypatch) -> str:
+    """Connection ``kie_default`` with ``callback_base_url``: Kie calls the provider's plugin back."""
+    connection = json.loads(kie_emulator.connection_uri(EMULATOR_API_KEY))
+    connection["extra"]["callback_base_url"] = CALLBACK_BASE_URL
+    monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", json.dumps(connection))
+    return CALLBACK_BASE_URL
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, TaskDeferred
 
 from airflow_provider_kie import links, models
+from airflow_provider_kie.callbacks import receiver_url
 from airflow_provider_kie.exceptions import KieTaskFailedError
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators import kie as kie_operators
@@ -143,6 +144,18 @@ class TestOperator:
         result = edit_operator(wait_for_completion=False).execute(ctx)
         assert result == ctx["ti"].xcom["kie_task_id"] == next(iter(kie_emulator.state.tasks))
         assert kie_emulator.count("recordInfo") == 0
+
+    def test_a_task_not_waited_for_calls_back_for_a_sensor_to_await(self, kie_emulator, calling_back):
+        ctx = context()
+        kie_task_id = edit_operator(wait_for_completion=False).execute(ctx)
+        url = kie_emulator.state.tasks[kie_task_id].body["callBackUrl"]
+        assert url.startswith(receiver_url(calling_back)) and "?token=" in url
+        assert EMULATOR_API_KEY not in url
+
+    def test_a_wait_on_a_worker_sends_no_callback(self, kie_emulator, calling_back):
+        edit_operator(deferrable=False).execute(context())
+        (task,) = kie_emulator.state.tasks.values()
+        assert "callBackUrl" not in task.body  # a worker's wait polls; nothing would listen
 
     def test_failed_task_raises_with_code_and_message(self, kie_emulator):
         with pytest.raises(KieTaskFailedError) as info:

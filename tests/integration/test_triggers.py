@@ -12,10 +12,12 @@ import pytest
 from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie import models
+from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.triggers import kie as kie_triggers
+from airflow_provider_kie.triggers.hints import CallbackHints, hints_supported
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, run_trigger
@@ -282,6 +284,49 @@ class TestTrigger:
         again = KieTaskTrigger(**json.loads(json.dumps(kwargs)))
         assert again.serialize() == (classpath, kwargs)
         assert ("abc" if "job" in mode else "create=") in repr(trigger)
+
+
+@pytest.mark.skipif(not hints_supported(), reason="a trigger lists callback hints from Airflow 3.3")
+class TestAwaitingKiesCallback:
+    """A sensor's trigger (a task it did not create) learns from Kie's record whether Kie calls this
+    deployment back for the task; only then does it wait for the hint instead of polling."""
+
+    def hints(self, monkeypatch, kie_emulator):
+        listings = []
+
+        def list_keys():  # the plugin keeps a hint once Kie's task has ended and called back
+            listings.append(time.time())
+            ended = [t for t in kie_emulator.state.tasks.values() if t.done_at <= time.time()]
+            return frozenset(HINT_PREFIX + t.task_id for t in ended)
+
+        monkeypatch.setattr(kie_triggers, "process_hints", lambda: CallbackHints(list_keys))
+        return listings
+
+    def test_a_task_that_calls_back_is_read_again_only_after_its_hint(
+        self, kie_emulator, calling_back, triggerer_xcom, monkeypatch
+    ):
+        kie_emulator.config.update({"null_seconds": 0, "generating_seconds": 1.5})
+        listings = self.hints(monkeypatch, kie_emulator)
+        target = CallbackTarget("kie_default", "dag", "make", "run")
+        kie_task_id = KieHook().create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT, callback_for=target)
+        event = triggerer_xcom.run_in_triggerer(wait_trigger(kie_task_id, 60, poll_policy=FAST)).payload
+        assert event["status"] == "success"
+        # The first read saw the callback URL; the second came with the hint (polling every 0.05 s
+        # would have read ~30 times).
+        assert kie_emulator.count("recordInfo") == 2
+        assert listings
+
+    def test_a_task_that_calls_elsewhere_or_nowhere_is_polled(
+        self, kie_emulator, calling_back, triggerer_xcom, monkeypatch
+    ):
+        kie_emulator.config.update({"null_seconds": 0, "generating_seconds": 0.5})
+        listings = self.hints(monkeypatch, kie_emulator)
+        hook = KieHook()
+        for callback_url in (None, "https://hooks.example.com/kie/callbacks/x"):
+            kie_task_id = hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT, callback_url)
+            trigger = wait_trigger(kie_task_id, 60, poll_policy=FAST)
+            assert triggerer_xcom.run_in_triggerer(trigger).payload["status"] == "success"
+        assert kie_emulator.count("recordInfo") > 4 and not listings
 
 
 def test_a_trigger_run_by_hand_leaves_no_unclosed_session(kie_emulator):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, callback_token
+from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, callback_token, calls_back
 from airflow_provider_kie.triggers.hints import CallbackHints, HintedSleep
 
 TARGET = CallbackTarget("kie_default", "dag", "edit", "manual__2026-11-29T00:00:00+00:00", 3)
@@ -23,6 +23,16 @@ def test_callback_url_names_its_task_instance_and_carries_a_token_of_the_key():
     assert callback_token("another-key", TARGET.ref) != token  # only the key's holder mints it
     other = CallbackTarget("kie_default", "dag", "edit", TARGET.run_id, 4)
     assert callback_token("kie-key", other.ref) != token  # and it wakes only its own task instance
+
+
+def test_a_task_calls_back_when_its_callback_url_is_this_deployments_plugin():
+    url = TARGET.url("https://airflow.example.com/base/", "kie-key")
+    assert calls_back({"callBackUrl": url}, "https://airflow.example.com/base")
+    assert not calls_back({"callBackUrl": url}, "https://airflow.example.com")
+    assert not calls_back(
+        {"callBackUrl": "https://hooks.example.com/kie/callbacks/x"}, "https://hooks.example.com/k"
+    )
+    assert not calls_back({}, "https://airflow.example.com/base") and not calls_back(None, "https://a")
 
 
 @pytest.mark.parametrize("ref", ["", "x", "bm90IGpzb24", "WzEsMiwzXQ", "WyJhIiwiYiIsImMiLCJkIiwiZSJd"])
@@ -53,7 +63,9 @@ def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only
     async def main():
         hints = CallbackHints(failing)
         assert await hints.wait("a", 1.5) is False  # the safety-net poll happens, nothing raised
-        sleep = HintedSleep(CallbackHints(lambda: frozenset({HINT_PREFIX + "a"})), "a", time.time() + 3600)
+        sleep = HintedSleep(
+            CallbackHints(lambda: frozenset({HINT_PREFIX + "a"})), "a", time.time() + 3600, safety_net=60
+        )
         await asyncio.wait_for(sleep(3600), 10)  # its hint ends the long safety-net sleep
         assert sleep.hinted
         await asyncio.wait_for(sleep(3600), 10)  # later sleeps are at most AFTER_HINT_INTERVAL
@@ -65,7 +77,7 @@ def test_safety_net_polls_of_many_waiting_tasks_stay_within_their_share_of_kies_
     async def main():
         hints = CallbackHints(lambda: frozenset())
         hints.waiting.update({str(i): set() for i in range(999)})  # 999 other tasks wait in this process
-        sleep = HintedSleep(hints, "a", deadline=time.time() + 3600)
+        sleep = HintedSleep(hints, "a", deadline=time.time() + 3600, safety_net=60)
         timeouts = []
         real_wait = hints.wait
 
@@ -76,7 +88,7 @@ def test_safety_net_polls_of_many_waiting_tasks_stay_within_their_share_of_kies_
         hints.wait = wait
         await sleep(60)
         hints.wait = real_wait
-        near_deadline = HintedSleep(hints, "b", deadline=time.time() + 100)
+        near_deadline = HintedSleep(hints, "b", deadline=time.time() + 100, safety_net=60)
         near_deadline.hints.wait = wait
         await near_deadline(60)
         return timeouts
