@@ -28,6 +28,8 @@ PLUGIN_PREFIX = "/kie"
 #: A callback the receiver accepted is kept as an Airflow Variable named this plus the Kie task id: a
 #: hint that waiting triggers find by listing the keys (one request per triggerer, not per task).
 HINT_PREFIX = "kie_callback."
+#: The header a triggerer's hint reader sends its :func:`hints_token` in.
+HINTS_HEADER = "X-Kie-Hints-Token"
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,18 @@ def calls_back(param: Mapping[str, Any] | None, base_url: str) -> bool:
 def callback_token(api_key: str, ref: str) -> str:
     """HMAC of the reference under a key derived from the API key: only a holder of the key can mint it,
     and it wakes only its own task instance."""
+    return _mint(api_key, ref)
+
+
+def hints_token(api_key: str, conn_id: str) -> str:
+    """What a triggerer shows the plugin to list the hints (``GET /kie/hints``): only a holder of the
+    connection's API key can mint it."""
+    return _mint(api_key, f"hints:{conn_id}")
+
+
+def _mint(api_key: str, message: str) -> str:
     derived = hmac.new(api_key.encode(), b"airflow-provider-kie callback token", hashlib.sha256).digest()
-    digest = hmac.new(derived, ref.encode(), hashlib.sha256).digest()
+    digest = hmac.new(derived, message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 

@@ -64,6 +64,12 @@ def row_maker(columns: list[dict]):
     return row
 
 
+def heading(title: str, report: dict) -> list[str]:
+    """A section's title, then the command that wrote ``report`` (and its note, if any)."""
+    note = f" ({report['note']})" if report.get("note") else ""
+    return [f"## {title}", "", f"`{report['command']}`{note}", ""]
+
+
 def fmt(value, digits=3) -> str:
     return "—" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
@@ -271,10 +277,7 @@ def sharing_section(report: dict) -> list[str]:
     row = row_maker([variants[name] for name in names])
 
     return [
-        "## Sharing one key between processes",
-        "",
-        f"`{report['command']}`",
-        "",
+        *heading("Sharing one key between processes", report),
         f"{v0['processes']} processes, each with its own limiter and nothing shared, create {v0['creates']} Kie tasks",
         f"in all on one key ({v0['concurrency_per_process']} calls at a time each), started together; the emulator",
         f"enforces Kie's 20 createTask per {v0['window_seconds']:g} s per key (a 429 creates nothing). *fixed*: each",
@@ -333,10 +336,7 @@ def distributed_section(report: dict) -> list[str]:
     row = row_maker([r for _, r in columns])
     first = runs[0]
     return [
-        "## Many triggerers and workers on one key (CeleryExecutor)",
-        "",
-        f"`{report['command']}`" + (f" ({report['note']})" if report.get("note") else ""),
-        "",
+        *heading("Many triggerers and workers on one key (CeleryExecutor)", report),
         "A real Airflow 3.3: CeleryExecutor with 2 workers of 16 slots (Redis), 3 triggerers (HA), PostgreSQL;",
         f"{first['edits']} mapped Seedream edits on one key; the emulator enforces Kie's limits. *deferrable*: created",
         "and awaited in the triggerers; *workers*: `deferrable=False`, created and awaited in the workers' slots;",
@@ -387,10 +387,7 @@ def callbacks_section(report: dict) -> list[str]:
     row = row_maker(runs)
     first = runs[0]
     return [
-        "## Callbacks",
-        "",
-        f"`{report['command']}`" + (f" ({report['note']})" if report.get("note") else ""),
-        "",
+        *heading("Callbacks", report),
         "A real Airflow 3.3 (PostgreSQL, scheduler, one triggerer, API server with the provider's `/kie`",
         f"plugin; LocalExecutor) runs {first['tasks']} separate deferrable edits on one key; each starts in the",
         "triggerer, so all wait there at once. The emulator enforces Kie's 10 recordInfo per second per key,",
@@ -612,10 +609,7 @@ def main() -> None:
         row = row_maker([variants[name] for name in names])
 
         lines += [
-            "## Batch: mapped edits through a real Airflow",
-            "",
-            f"`{batch['command']}`",
-            "",
+            *heading("Batch: mapped edits through a real Airflow", batch),
             f"Scheduler, triggerer, dag-processor and api-server (LocalExecutor, parallelism {b['parallelism']},",
             f"SQLite) run {b['tasks']} mapped edits, each generating {b['generation_seconds']:g} s; the emulator",
             "enforces Kie's limits. Each column is a fresh Airflow and emulator. *ours*: `kie_seedream_batch`",

@@ -288,6 +288,18 @@ class RealAirflow:
         (root / "home").mkdir()
         return cls(root / "home", conn, folder, database_url)
 
+    def call_kie_back(self, connection: dict, webhook_secret: str) -> str:
+        """Set ``connection`` (a kie_default dict) with callbacks to this Airflow's ``/kie`` plugin,
+        signed with ``webhook_secret``; returns the API server's base URL."""
+        base_url = f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
+        extra = {
+            **connection.get("extra", {}),
+            "callback_base_url": base_url,
+            "webhook_secret": webhook_secret,
+        }
+        self.env["AIRFLOW_CONN_KIE_DEFAULT"] = json.dumps({**connection, "extra": extra})
+        return base_url
+
     def start_all(self, *components: str) -> None:
         """Create the metadata database, then start ``components`` (by default every one a DAG needs)."""
         self.cli("db", "migrate")

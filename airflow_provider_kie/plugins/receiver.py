@@ -23,10 +23,12 @@ from starlette.concurrency import run_in_threadpool
 
 from airflow_provider_kie.callbacks import (
     HINT_PREFIX,
+    HINTS_HEADER,
     TIMESTAMP_HEADER,
     CallbackTarget,
     callback_task_id,
     callback_token,
+    hints_token,
     verify_callback_signature,
 )
 from airflow_provider_kie.exceptions import KieError, KieSignatureError
@@ -79,6 +81,16 @@ def router() -> APIRouter:
         log.info("Kie callback for task %s: hint left for %s", kie_task_id, target.task_id)
         return JSONResponse({"code": 200, "msg": "success"})
 
+    @routes.get("/hints")
+    async def hints(request: Request, conn_id: str) -> JSONResponse:
+        """The Kie task ids with a hint, for a triggerer's hint reader (triggers/hints.py): one request
+        a second per triggerer, answered straight from the database."""
+        try:
+            await run_in_threadpool(_may_list_hints, conn_id, request.headers.get(HINTS_HEADER, ""))
+        except _Rejected as rejected:
+            return JSONResponse({"msg": rejected.message}, status_code=rejected.status)
+        return JSONResponse({"kie_task_ids": await run_in_threadpool(_hinted_task_ids)})
+
     return routes
 
 
@@ -96,26 +108,46 @@ async def _read_body(request: Request) -> bytes:
 
 def _authorized(ref: str, token: str) -> tuple[CallbackTarget, Any]:
     """The target and its connection's settings, if ``token`` is the one its API key mints."""
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
-
-    from airflow_provider_kie.hooks.kie import KieConnectionSettings
-
     if not token:
         raise _Rejected(403, "no token: use the callBackUrl the provider sent")
     try:
         target = CallbackTarget.from_ref(ref)
     except ValueError:
         raise _Rejected(404, "no such callback")
-    try:
-        settings = KieConnectionSettings.from_connection(
-            Connection.get_connection_from_secrets(target.conn_id)
-        )
-    except (AirflowNotFoundException, KieError):
-        raise _Rejected(404, "no such callback")
+    settings = _settings(target.conn_id, "no such callback")
     if not hmac.compare_digest(callback_token(settings.api_key, ref).encode(), token.encode()):
         raise _Rejected(403, "wrong token for this callback")
     return target, settings
+
+
+def _may_list_hints(conn_id: str, token: str) -> None:
+    if not token:
+        raise _Rejected(403, f"no {HINTS_HEADER}")
+    settings = _settings(conn_id, "no such connection")
+    if not hmac.compare_digest(hints_token(settings.api_key, conn_id).encode(), token.encode()):
+        raise _Rejected(403, f"wrong {HINTS_HEADER}")
+
+
+def _hinted_task_ids() -> list[str]:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        keys = session.scalars(select(Variable.key).where(Variable.key.startswith(HINT_PREFIX)))
+        return [key[len(HINT_PREFIX) :] for key in keys]
+
+
+def _settings(conn_id: str, not_found: str) -> Any:
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    from airflow_provider_kie.hooks.kie import KieConnectionSettings
+
+    try:
+        return KieConnectionSettings.from_connection(Connection.get_connection_from_secrets(conn_id))
+    except (AirflowNotFoundException, KieError):
+        raise _Rejected(404, not_found)
 
 
 def _kie_task_id(body: bytes) -> str:

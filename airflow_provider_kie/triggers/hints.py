@@ -1,8 +1,14 @@
 """Callback hints in a triggerer: the provider's ``/kie`` plugin keeps each callback Kie sent as an
-Airflow Variable (``kie_callback.<kie task id>``); one reader per triggerer process lists those keys once
-a second while any of its triggers waits, and wakes the triggers whose task is named. A thousand waiting
-tasks cost one request a second, not a thousand; polling goes on beside it as a slow safety net, so a
-lost callback only delays a task."""
+Airflow Variable (``kie_callback.<kie task id>``); one reader per triggerer process (and connection)
+lists them once a second while any of its triggers waits, and wakes the triggers whose task is named. A
+thousand waiting tasks cost one request a second, not a thousand; polling goes on beside it as a slow
+safety net, so a lost callback only delays a task.
+
+The reader asks the plugin (``GET <callback_base_url>/kie/hints``), which answers from the database
+in milliseconds. The Task SDK's ``Variable.keys`` would answer the same, but through the triggerer's
+supervisor, which serves its runner's requests one at a time between its own work: while a triggerer
+takes on hundreds of new triggers, that listing waited 2-5 s (docs/callbacks.md). It remains the
+fallback when the plugin cannot be reached."""
 
 from __future__ import annotations
 
@@ -10,9 +16,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from airflow_provider_kie.callbacks import HINT_PREFIX
+from airflow_provider_kie.callbacks import HINT_PREFIX, HINTS_HEADER, PLUGIN_PREFIX, calls_back, hints_token
+from airflow_provider_kie.events import KieJobRef
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +38,50 @@ SAFETY_NET_INTERVAL = 60.0
 SAFETY_NET_READS_PER_SECOND = 2.0
 
 
+#: After the plugin could not be reached, list through the Task SDK this long before trying it again.
+PLUGIN_RETRY_SECONDS = 60.0
+
+
 def _list_hint_keys() -> frozenset[str]:
     from airflow.sdk import Variable
 
     return frozenset(Variable.keys(prefix=HINT_PREFIX))
+
+
+class PluginHintLister:
+    """Lists the hints of connection ``conn_id`` from the plugin at ``base_url``; falls back to
+    :func:`_list_hint_keys` for :data:`PLUGIN_RETRY_SECONDS` whenever the plugin cannot answer."""
+
+    def __init__(self, base_url: str, conn_id: str, api_key: str) -> None:
+        import requests
+
+        self.url = f"{base_url.rstrip('/')}{PLUGIN_PREFIX}/hints"
+        self.conn_id = conn_id
+        self.headers = {HINTS_HEADER: hints_token(api_key, conn_id)}
+        self.session = requests.Session()
+        self.fallback_until = 0.0
+
+    def __call__(self) -> frozenset[str]:
+        import requests
+
+        if time.monotonic() < self.fallback_until:
+            return _list_hint_keys()
+        try:
+            response = self.session.get(
+                self.url, params={"conn_id": self.conn_id}, headers=self.headers, timeout=5
+            )
+            response.raise_for_status()
+            return frozenset(HINT_PREFIX + kie_task_id for kie_task_id in response.json()["kie_task_ids"])
+        except (requests.RequestException, ValueError, KeyError, TypeError) as error:
+            log.warning(
+                "Cannot list Kie callback hints from %s (%s); listing them through Airflow's Variables for "
+                "%.0f s",
+                self.url,
+                error,  # the URL and status; the token is in a header, never in it
+                PLUGIN_RETRY_SECONDS,
+            )
+            self.fallback_until = time.monotonic() + PLUGIN_RETRY_SECONDS
+            return _list_hint_keys()
 
 
 def safety_net_interval() -> float:
@@ -96,15 +145,19 @@ class CallbackHints:
             await asyncio.sleep(HINT_READ_INTERVAL)
 
 
-_BY_LOOP: dict[asyncio.AbstractEventLoop, CallbackHints] = {}
+_READERS: dict[tuple[asyncio.AbstractEventLoop, str, str, str], CallbackHints] = {}
 
 
-def process_hints() -> CallbackHints:
-    """The hints reader of the running event loop (a triggerer has one loop for all its triggers)."""
+def process_hints(base_url: str, conn_id: str, api_key: str) -> CallbackHints:
+    """The hints reader of connection ``conn_id`` (its plugin at ``base_url``) on the running event
+    loop (a triggerer has one loop for all its triggers)."""
     loop = asyncio.get_running_loop()
-    for other in [other for other in _BY_LOOP if other.is_closed()]:
-        del _BY_LOOP[other]
-    return _BY_LOOP.setdefault(loop, CallbackHints())
+    for closed in [key for key in _READERS if key[0].is_closed()]:
+        del _READERS[closed]
+    key = (loop, base_url, conn_id, api_key)
+    if key not in _READERS:
+        _READERS[key] = CallbackHints(PluginHintLister(base_url, conn_id, api_key))
+    return _READERS[key]
 
 
 class HintedSleep:
@@ -127,3 +180,74 @@ class HintedSleep:
         spread = (len(self.hints.waiting) + 1) / SAFETY_NET_READS_PER_SECOND * random.uniform(0.8, 1.2)
         timeout = min(max(delay, self.safety_net, spread), max(delay, self.deadline - time.time()))
         self.hinted = await self.hints.wait(self.kie_task_id, timeout)
+
+
+class CallbackWait:
+    """How one Kie task is waited for when its connection has ``callback_base_url``: polled as usual
+    (``between_polls``) until it is known, or a read shows (its ``param.callBackUrl``), that Kie calls
+    this deployment's plugin back for it; from then on each sleep is a :class:`HintedSleep`. Pass
+    :meth:`observe` and :meth:`sleep` to ``wait_async``."""
+
+    def __init__(
+        self,
+        hinted: HintedSleep,
+        base_url: str,
+        log: Any,
+        *,
+        awaited: bool,
+        between_polls: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.hinted = hinted
+        self.base_url = base_url
+        self.log = log
+        self.between_polls = between_polls
+        self.awaited = False
+        if awaited:
+            self._await()
+
+    def observe(self, outcome: Any) -> None:
+        if not self.awaited and calls_back(getattr(outcome, "param", None), self.base_url):
+            self._await()
+
+    async def sleep(self, delay: float) -> None:
+        await (self.hinted(delay) if self.awaited else self.between_polls(delay))
+
+    def _await(self) -> None:
+        self.awaited = True
+        self.log.info(
+            "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in case it "
+            "is lost)",
+            self.hinted.kie_task_id,
+            self.hinted.safety_net,
+        )
+
+
+@dataclass(frozen=True)
+class CallbackWaits:
+    """A trigger's means to wait for Kie's callbacks (see :func:`callback_waits`)."""
+
+    hints: CallbackHints
+    base_url: str
+    safety_net: float
+
+    def for_job(
+        self,
+        job: KieJobRef,
+        log: Any,
+        *,
+        awaited: bool,
+        between_polls: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> CallbackWait:
+        hinted = HintedSleep(self.hints, job.kie_task_id, job.deadline, self.safety_net)
+        return CallbackWait(hinted, self.base_url, log, awaited=awaited, between_polls=between_polls)
+
+
+async def callback_waits(hook: Any, conn_id: str, task_instance: Any) -> CallbackWaits | None:
+    """How a trigger of connection ``conn_id`` waits for callbacks, or None where it cannot: the
+    connection has no ``callback_base_url``, no task instance (``airflow dags test``), or Airflow
+    before 3.3."""
+    settings = await hook.get_settings()
+    base_url = settings.callback_base_url
+    if base_url is None or task_instance is None or not hints_supported():
+        return None
+    return CallbackWaits(process_hints(base_url, conn_id, settings.api_key), base_url, safety_net_interval())

@@ -12,7 +12,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_kie import models, storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
-from airflow_provider_kie.callbacks import CallbackTarget, calls_back
+from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
@@ -22,12 +22,7 @@ from airflow_provider_kie.results import (
     XCOM_KIE_TASK_ID,
     result_xcoms,
 )
-from airflow_provider_kie.triggers.hints import (
-    HintedSleep,
-    hints_supported,
-    process_hints,
-    safety_net_interval,
-)
+from airflow_provider_kie.triggers.hints import callback_waits
 from airflow_provider_kie.waiting import PollPolicy, wait_async
 
 try:  # Airflow 3: a trigger writes XCom through the Task SDK, like a worker.
@@ -268,34 +263,12 @@ class KieTaskTrigger(BaseTrigger):
         """Poll; when Kie calls this connection's ``/kie`` plugin back for the task (known when it was
         created so, else seen in its ``param`` on a read: a sensor's task), wait for the hint instead and
         poll only as a safety net (docs/callbacks.md)."""
-        settings = await hook.get_settings()
-        base_url = settings.callback_base_url
-        if base_url is None or self.task_instance is None or not hints_supported():
+        waits = await callback_waits(hook, self.kie_conn_id, self.task_instance)
+        if waits is None:
             return await wait_async(hook, job, self.poll_policy, self.log)
-        hinted = HintedSleep(process_hints(), job.kie_task_id, job.deadline, safety_net_interval())
-        awaited = False
-
-        def await_callback() -> None:
-            nonlocal awaited
-            awaited = True
-            self.log.info(
-                "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in "
-                "case it is lost)",
-                job.kie_task_id,
-                hinted.safety_net,
-            )
-
-        def observe(outcome: KieTask | KieError) -> None:
-            if not awaited and isinstance(outcome, KieTask) and calls_back(outcome.param, base_url):
-                await_callback()
-
-        async def sleep(delay: float) -> None:
-            await (hinted(delay) if awaited else asyncio.sleep(delay))
-
-        if self.await_callback:
-            await_callback()
+        wait = waits.for_job(job, self.log, awaited=self.await_callback)
         return await wait_async(
-            hook, job, self.poll_policy, self.log, observe, sleep, read_first=not self.await_callback
+            hook, job, self.poll_policy, self.log, wait.observe, wait.sleep, read_first=not wait.awaited
         )
 
     def _callback_target(self) -> CallbackTarget | None:

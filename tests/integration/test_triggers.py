@@ -16,6 +16,7 @@ from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
+from airflow_provider_kie.triggers import hints as hints_module
 from airflow_provider_kie.triggers import kie as kie_triggers
 from airflow_provider_kie.triggers.hints import CallbackHints, hints_supported
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
@@ -299,7 +300,7 @@ class TestAwaitingKiesCallback:
             ended = [t for t in kie_emulator.state.tasks.values() if t.done_at <= time.time()]
             return frozenset(HINT_PREFIX + t.task_id for t in ended)
 
-        monkeypatch.setattr(kie_triggers, "process_hints", lambda: CallbackHints(list_keys))
+        monkeypatch.setattr(hints_module, "process_hints", lambda *source: CallbackHints(list_keys))
         return listings
 
     def test_a_task_that_calls_back_is_read_again_only_after_its_hint(

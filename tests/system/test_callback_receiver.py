@@ -12,7 +12,14 @@ import time
 import pytest
 import requests
 
-from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, callback_token, sign
+from airflow_provider_kie.callbacks import (
+    HINT_PREFIX,
+    HINTS_HEADER,
+    CallbackTarget,
+    callback_token,
+    hints_token,
+    sign,
+)
 from tests.support import AIRFLOW_3, REPOSITORY, RealAirflow
 
 pytestmark = [
@@ -80,11 +87,9 @@ def test_callbacks_wake_waiting_tasks_and_what_kie_did_not_send_wakes_nothing(tm
     )
     connection = json.loads(kie_emulator.connection_uri(API_KEY))
     airflow = RealAirflow.with_dags(tmp_path, json.dumps(connection), {DAG.name: DAG.read_text()})
-    base_url = f"http://127.0.0.1:{airflow.env['AIRFLOW__API__PORT']}"
-    connection["extra"].update({"callback_base_url": base_url, "webhook_secret": WEBHOOK_SECRET})
+    base_url = airflow.call_kie_back(connection, WEBHOOK_SECRET)
     airflow.env.update(
         {
-            "AIRFLOW_CONN_KIE_DEFAULT": json.dumps(connection),
             "KIE_BATCH_SIZE": str(EDITS),
             "KIE_POLL_INTERVAL": "0.5",
             # The lost callbacks' tasks are found by the safety-net poll: sooner than its 60 s default.
@@ -137,6 +142,18 @@ def test_callbacks_wake_waiting_tasks_and_what_kie_did_not_send_wakes_nothing(tm
         assert post(body_of(kie_id), headers, token) == 409  # the same signed callback again: a replay
         assert hints(airflow) == {kie_id}
 
+        # A triggerer lists the hints from the plugin, with a token only the connection's API key mints.
+        def list_hints(conn_id: str = "kie_default", token: str = hints_token(API_KEY, "kie_default")):
+            headers = {HINTS_HEADER: token} if token else {}
+            return requests.get(
+                f"{base_url}/kie/hints", params={"conn_id": conn_id}, headers=headers, timeout=30
+            )
+
+        assert list_hints(token="").status_code == 403
+        assert list_hints(token=hints_token("not-the-key", "kie_default")).status_code == 403
+        assert list_hints(conn_id="nobody").status_code == 404
+        assert list_hints().json() == {"kie_task_ids": [kie_id]}
+
         state, _, _ = airflow.wait_for("the run to finish", lambda: airflow.finished_run("kie_sharing_batch"))
         assert state == "success", airflow.describe()
         polls = [r.query.get("taskId") for r in kie_emulator.requests if r.endpoint == "recordInfo"]
@@ -161,6 +178,10 @@ def test_callbacks_wake_waiting_tasks_and_what_kie_did_not_send_wakes_nothing(tm
         }
         assert delivered == dict.fromkeys(new_ids, 200)
         assert new_ids <= hints(airflow)
+        # The triggerer listed the hints from the plugin, never through its supervisor instead.
+        assert "path=/kie/hints query='conn_id=kie_default' status_code=200" in airflow.log("api-server")
+        every_log = "".join(path.read_text(errors="replace") for path in airflow.home.rglob("*.log"))
+        assert "Cannot list Kie callback hints" not in every_log
         assert API_KEY not in "".join(airflow.log(name) for name in airflow.processes)
         assert WEBHOOK_SECRET not in "".join(airflow.log(name) for name in airflow.processes)
     finally:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, callback_token, calls_back
-from airflow_provider_kie.triggers.hints import CallbackHints, HintedSleep
+from airflow_provider_kie.callbacks import (
+    HINT_PREFIX,
+    HINTS_HEADER,
+    CallbackTarget,
+    callback_token,
+    calls_back,
+    hints_token,
+)
+from airflow_provider_kie.triggers import hints as hints_module
+from airflow_provider_kie.triggers.hints import CallbackHints, HintedSleep, PluginHintLister
 
 TARGET = CallbackTarget("kie_default", "dag", "edit", "manual__2026-11-29T00:00:00+00:00", 3)
 
@@ -96,3 +107,34 @@ def test_safety_net_polls_of_many_waiting_tasks_stay_within_their_share_of_kies_
     many, near_deadline = asyncio.run(main())
     assert 400 <= many <= 600  # 1,000 waiting tasks: each polled every ~500 s, 2 reads a second in all
     assert 60 <= near_deadline <= 100  # never past the deadline
+
+
+def test_hints_are_listed_by_the_plugin_and_through_variables_while_it_cannot_answer(monkeypatch):
+    asked = []
+
+    class Plugin(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append((self.path, self.headers.get(HINTS_HEADER)))
+            body = json.dumps({"kie_task_ids": ["a", "b"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Plugin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    lister = PluginHintLister(f"http://127.0.0.1:{server.server_port}/", "kie_default", "kie-key")
+    try:
+        assert lister() == {HINT_PREFIX + "a", HINT_PREFIX + "b"}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == [("/kie/hints?conn_id=kie_default", hints_token("kie-key", "kie_default"))]
+    assert "kie-key" not in str(asked)
+    monkeypatch.setattr(hints_module, "_list_hint_keys", lambda: frozenset({HINT_PREFIX + "c"}))
+    assert lister() == {HINT_PREFIX + "c"}  # the plugin is gone: Airflow's Variables answer
+    assert lister() == {HINT_PREFIX + "c"} and len(asked) == 1  # and the plugin is not asked for a while
