@@ -16,13 +16,17 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
 from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
 from airflow_provider_kie.waiting import PollPolicy, wait_async
+
+if TYPE_CHECKING:
+    from airflow_provider_kie.callbacks import CallbackTarget
+    from airflow_provider_kie.triggers.hints import CallbackWaits
 
 #: Key of the batch's record, in XCom (a triggerer restart) and in the task state store (a retry).
 BATCH_RECORD_KEY = "kie_batch"
@@ -182,6 +186,8 @@ class BatchRun:
         save: Callable[[BatchRecord], Awaitable[None]] | None = None,
         output_path: str | None = None,
         retry_ambiguous_create: bool = False,
+        callbacks: CallbackWaits | None = None,
+        callback_for: CallbackTarget | None = None,
     ) -> None:
         self.hook = hook
         self.items = list(items)
@@ -192,6 +198,10 @@ class BatchRun:
         self.save = save
         self.output_path = output_path
         self.retry_ambiguous_create = retry_ambiguous_create
+        # In a triggerer whose connection has callback_base_url: each task is created with the plugin's
+        # URL for ``callback_for`` (the batch's task instance) and waits for its hint (docs/callbacks.md).
+        self.callbacks = callbacks
+        self.callback_for = callback_for if callbacks is not None else None
         self.progress = BatchProgress(len(self.items), log)
         self._creates = asyncio.Semaphore(CREATES_IN_FLIGHT)
         self._saving = asyncio.Lock()
@@ -211,11 +221,18 @@ class BatchRun:
     async def _one(self, index: int) -> KieTaskEvent:
         job = self.record.jobs.get(index)
         try:
+            calls_back_here = job is None and self.callback_for is not None
             if job is None:
                 job = await self._job(index)
-            observe = self._observer(index)
-            sleep = self._sleeper(index)
-            task = await wait_async(self.hook, job, self.poll_policy, self.log, observe, sleep)
+            observe, sleep = self._observer(index), self._sleeper(index)
+            read_first = True
+            if self.callbacks is not None:  # a kept task's first read tells whether it calls back here
+                calls_back_here = calls_back_here and not self.items[index].body.get("callBackUrl")
+                wait = self.callbacks.for_job(job, None, awaited=calls_back_here, between_polls=sleep)
+                observe, sleep, read_first = _both(observe, wait.observe), wait.sleep, not wait.awaited
+            task = await wait_async(
+                self.hook, job, self.poll_policy, self.log, observe, sleep, read_first=read_first
+            )
             self.progress.set(index, task.state.value)
             self._wake_older(job)
             stored = None
@@ -248,7 +265,10 @@ class BatchRun:
             await self._save()
             try:
                 kie_task_id = await self.hook.create_task(
-                    body["model"], body["input"], body.get("callBackUrl")
+                    body["model"],
+                    body["input"],
+                    body.get("callBackUrl"),
+                    callback_for=None if body.get("callBackUrl") else self.callback_for,
                 )
             except KieError as error:
                 if not error.may_have_created_task:  # refused for sure: nothing to be ambiguous about
@@ -304,6 +324,14 @@ class BatchRun:
 
     def _provenance(self, index: int) -> dict[str, Any]:
         return {"input": self.items[index].body.get("input"), "sources": self.items[index].sources}
+
+
+def _both(*observers: Callable[[KieTask | KieError], None]) -> Callable[[KieTask | KieError], None]:
+    def observe(outcome: KieTask | KieError) -> None:
+        for observer in observers:
+            observer(outcome)
+
+    return observe
 
 
 def check_policy(on_item_failure: Any) -> None:

@@ -150,6 +150,32 @@ def _settings(conn_id: str, not_found: str) -> Any:
         raise _Rejected(404, not_found)
 
 
+def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
+    """The Kie tasks the target task instance waits for: its XCom ``kie_task_id``, or every task of
+    its batch (XCom ``kie_batch``)."""
+    from airflow.models.xcom import XComModel
+
+    from airflow_provider_kie.batch import BATCH_RECORD_KEY, BatchRecord
+
+    awaited: set[str] = set()
+    for key in (XCOM_KIE_TASK_ID, BATCH_RECORD_KEY):
+        stored = session.scalars(
+            XComModel.get_many(
+                run_id=target.run_id,
+                key=key,
+                dag_ids=target.dag_id,
+                task_ids=target.task_id,
+                map_indexes=target.map_index,
+            )
+        ).first()
+        value = None if stored is None else XComModel.deserialize_value(stored)
+        if key == XCOM_KIE_TASK_ID and isinstance(value, str):
+            awaited.add(value)
+        elif key == BATCH_RECORD_KEY and isinstance(value, dict):
+            awaited.update(job.kie_task_id for job in BatchRecord.from_dict(value).jobs.values())
+    return awaited
+
+
 def _kie_task_id(body: bytes) -> str:
     try:
         return callback_task_id(body)
@@ -162,23 +188,13 @@ def _leave_hint(target: CallbackTarget, kie_task_id: str, timestamp: str | None,
     the hint. The hint's row is locked while it is read and written, so two API server workers cannot
     both take a replay of a callback already received."""
     from airflow.models.variable import Variable
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import delete, select
 
     key = HINT_PREFIX + kie_task_id
     now = datetime.now(timezone.utc)
     with create_session() as session:
-        stored = session.scalars(
-            XComModel.get_many(
-                run_id=target.run_id,
-                key=XCOM_KIE_TASK_ID,
-                dag_ids=target.dag_id,
-                task_ids=target.task_id,
-                map_indexes=target.map_index,
-            )
-        ).first()
-        if stored is None or XComModel.deserialize_value(stored) != kie_task_id:
+        if kie_task_id not in _awaited_task_ids(session, target):
             raise _Rejected(404, "this task instance does not wait for that Kie task")
         existing = session.scalars(select(Variable).where(Variable.key == key).with_for_update()).first()
         seen: list[str] = []

@@ -17,8 +17,10 @@ from airflow_provider_kie.batch import (
     item_result,
     log_results_async,
 )
+from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.results import RETURN_VALUE
+from airflow_provider_kie.triggers.hints import callback_waits
 from airflow_provider_kie.triggers.kie import (
     end_task_in_triggerer,
     pull_xcom,
@@ -100,6 +102,13 @@ class KieBatchTrigger(BaseTrigger):
             await push_xcoms(ti, {BATCH_RECORD_KEY: record.to_dict()})
 
         async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:
+            callbacks = await callback_waits(hook, self.kie_conn_id, ti)
+            if callbacks is not None:
+                self.log.info(
+                    "Kie batch: waiting for Kie's callbacks (polling each task every %.0f s or more "
+                    "meanwhile, in case one is lost)",
+                    callbacks.safety_net,
+                )
             run = BatchRun(
                 hook,
                 self.items,
@@ -110,6 +119,8 @@ class KieBatchTrigger(BaseTrigger):
                 save=save,
                 output_path=self.output_path,
                 retry_ambiguous_create=self.retry_ambiguous_create,
+                callbacks=callbacks,
+                callback_for=None if callbacks is None else CallbackTarget.of(self.kie_conn_id, ti),
             )
             outcomes = await run.run()
         results = [item_result(index, outcome) for index, outcome in enumerate(outcomes)]

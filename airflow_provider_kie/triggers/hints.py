@@ -199,7 +199,7 @@ class CallbackWait:
     ) -> None:
         self.hinted = hinted
         self.base_url = base_url
-        self.log = log
+        self.log = log  # None: the caller says it once for many tasks
         self.between_polls = between_polls
         self.awaited = False
         if awaited:
@@ -214,6 +214,8 @@ class CallbackWait:
 
     def _await(self) -> None:
         self.awaited = True
+        if self.log is None:
+            return
         self.log.info(
             "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in case it "
             "is lost)",

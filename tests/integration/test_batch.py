@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie.batch import BATCH_RECORD_KEY, BatchItem, BatchRun
+from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, receiver_url
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieInputError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.operators.batch import KieBatchOperator, SeedreamEditBatchOperator
+from airflow_provider_kie.triggers import hints as hints_module
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
+from airflow_provider_kie.triggers.hints import CallbackHints, hints_supported
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, DictStateStore, FakeTI
@@ -166,6 +170,29 @@ class TestInTheTriggerer:
         results = triggerer_xcom["return_value"]
         assert [r["status"] for r in results] == ["success"] * 3
         assert kie_emulator.count("createTask") == 3
+
+    @pytest.mark.skipif(not hints_supported(), reason="a trigger lists callback hints from Airflow 3.3")
+    def test_with_callbacks_each_task_is_read_once_its_hint_came(
+        self, kie_emulator, calling_back, triggerer_xcom, monkeypatch
+    ):
+        kie_emulator.config.update({"null_seconds": 0, "generating_seconds": 1.0})
+
+        def list_keys():  # the plugin keeps a hint once a Kie task has ended and called back
+            ended = [t for t in kie_emulator.state.tasks.values() if t.done_at <= time.time()]
+            return frozenset(HINT_PREFIX + t.task_id for t in ended)
+
+        monkeypatch.setattr(hints_module, "process_hints", lambda *source: CallbackHints(list_keys))
+        operator = batch(["a", "b", "c"], deferrable=True)
+        with pytest.raises(TaskDeferred) as info:
+            operator.execute(context())
+        event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**info.value.trigger.serialize()[1]))
+        assert isinstance(event, TaskSuccessEvent)
+        assert [r["status"] for r in triggerer_xcom["return_value"]] == ["success"] * 3
+        urls = [task.body["callBackUrl"] for task in kie_emulator.state.tasks.values()]
+        batch_target = CallbackTarget.of("kie_default", triggerer_xcom.ti)
+        assert urls and all(url.startswith(receiver_url(calling_back) + batch_target.ref) for url in urls)
+        # Each task read once, after its hint (polling every 0.05 s would have read each ~20 times).
+        assert kie_emulator.count("recordInfo") == 3
 
     @pytest.mark.fault(
         fault="triggerer lost while a batch's createTask replies were in flight",
