@@ -221,14 +221,15 @@ class BatchRun:
     async def _one(self, index: int) -> KieTaskEvent:
         job = self.record.jobs.get(index)
         try:
-            calls_back_here = job is None and self.callback_for is not None
+            created_here = job is None
             if job is None:
                 job = await self._job(index)
-            observe, sleep = self._observer(index), self._sleeper(index)
-            read_first = True
-            if self.callbacks is not None:  # a kept task's first read tells whether it calls back here
-                calls_back_here = calls_back_here and not self.items[index].body.get("callBackUrl")
-                wait = self.callbacks.for_job(job, None, awaited=calls_back_here, between_polls=sleep)
+            observe, sleep, read_first = self._observer(index), self._sleeper(index), True
+            if self.callbacks is not None:
+                # A task created here with the plugin's URL waits for its hint at once; for one kept from
+                # before a restart, its first read tells.
+                awaited = created_here and not self.items[index].body.get("callBackUrl")
+                wait = self.callbacks.for_job(job, None, awaited=awaited, between_polls=sleep)
                 observe, sleep, read_first = _both(observe, wait.observe), wait.sleep, not wait.awaited
             task = await wait_async(
                 self.hook, job, self.poll_policy, self.log, observe, sleep, read_first=read_first

@@ -157,9 +157,8 @@ def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
 
     from airflow_provider_kie.batch import BATCH_RECORD_KEY, BatchRecord
 
-    awaited: set[str] = set()
-    for key in (XCOM_KIE_TASK_ID, BATCH_RECORD_KEY):
-        stored = session.scalars(
+    def stored(key: str) -> Any:
+        row = session.scalars(
             XComModel.get_many(
                 run_id=target.run_id,
                 key=key,
@@ -168,12 +167,12 @@ def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
                 map_indexes=target.map_index,
             )
         ).first()
-        value = None if stored is None else XComModel.deserialize_value(stored)
-        if key == XCOM_KIE_TASK_ID and isinstance(value, str):
-            awaited.add(value)
-        elif key == BATCH_RECORD_KEY and isinstance(value, dict):
-            awaited.update(job.kie_task_id for job in BatchRecord.from_dict(value).jobs.values())
-    return awaited
+        return None if row is None else XComModel.deserialize_value(row)
+
+    awaited = {stored(XCOM_KIE_TASK_ID)}
+    if isinstance(batch := stored(BATCH_RECORD_KEY), dict):
+        awaited |= {job.kie_task_id for job in BatchRecord.from_dict(batch).jobs.values()}
+    return {kie_task_id for kie_task_id in awaited if isinstance(kie_task_id, str)}
 
 
 def _kie_task_id(body: bytes) -> str:

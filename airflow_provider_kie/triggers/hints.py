@@ -7,7 +7,7 @@ safety net, so a lost callback only delays a task.
 The reader asks the plugin (``GET <callback_base_url>/kie/hints``), which answers from the database
 in milliseconds. The Task SDK's ``Variable.keys`` would answer the same, but through the triggerer's
 supervisor, which serves its runner's requests one at a time between its own work: while a triggerer
-takes on hundreds of new triggers, that listing waited 2-5 s (docs/callbacks.md). It remains the
+takes on hundreds of new triggers, that listing waited up to 8 s (docs/callbacks.md). It remains the
 fallback when the plugin cannot be reached."""
 
 from __future__ import annotations
