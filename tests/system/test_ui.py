@@ -1,6 +1,7 @@
 """The provider in Airflow's UI, in a real browser (Debian's chromium, driven by Playwright) against a real
 API server: a DAG run's "Kie results" tab shows the images of its Kie tasks and a failed task's
-failCode; the `kie` connection form saves a connection whose Test button on the Connections list works.
+failCode; a task's "Kie result" extra link opens its result; the `kie` connection form saves a
+connection whose Test button on the Connections list works.
 
 With KIE_SCREENSHOT_DIR set, the screenshots in docs/ are written there (scripts/screenshots)."""
 
@@ -156,6 +157,19 @@ def test_the_gallery_and_the_connection_form_in_a_browser(ui_airflow, page):
     expect(frame.locator("article.card", has_text="fails")).to_contain_text("failCode 500")
     expect(frame.locator("article.card", has_text="kie_urls")).to_contain_text("The dress in blue")
     screenshot(page, "gallery.png")
+
+    # A task's "Kie result" extra link opens its first result.
+    with airflow.db() as db:
+        (returned,) = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = 'kie_gallery' AND task_id = 'kie_urls' AND run_id = ? "
+            "AND key = 'return_value'",
+            (run_id,),
+        ).fetchone()
+    first_result = (json.loads(returned) if isinstance(returned, str) else returned)[0]
+    page.goto(f"{base_url}/dags/kie_gallery/runs/{quote(run_id)}/tasks/kie_urls")
+    link = page.get_by_role("link", name="Kie result")
+    expect(link).to_be_visible(timeout=60_000)
+    assert link.get_attribute("href") == first_result
 
     # The connection form: type kie, its fields relabelled, the key a password field.
     page.goto(f"{base_url}/connections")
