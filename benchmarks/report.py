@@ -389,7 +389,8 @@ def callbacks_section(report: dict) -> list[str]:
     return [
         *heading("Callbacks", report),
         "A real Airflow 3.3 (PostgreSQL, scheduler, one triggerer, API server with the provider's `/kie`",
-        f"plugin; LocalExecutor) runs {first['tasks']} separate deferrable edits on one key; each starts in the",
+        f"plugin; LocalExecutor) runs {first['tasks']} separate deferrable edits on one key, in "
+        f"{first.get('dags', 1)} DAG(s); each starts in the",
         "triggerer, so all wait there at once. The emulator enforces Kie's 10 recordInfo per second per key,",
         "lets creates through fast, and ends each task 60 s plus up to 240 s after its create, calling back",
         "as Kie does. *polling*: no `callback_base_url`; *callbacks*: with it; *callbacks-lost*: the emulator",
@@ -418,10 +419,37 @@ def callbacks_section(report: dict) -> list[str]:
                 row("recordInfo per task", lambda r: fmt(r["recordInfo_per_task"])),
                 row("recordInfo 429s", lambda r: fmt(r["recordInfo_429s"])),
                 row("makespan (s)", lambda r: fmt(r["makespan_seconds"])),
+                row(
+                    "triggerer stalls (no word from its loop for 30 s)",
+                    lambda r: fmt(r.get("triggerer_stalls")),
+                ),
             ]
         ),
         "",
+        *callbacks_goals(runs),
     ]
+
+
+def callbacks_goals(runs: list[dict]) -> list[str]:
+    """Issue 13's goals, judged on the run's own variants."""
+    by_variant = {r["variant"]: r for r in runs}
+    callbacks, lost = by_variant.get("callbacks"), by_variant.get("callbacks-lost")
+    if callbacks is None or lost is None:
+        return []
+    verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
+    p99 = callbacks["detection_latency_p99_seconds"]
+    per_task = max(r["recordInfo_per_task"] for r in (callbacks, lost))
+    rows = [
+        ("goal (issue 13)", "measured", "verdict"),
+        ("detection latency p99 ≤ 3 s", f"{fmt(p99)} s", verdict(p99 <= 3)),
+        ("recordInfo per task ≤ 1.5", f"{fmt(per_task)} at most", verdict(per_task <= 1.5)),
+        (
+            "zero lost tasks with 10 % of callbacks dropped",
+            f"{lost['lost_tasks']} lost, {lost['callbacks_lost']} callbacks dropped",
+            verdict(lost["lost_tasks"] == 0 and lost["callbacks_lost"] > 0),
+        ),
+    ]
+    return [*table(rows), ""]
 
 
 def paths_section(runs: list[dict], large: dict | None, waiting: dict | None) -> list[str]:
