@@ -166,7 +166,7 @@ def test_the_gallery_and_the_connection_form_in_a_browser(ui_airflow, page):
             (run_id,),
         ).fetchone()
     first_result = (json.loads(returned) if isinstance(returned, str) else returned)[0]
-    page.goto(f"{base_url}/dags/kie_gallery/runs/{quote(run_id)}/tasks/kie_urls")
+    page.goto(f"{base_url}/dags/kie_gallery/runs/{quote(run_id)}/tasks/kie_urls/details")
     link = page.get_by_role("link", name="Kie result")
     expect(link).to_be_visible(timeout=60_000)
     assert link.get_attribute("href") == first_result
