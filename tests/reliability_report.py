@@ -33,8 +33,8 @@ def write_report(path: str, rows: list[dict]) -> None:
         f"- run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, Python {platform.python_version()}, "
         f"Airflow {airflow.__version__}, {sys.platform}",
         f"- faults injected: {len(faults)}, survived as specified: {sum(r['passed'] for r in faults)}",
-        f"- bad inputs tried: {len(bad)}, rejected before any request: "
-        f"{sum(r['passed'] and r.get('requests') == 0 for r in bad)}",
+        f"- bad inputs tried: {len(bad)}, rejected before any request to Kie: "
+        f"{sum(r['passed'] and r.get('requests', 0) == 0 for r in bad)}",
     ]
     if secrets:
         lines.append(

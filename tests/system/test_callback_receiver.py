@@ -71,10 +71,10 @@ def body_of(kie_task_id: str) -> str:
 
 @pytest.mark.bad_input(
     parameter="callback to the /kie plugin",
-    given="forged signature, no token, another task's token, stale timestamp, replay, oversized or "
-    "malformed body, a task nobody waits for; a hint listing with no token, a wrong one, an unknown "
-    "connection",
-    expected="401, 403, 403, 401, 409, 413, 400, 404; no hint left, nothing woken; 403, 403, 404",
+    case="callbacks with a forged signature, no token, another task's token, a stale timestamp, a "
+    "replay, an oversized or malformed body, a task nobody waits for: 401, 403, 403, 401, 409, 413, 400, "
+    "404, no hint left, nothing woken; a hint listing with no token, a wrong one, an unknown "
+    "connection: 403, 403, 404",
 )
 def test_callbacks_wake_waiting_tasks_and_what_kie_did_not_send_wakes_nothing(tmp_path, kie_emulator):
     # First every callback is lost: the tasks wait for the safety-net poll, and the requests below are
