@@ -22,14 +22,14 @@ from airflow_provider_kie import storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
 from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
+from airflow_provider_kie.ledger import BATCH_RECORD_KEY as BATCH_RECORD_KEY  # importable here, as in 0.2.0
+from airflow_provider_kie.ledger import BatchLedger, BatchRecord, ItemClaim, Superseded, in_memory
 from airflow_provider_kie.waiting import PollPolicy, wait_async
 
 if TYPE_CHECKING:
     from airflow_provider_kie.callbacks import CallbackTarget
     from airflow_provider_kie.triggers.hints import CallbackWaits
 
-#: Key of the batch's record, in XCom (a triggerer restart) and in the task state store (a retry).
-BATCH_RECORD_KEY = "kie_batch"
 #: What a batch with failed items does: fail the Airflow task (after every item ended), or succeed and
 #: report them in its result.
 ON_ITEM_FAILURE = ("fail", "report")
@@ -53,30 +53,6 @@ class BatchItem:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchItem:
         return cls(dict(data["body"]), list(data.get("sources") or []))
-
-
-@dataclass
-class BatchRecord:
-    """What a batch sent, written as it happens: the Kie task of each created item, and the items whose
-    createTask was sent (an item sent without a task may exist at Kie: its create is ambiguous)."""
-
-    jobs: dict[int, KieJobRef] = field(default_factory=dict)
-    sent: set[int] = field(default_factory=set)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "jobs": {str(index): job.to_dict() for index, job in sorted(self.jobs.items())},
-            "sent": sorted(self.sent),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> BatchRecord:
-        data = data or {}
-        jobs = {int(index): KieJobRef.from_dict(job) for index, job in (data.get("jobs") or {}).items()}
-        return cls(jobs, {int(index) for index in data.get("sent") or ()})
-
-    def merged(self, other: BatchRecord) -> BatchRecord:
-        return BatchRecord({**self.jobs, **other.jobs}, self.sent | other.sent)
 
 
 def item_result(index: int, event: KieTaskEvent) -> dict[str, Any]:
@@ -170,8 +146,9 @@ class BatchProgress:
 class BatchRun:
     """Creates, waits for and stores every item of a batch on this event loop.
 
-    ``record`` holds what an earlier try or a stopped triggerer sent; ``save`` writes the record (XCom,
-    the task state store) before each createTask is sent and after its task id is known.
+    ``record`` holds what an earlier try sent; ``ledger`` keeps what this run sends as it happens (XCom
+    in a triggerer, the task state store on a worker) and, read first, what a stopped run sent: its Kie
+    tasks are waited for, never created again (see :mod:`~airflow_provider_kie.ledger`).
     """
 
     def __init__(
@@ -183,7 +160,7 @@ class BatchRun:
         poll_policy: PollPolicy,
         log: Any,
         record: BatchRecord | None = None,
-        save: Callable[[BatchRecord], Awaitable[None]] | None = None,
+        ledger: Callable[[], BatchLedger] | None = None,
         output_path: str | None = None,
         retry_ambiguous_create: bool = False,
         callbacks: CallbackWaits | None = None,
@@ -195,30 +172,68 @@ class BatchRun:
         self.poll_policy = poll_policy
         self.log = log
         self.record = record or BatchRecord()
-        self.save = save
+        self.new_ledger = ledger or (lambda: BatchLedger(*in_memory(), log=log))
+        self.ledger = self.new_ledger()
         self.output_path = output_path
         self.retry_ambiguous_create = retry_ambiguous_create
         # In a triggerer whose connection has callback_base_url: each task is created with the plugin's
-        # URL for ``callback_for`` (the batch's task instance) and waits for its hint (docs/callbacks.md).
+        # URL for ``callback_for`` (the batch's task instance and the item) and waits for its hint
+        # (docs/callbacks.md).
         self.callbacks = callbacks
         self.callback_for = callback_for if callbacks is not None else None
         self.progress = BatchProgress(len(self.items), log)
         self._creates = asyncio.Semaphore(CREATES_IN_FLIGHT)
-        self._saving = asyncio.Lock()
+        self._creating: dict[asyncio.Future[str], int] = {}  # createTask calls not yet recorded
         self._wake: dict[int, asyncio.Event] = {}  # per waiting item: poll now
         self._polled: dict[int, float] = {}  # per waiting item: when it was last polled (monotonic)
 
     async def run(self) -> list[KieTaskEvent]:
         """One event per item, in the items' order."""
-        self.progress.begin(
-            {i: "waiting" if i in self.record.jobs else "to create" for i in range(len(self.items))}
-        )
+        while True:
+            kept = await self.ledger.open()
+            if kept.jobs or kept.sent:
+                self.log.info(
+                    "Kie batch: %d Kie tasks were created by an earlier run of this batch; waiting for them",
+                    len(kept.jobs),
+                )
+            self.record = self.record.merged(kept)
+            self.progress.begin(
+                {i: "waiting" if i in self.record.jobs else "to create" for i in range(len(self.items))}
+            )
+            self.progress.report(force=True)
+            try:
+                outcomes = await asyncio.gather(*(self._one(index) for index in range(len(self.items))))
+            except asyncio.CancelledError:
+                await asyncio.shield(self._keep_received())
+                raise
+            await self.ledger.close()
+            if all(outcome is not None for outcome in outcomes):
+                break
+            # Another run took the batch over while this one created: follow it, then take what it
+            # leaves (every item it created is waited for, none created again).
+            self.ledger = self.new_ledger()
         self.progress.report(force=True)
-        outcomes = await asyncio.gather(*(self._one(index) for index in range(len(self.items))))
-        self.progress.report(force=True)
-        return list(outcomes)
+        return [outcome for outcome in outcomes if outcome is not None]
 
-    async def _one(self, index: int) -> KieTaskEvent:
+    async def _keep_received(self) -> None:
+        """Cancelled (the triggerer stops, or hands the trigger to another): send nothing more, keep the
+        id of every createTask whose reply still comes, and hand the batch over."""
+        self.ledger.stop_sending()
+        pending = list(self._creating.items())
+        if pending:
+            settings = await self.hook.get_settings()
+            await asyncio.wait([create for create, _ in pending], timeout=settings.timeout)
+        for create, index in pending:
+            if create.done() and not create.cancelled() and create.exception() is None:
+                job = KieJobRef.starting_now(create.result(), self.timeout)
+                self.log.info(
+                    "Kie batch item %d: created Kie task %s as the run stopped", index, job.kie_task_id
+                )
+                await self.ledger.created(index, job)
+        await self.ledger.close()
+
+    async def _one(self, index: int) -> KieTaskEvent | None:
+        """Item ``index``'s outcome; None if another run took the batch over before it was created."""
         job = self.record.jobs.get(index)
         try:
             created_here = job is None
@@ -240,6 +255,8 @@ class BatchRun:
             if self.output_path is not None and task.state is TaskState.SUCCESS:
                 stored = await storage.persist_async(task, self.output_path, self._provenance(index))
             return KieTaskEvent.finished(job, task, stored)
+        except Superseded:
+            return None
         except KieTimeoutError as error:
             self.progress.set(index, "error")
             return KieTaskEvent(EventStatus.TIMEOUT, job, message=str(error))
@@ -252,40 +269,37 @@ class BatchRun:
             return KieTaskEvent.failed_with(job, error)
 
     async def _job(self, index: int) -> KieJobRef:
-        """Create item ``index``'s Kie task, keeping the record before the send and after the reply."""
+        """Create item ``index``'s Kie task: marked in the ledger as it leaves, its id kept when it comes."""
         if index in self.record.sent and not self.retry_ambiguous_create:
             raise KieAmbiguousCreateError(
-                "its createTask was sent before a restart and no task id came back, so a Kie task may "
-                "exist; it was not sent again",
+                "its createTask was sent by an earlier run of this batch that stopped before its task id "
+                "came back, so a Kie task may exist; it was not sent again",
                 operation=CREATE_TASK,
             )
         body = self.items[index].body
         async with self._creates:
             self.progress.set(index, "creating")
-            self.record.sent.add(index)
-            await self._save()
-            try:
-                kie_task_id = await self.hook.create_task(
+            target = self.callback_for
+            create = asyncio.ensure_future(
+                self.hook.create_task(
                     body["model"],
                     body["input"],
                     body.get("callBackUrl"),
-                    callback_for=None if body.get("callBackUrl") else self.callback_for,
+                    claim=ItemClaim(self.ledger, index),
+                    callback_for=None
+                    if body.get("callBackUrl") or target is None
+                    else target.for_item(index),
                 )
-            except KieError as error:
-                if not error.may_have_created_task:  # refused for sure: nothing to be ambiguous about
-                    self.record.sent.discard(index)
-                    await self._save()
-                raise
+            )
+            self._creating[create] = index
+            # Shielded: a run cancelled mid-create still gets the reply and keeps its id (_keep_received).
+            kie_task_id = await asyncio.shield(create)
+            del self._creating[create]
         job = KieJobRef.starting_now(kie_task_id, self.timeout)
         self.record.jobs[index] = job
-        await self._save()
+        await self.ledger.created(index, job)
         self.progress.set(index, "waiting")
         return job
-
-    async def _save(self) -> None:
-        if self.save is not None:
-            async with self._saving:
-                await self.save(self.record)
 
     def _sleeper(self, index: int) -> Callable[[float], Awaitable[None]]:
         """Sleep until the next poll, or until a task created about when this one was, or later, has

@@ -11,7 +11,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +41,9 @@ class CallbackTarget:
     task_id: str
     run_id: str
     map_index: int = -1
+    #: The item of a batch the callback is for: the receiver then reads that item's chunk of the
+    #: batch's record, not the whole record.
+    item: int | None = None
 
     @classmethod
     def of(cls, conn_id: str, ti: Any) -> CallbackTarget:
@@ -50,7 +53,9 @@ class CallbackTarget:
     @property
     def ref(self) -> str:
         """The URL's path segment: the target as base64url JSON (it names, it does not authorize)."""
-        fields = [self.conn_id, self.dag_id, self.task_id, self.run_id, self.map_index]
+        fields: list[Any] = [self.conn_id, self.dag_id, self.task_id, self.run_id, self.map_index]
+        if self.item is not None:
+            fields.append(self.item)
         raw = json.dumps(fields, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -63,12 +68,15 @@ class CallbackTarget:
             raise ValueError("not a callback reference") from error
         if (
             not isinstance(fields, list)
-            or len(fields) != 5
+            or len(fields) not in (5, 6)
             or not all(isinstance(f, str) and f for f in fields[:4])
-            or not isinstance(fields[4], int)
+            or not all(isinstance(f, int) and not isinstance(f, bool) for f in fields[4:])
         ):
             raise ValueError("not a callback reference")
         return cls(*fields)
+
+    def for_item(self, item: int) -> CallbackTarget:
+        return replace(self, item=item)
 
     def url(self, base_url: str, api_key: str) -> str:
         """The ``callBackUrl``: ``<base>/kie/callbacks/<ref>?token=<token>`` (Airflow's access log hides

@@ -12,9 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.batch import (
-    BATCH_RECORD_KEY,
     BatchItem,
-    BatchRecord,
     BatchRun,
     check_policy,
     failed_items,
@@ -24,6 +22,7 @@ from airflow_provider_kie.batch import (
 )
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieError, KieInputError
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
+from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY, BatchLedger, BatchRecord, in_memory
 from airflow_provider_kie.operators.kie import check_wait_arguments
 from airflow_provider_kie.results import RETURN_VALUE, may_end_in_triggerer
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
@@ -145,13 +144,19 @@ class KieBatchOperator(BaseOperator):
         if self.deferrable:
             self.log.info("Kie batch: Airflow 2's triggers cannot keep a batch's record; running it here")
 
-        def save(record: BatchRecord) -> None:
-            if store is not None:
-                store.set(BATCH_RECORD_KEY, record.to_dict())
-
         async def run_here() -> tuple[list[dict[str, Any]], BatchRecord]:
-            async def save_async(record: BatchRecord) -> None:
-                save(record)
+            def ledger() -> BatchLedger:  # the task state store: no other run shares it, so no election
+                if store is None:
+                    return BatchLedger(*in_memory(), log=self.log)
+
+                async def load(key: str) -> Any:
+                    return store.get(key)
+
+                async def save(key: str, value: Any) -> bool:
+                    store.set(key, value)
+                    return True
+
+                return BatchLedger(load, save, log=self.log, elect=False)
 
             async with KieAsyncHook(
                 self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create
@@ -163,7 +168,7 @@ class KieBatchOperator(BaseOperator):
                     poll_policy=self._poll_policy,
                     log=self.log,
                     record=record,
-                    save=save_async,
+                    ledger=ledger,
                     output_path=output_path,
                     retry_ambiguous_create=self.retry_ambiguous_create,
                 )
@@ -182,8 +187,9 @@ class KieBatchOperator(BaseOperator):
     ) -> list[dict[str, Any]]:
         self._results = results
         store = context.get("task_state_store")
-        if store is not None:  # first: it is what a retry reads
+        if store is not None:  # first: it is what a retry reads (and the ledger this try kept, not any more)
             store.set(BATCH_RECORD_KEY, retry_record(record, results).to_dict())
+            store.set(OWNER_KEY, {"by": None, "chunks": 0, "released": True})
         context["ti"].xcom_push(key=BATCH_RECORD_KEY, value=record.to_dict())
         log_results(self.log, results)
         failed = failed_items(results)

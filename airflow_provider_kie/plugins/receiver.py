@@ -151,11 +151,12 @@ def _settings(conn_id: str, not_found: str) -> Any:
 
 
 def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
-    """The Kie tasks the target task instance waits for: its XCom ``kie_task_id``, or every task of
-    its batch (XCom ``kie_batch``)."""
+    """The Kie tasks the target task instance waits for: the item's, read from its chunk of the batch's
+    record (one indexed row, whatever the batch's size), or the task's XCom ``kie_task_id``, or (a
+    callback URL sent by 0.2.0) every task of its batch's whole record (XCom ``kie_batch``)."""
     from airflow.models.xcom import XComModel
 
-    from airflow_provider_kie.batch import BATCH_RECORD_KEY, BatchRecord
+    from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchRecord, chunk_key, chunk_of
 
     def stored(key: str) -> Any:
         row = session.scalars(
@@ -169,6 +170,14 @@ def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
         ).first()
         return None if row is None else XComModel.deserialize_value(row)
 
+    if target.item is not None:
+        chunk = stored(chunk_key(chunk_of(target.item)))
+        job = (chunk or {}).get("jobs", {}).get(str(target.item)) if isinstance(chunk, dict) else None
+        return (
+            {job["kie_task_id"]}
+            if isinstance(job, dict) and isinstance(job.get("kie_task_id"), str)
+            else set()
+        )
     awaited = {stored(XCOM_KIE_TASK_ID)}
     if isinstance(batch := stored(BATCH_RECORD_KEY), dict):
         awaited |= {job.kie_task_id for job in BatchRecord.from_dict(batch).jobs.values()}

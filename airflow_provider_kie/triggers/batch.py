@@ -8,9 +8,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_kie.batch import (
-    BATCH_RECORD_KEY,
     BatchItem,
-    BatchRecord,
     BatchRun,
     check_policy,
     failed_items,
@@ -19,6 +17,7 @@ from airflow_provider_kie.batch import (
 )
 from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.hooks.kie import KieAsyncHook
+from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchLedger, BatchRecord
 from airflow_provider_kie.results import RETURN_VALUE
 from airflow_provider_kie.triggers.hints import callback_waits
 from airflow_provider_kie.triggers.kie import (
@@ -35,9 +34,10 @@ class KieBatchTrigger(BaseTrigger):
 
     ``items`` are :class:`~airflow_provider_kie.batch.BatchItem` dicts (a validated createTask body with
     its files uploaded); ``record`` a :class:`~airflow_provider_kie.batch.BatchRecord` dict of what an
-    earlier try sent (its Kie tasks are waited for, not created again). What is sent is kept in XCom
-    ``kie_batch`` as it happens, so a restarted trigger waits for the tasks that exist and reports an
-    item whose createTask was in flight as an ambiguous create.
+    earlier try sent (its Kie tasks are waited for, not created again). What is sent is kept in XCom as
+    it happens (:class:`~airflow_provider_kie.ledger.BatchLedger`), so a restarted trigger, or a second
+    run of it during a triggerer HA hand-over, waits for the tasks that exist and reports an item whose
+    createTask was in flight as an ambiguous create; XCom ``kie_batch`` has the whole record at the end.
 
     The event is ``{"results": [one entry per item], "record": ...}``. With ``end_from_trigger``, a batch
     whose items all succeeded (or any batch, with ``on_item_failure="report"``) ends the Airflow task
@@ -90,16 +90,12 @@ class KieBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
-        kept = BatchRecord.from_dict(await pull_xcom(ti, BATCH_RECORD_KEY))
-        record = self.record.merged(kept)
-        if kept.jobs or kept.sent:
-            self.log.info(
-                "Kie batch: %d Kie tasks were created before a triggerer restart; waiting for them",
-                len(kept.jobs),
-            )
 
-        async def save(record: BatchRecord) -> None:
-            await push_xcoms(ti, {BATCH_RECORD_KEY: record.to_dict()})
+        async def load(key: str) -> Any:
+            return await pull_xcom(ti, key)
+
+        async def save(key: str, value: Any) -> bool:
+            return await push_xcoms(ti, {key: value})
 
         async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:
             callbacks = await callback_waits(hook, self.kie_conn_id, ti)
@@ -115,8 +111,8 @@ class KieBatchTrigger(BaseTrigger):
                 timeout=self.timeout,
                 poll_policy=self.poll_policy,
                 log=self.log,
-                record=record,
-                save=save,
+                record=self.record,
+                ledger=lambda: BatchLedger(load, save, log=self.log),
                 output_path=self.output_path,
                 retry_ambiguous_create=self.retry_ambiguous_create,
                 callbacks=callbacks,

@@ -12,11 +12,13 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent
 
-from airflow_provider_kie.batch import BATCH_RECORD_KEY, BatchItem, BatchRun
+from airflow_provider_kie import ledger as ledger_module
+from airflow_provider_kie.batch import BatchItem, BatchRun
 from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, receiver_url
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieInputError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
+from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY
 from airflow_provider_kie.operators.batch import KieBatchOperator, SeedreamEditBatchOperator
 from airflow_provider_kie.triggers import hints as hints_module
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
@@ -188,34 +190,63 @@ class TestInTheTriggerer:
         event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**info.value.trigger.serialize()[1]))
         assert isinstance(event, TaskSuccessEvent)
         assert [r["status"] for r in triggerer_xcom["return_value"]] == ["success"] * 3
-        urls = [task.body["callBackUrl"] for task in kie_emulator.state.tasks.values()]
         batch_target = CallbackTarget.of("kie_default", triggerer_xcom.ti)
-        assert urls and all(url.startswith(receiver_url(calling_back) + batch_target.ref) for url in urls)
+        urls = {
+            task.body["input"]["prompt"]: task.body["callBackUrl"]
+            for task in kie_emulator.state.tasks.values()
+        }
+        # Each item's URL names the item, so the receiver reads that item's chunk of the record only.
+        assert sorted(urls) == ["a", "b", "c"]
+        for index, prompt in enumerate("abc"):
+            assert urls[prompt].startswith(
+                receiver_url(calling_back) + batch_target.for_item(index).ref + "?"
+            )
         # Each task read once, after its hint (polling every 0.05 s would have read each ~20 times).
         assert kie_emulator.count("recordInfo") == 3
 
     @pytest.mark.fault(
-        fault="triggerer lost while a batch's createTask replies were in flight",
+        fault="triggerer stops a batch (cancelled) while a createTask reply is in flight",
+        where="triggerer (batch trigger)",
+        expected="the stopping run waits for the reply and keeps its id; the next run creates nothing again",
+    )
+    def test_a_cancelled_run_keeps_the_id_of_a_create_in_flight(self, kie_emulator, triggerer_xcom):
+        kie_emulator.config.generating_seconds = 1.0
+        kie_emulator.add_fault("slow-body", "createTask", delay=3)  # the first create's reply comes late
+        kwargs = self._deferred(batch(["a", "b", "c"], deferrable=True, on_item_failure="report"))
+        triggerer_xcom.stop_when(
+            KieBatchTrigger(**kwargs),
+            lambda: len(_kept_jobs(triggerer_xcom)) == 2 and len(kie_emulator.state.tasks) == 3,
+        )
+        assert len(_kept_jobs(triggerer_xcom)) == 3  # the slow reply came as the run stopped, and was kept
+        assert triggerer_xcom[OWNER_KEY]["released"]  # so the next run takes over at once
+        event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**kwargs))
+        assert isinstance(event, TaskSuccessEvent)
+        assert [r["status"] for r in triggerer_xcom["return_value"]] == ["success"] * 3
+        assert kie_emulator.count("createTask") == 3
+
+    @pytest.mark.fault(
+        fault="triggerer killed while a batch's createTask reply was in flight",
         where="triggerer (batch trigger)",
         expected="the items created wait; the one whose id was lost is an ambiguous create; no createTask resent",
     )
-    def test_restarted_trigger_resumes_and_never_resends_a_create_in_flight(
-        self, kie_emulator, triggerer_xcom
+    def test_a_killed_run_leaves_an_ambiguous_create_never_resent(
+        self, kie_emulator, triggerer_xcom, monkeypatch
     ):
         kie_emulator.config.generating_seconds = 1.0
-        kie_emulator.add_fault("slow-body", "createTask", delay=5)  # the first create's reply comes late
-        operator = batch(["a", "b", "c"], deferrable=True, on_item_failure="report")
-        with pytest.raises(TaskDeferred) as info:
-            operator.execute(context())
-        kwargs = info.value.trigger.serialize()[1]
+        kie_emulator.add_fault("slow-body", "createTask", delay=5)
+        monkeypatch.setattr(ledger_module, "CLAIM_LIVE_SECONDS", 2.0)  # the killed run's claim lapses sooner
+        kwargs = self._deferred(batch(["a", "b", "c"], deferrable=True, on_item_failure="report"))
 
-        def two_kept_one_in_flight():
-            record = triggerer_xcom.get(BATCH_RECORD_KEY) or {}
-            return len(record.get("jobs", {})) == 2 and len(kie_emulator.state.tasks) == 3
+        async def killed(run):  # a killed process runs no clean-up
+            return None
 
-        triggerer_xcom.stop_when(KieBatchTrigger(**kwargs), two_kept_one_in_flight)
-        record = triggerer_xcom[BATCH_RECORD_KEY]
-        assert len(record["jobs"]) == 2 and len(record["sent"]) == 3 and len(kie_emulator.state.tasks) == 3
+        with monkeypatch.context() as patch:
+            patch.setattr(BatchRun, "_keep_received", killed)
+            triggerer_xcom.stop_when(
+                KieBatchTrigger(**kwargs),
+                lambda: len(_kept_jobs(triggerer_xcom)) == 2 and len(kie_emulator.state.tasks) == 3,
+            )
+        assert len(_kept_jobs(triggerer_xcom)) == 2 and len(triggerer_xcom["kie_batch.0"]["sent"]) == 1
         event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**kwargs))
         assert isinstance(event, TaskSuccessEvent)
         statuses = sorted(r["status"] for r in triggerer_xcom["return_value"])
@@ -223,6 +254,55 @@ class TestInTheTriggerer:
         (lost,) = [r for r in triggerer_xcom["return_value"] if r["status"] == "error"]
         assert "was not sent again" in lost["error"] and not lost["retryable"]
         assert kie_emulator.count("createTask") == 3
+
+    @pytest.mark.parametrize("second_starts", ["together", "mid-create"])
+    def test_two_runs_of_one_batch_at_once_create_each_item_once(
+        self, kie_emulator, triggerer_xcom, second_starts
+    ):
+        """Airflow may run one trigger in two triggerers at once (an HA hand-over): one run creates, the
+        other waits for it and takes over what it leaves; both report the same Kie tasks."""
+        kie_emulator.config.generating_seconds = 0.5
+        edits = [f"edit {n}" for n in range(12)]
+        kwargs = {
+            **self._deferred(batch(edits, deferrable=True, end_from_trigger=False)),
+            "resume_not_before": None,
+        }
+
+        async def both():
+            first, second = KieBatchTrigger(**kwargs), KieBatchTrigger(**kwargs)
+            first.task_instance = second.task_instance = triggerer_xcom.ti
+            try:
+                one = asyncio.ensure_future(anext(first.run()))
+                if second_starts == "mid-create":
+                    while not 0 < kie_emulator.count("createTask") < len(edits):
+                        await asyncio.sleep(0.01)
+                two = asyncio.ensure_future(anext(second.run()))
+                return await asyncio.gather(one, two)
+            finally:
+                await close_shared_async_sessions()
+
+        events = asyncio.run(both())
+        assert kie_emulator.count("createTask") == len(edits)
+        assert len({task.body["input"]["prompt"] for task in kie_emulator.state.tasks.values()}) == len(edits)
+        reported = [[r["kie_task_id"] for r in event.payload["results"]] for event in events]
+        assert reported[0] == reported[1] and set(reported[0]) == set(kie_emulator.state.tasks)
+        assert all(r["status"] == "success" for event in events for r in event.payload["results"])
+
+    @staticmethod
+    def _deferred(operator):
+        with pytest.raises(TaskDeferred) as info:
+            operator.execute(context())
+        return info.value.trigger.serialize()[1]
+
+
+def _kept_jobs(xcom) -> dict:
+    """The jobs a batch's ledger kept in XCom (its chunks)."""
+    return {
+        index: job
+        for key, chunk in xcom.items()
+        if key.startswith(BATCH_RECORD_KEY + ".")
+        for index, job in chunk["jobs"].items()
+    }
 
 
 class RecordingLog:

@@ -1,0 +1,281 @@
+"""What a batch sent, kept as it happens so that no run of it pays twice and none loses what was paid for.
+
+A batch's trigger may run twice at once (Airflow's triggerer HA hand-over) or again after a restart;
+a batch on a worker may be retried. Each run reads the :class:`BatchLedger` first and writes it as each
+createTask leaves and as each reply comes back:
+
+- ``kie_batch_owner`` = ``{"by", "at", "chunks", "released"}``: the run that may create (an election,
+  since XCom has no compare-and-set: claim, let another claim land, read back), its heartbeat, and how
+  many chunks it wrote. Another run waits while the owner is live, and takes over once it released the
+  batch (it ended, or was cancelled after keeping the ids it had received) or stopped heart-beating.
+- ``kie_batch.<k>`` = ``{"jobs": {index: job}, "sent": {index: run}}`` for items ``k * CHUNK`` to
+  ``(k + 1) * CHUNK - 1``: written only by the owner, so a write costs O(CHUNK) whatever the batch's size.
+
+An item is marked sent after the key's limiter let its request go and before it leaves; a run that takes
+over waits for no id of a released or stopped owner: a mark without an id is an ambiguous create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_kie.events import KieJobRef
+
+#: Key of a batch's whole record: written once when the batch ends (and by 0.2.0 as it went).
+BATCH_RECORD_KEY = "kie_batch"
+OWNER_KEY = "kie_batch_owner"
+#: Items per chunk of the record: the bytes one write costs, whatever the batch's size.
+CHUNK = 50
+
+#: How long a run lets another run's claim land before it reads the claim back (XCom offers no
+#: compare-and-set); also how often it then looks again.
+CLAIM_SETTLE_SECONDS = 1.0
+#: How long after its last sign of life (a heartbeat, or a create marked sent) a run that has not ended
+#: may still be sending: its triggerer is then taken to have stopped.
+CLAIM_LIVE_SECONDS = 60.0
+#: A claim not marked sent this long after it was made belongs to a run that stopped before sending.
+CLAIM_STALE_SECONDS = 5.0
+#: How often the owner says it is alive; and, by its own clock, how long it trusts its ownership without
+#: reading it back (a paused process, on waking, reads it before it sends anything).
+HEARTBEAT_SECONDS = 10.0
+
+Load = Callable[[str], Awaitable[Any]]
+Save = Callable[[str, Any], Awaitable[bool]]
+
+
+def chunk_key(chunk: int) -> str:
+    return f"{BATCH_RECORD_KEY}.{chunk}"
+
+
+def chunk_of(index: int) -> int:
+    return index // CHUNK
+
+
+@dataclass
+class BatchRecord:
+    """What a batch sent: the Kie task of each created item, and the items whose createTask left with no
+    task id kept (an earlier run's; such an item may exist at Kie: its create is ambiguous)."""
+
+    jobs: dict[int, KieJobRef] = field(default_factory=dict)
+    sent: set[int] = field(default_factory=set)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "jobs": {str(index): job.to_dict() for index, job in sorted(self.jobs.items())},
+            "sent": sorted(self.sent),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> BatchRecord:
+        data = data or {}
+        jobs = {int(index): KieJobRef.from_dict(job) for index, job in (data.get("jobs") or {}).items()}
+        return cls(jobs, {int(index) for index in data.get("sent") or ()})
+
+    def merged(self, other: BatchRecord) -> BatchRecord:
+        jobs = {**self.jobs, **other.jobs}
+        return BatchRecord(jobs, (self.sent | other.sent) - set(jobs))
+
+
+class Superseded(Exception):
+    """Another run of the batch owns it now: this one sends nothing more."""
+
+
+class _Chunk:
+    """One chunk as its owner keeps it, written with coalescing: changes made while a write is in
+    flight go out together in the next one."""
+
+    def __init__(self, data: Mapping[str, Any] | None) -> None:
+        data = data or {}
+        self.jobs: dict[str, dict[str, Any]] = dict(data.get("jobs") or {})
+        self.sent: dict[str, str] = dict(data.get("sent") or {})
+        self.version = 0
+        self.written = 0
+        self.lock = asyncio.Lock()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"jobs": dict(self.jobs), "sent": dict(self.sent)}
+
+
+class BatchLedger:
+    """The record of one batch in a key-value store (the task instance's XCom in a triggerer, the task
+    state store on a worker), read by :meth:`open` and kept by the owner as items leave and come back.
+
+    ``load`` returns None for a key never written; ``save`` returns False where nothing can be kept (a
+    trigger run without a task instance), which makes every run the owner of a record in memory only.
+    ``elect=False`` (a worker's task state store, which no other run shares) neither waits for another
+    run nor holds an election.
+    """
+
+    def __init__(self, load: Load, save: Save, *, log: Any, elect: bool = True) -> None:
+        self.load = load
+        self.save = save
+        self.log = log
+        self.elect = elect
+        self.by = uuid.uuid4().hex
+        self.chunks: dict[int, _Chunk] = {}
+        self.count = 0  # chunks written, by this run or those before it
+        self.confirmed = 0.0  # monotonic time this run last knew it owned the batch
+        self.stopped = False
+        self.durable = True
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def open(self) -> BatchRecord:
+        """Become the batch's owner (waiting while another live run owns it); what earlier runs sent."""
+        owner = await self.load(OWNER_KEY)
+        legacy = None if owner is not None else await self.load(BATCH_RECORD_KEY)  # 0.2.0's, in flight
+        while True:
+            while self.elect and _live_other(owner, self.by):
+                self.log.info("Another run of this batch is creating its items; waiting for it to hand over")
+                await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+                owner = await self.load(OWNER_KEY)
+            count = int((owner or {}).get("chunks") or 0)
+            if await self._claim(count):
+                break
+            owner = await self.load(OWNER_KEY)
+        record = BatchRecord.from_dict(legacy)
+        for k in range(count):
+            chunk = self.chunks[k] = _Chunk(await self.load(chunk_key(k)))
+            record = record.merged(
+                BatchRecord(
+                    {int(i): KieJobRef.from_dict(job) for i, job in chunk.jobs.items()},
+                    {int(i) for i in chunk.sent},
+                )
+            )
+        if self.durable and self.elect:
+            self._heartbeat = asyncio.ensure_future(self._beat())
+        return record
+
+    async def _claim(self, chunks: int) -> bool:
+        self.count = chunks
+        if not await self._save_owner():
+            self.durable = False
+            return True  # nowhere to keep a record: nobody else to agree with
+        if self.elect:
+            await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+            kept = await self.load(OWNER_KEY)
+            if not (isinstance(kept, Mapping) and kept.get("by") == self.by):
+                return False
+        self.confirmed = time.monotonic()
+        return True
+
+    async def sending(self, index: int) -> None:
+        """Item ``index``'s createTask is about to leave: mark it, unless this run no longer owns the batch."""
+        await self._still_owner()
+        chunk = await self._chunk(chunk_of(index))
+        chunk.sent[str(index)] = self.by
+        await self._write(chunk_of(index))
+        await self._still_owner()  # the process may have been paused while the mark was written
+
+    async def not_sent(self, index: int) -> None:
+        """Answered without a task (a 429, a refused body): nothing of it exists at Kie."""
+        chunk = await self._chunk(chunk_of(index))
+        if chunk.sent.pop(str(index), None) is not None:
+            await self._write(chunk_of(index))
+
+    async def created(self, index: int, job: KieJobRef) -> None:
+        chunk = await self._chunk(chunk_of(index))
+        chunk.jobs[str(index)] = job.to_dict()
+        chunk.sent.pop(str(index), None)
+        await self._write(chunk_of(index))
+
+    def stop_sending(self) -> None:
+        self.stopped = True
+
+    async def close(self) -> None:
+        """Hand the batch over: every chunk written once more (a write of a paused run may have landed
+        over it), then the owner released, so another run takes over at once."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        if not self.durable or not await self._owns():
+            return
+        for k, chunk in list(self.chunks.items()):
+            chunk.version += 1
+            await self._write(k)
+        await self._save_owner(released=True)
+
+    async def _chunk(self, k: int) -> _Chunk:
+        chunk = self.chunks.get(k)
+        if chunk is None:
+            chunk = self.chunks[k] = _Chunk(None)
+            if k >= self.count:  # a new chunk: a run that reads the record must know to read it
+                self.count = k + 1
+                await self._save_owner()
+        return chunk
+
+    async def _write(self, k: int) -> None:
+        chunk = self.chunks[k]
+        chunk.version += 1
+        wanted = chunk.version
+        async with chunk.lock:
+            if chunk.written >= wanted:  # a write that started after this change carried it
+                return
+            version, value = chunk.version, chunk.to_dict()
+            await self.save(chunk_key(k), value)
+            chunk.written = version
+
+    async def _still_owner(self) -> None:
+        if self.stopped:
+            raise Superseded()
+        stale = self.durable and time.monotonic() - self.confirmed > HEARTBEAT_SECONDS
+        if stale and not await self._owns():
+            self.stopped = True
+            self.log.warning("Another run of this batch took it over; this one sends nothing more")
+            raise Superseded()
+
+    async def _owns(self) -> bool:
+        owner = await self.load(OWNER_KEY)
+        if isinstance(owner, Mapping) and owner.get("by") == self.by:
+            self.confirmed = time.monotonic()
+            return True
+        return False
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            if not await self._owns():
+                self.stopped = True
+                return
+            await self._save_owner()
+
+    async def _save_owner(self, *, released: bool = False) -> bool:
+        owner = {"by": self.by, "at": time.time(), "chunks": self.count, "released": released}
+        return await self.save(OWNER_KEY, owner)
+
+
+def _live_other(owner: Any, mine: str) -> bool:
+    """Whether ``owner`` is another run that may still send: not released, and alive lately."""
+    if not isinstance(owner, Mapping) or owner.get("by") in (None, mine) or owner.get("released"):
+        return False
+    return time.time() - float(owner.get("at") or 0.0) < CLAIM_LIVE_SECONDS
+
+
+@dataclass
+class ItemClaim:
+    """The hook's :class:`~airflow_provider_kie.hooks.kie.SendClaim` for one item of a batch."""
+
+    ledger: BatchLedger
+    index: int
+
+    async def sending(self) -> None:
+        await self.ledger.sending(self.index)
+
+    async def not_sent(self) -> None:
+        await self.ledger.not_sent(self.index)
+
+
+def in_memory() -> tuple[Load, Save]:
+    """A store that keeps nothing (a trigger run without a task instance)."""
+
+    async def load(key: str) -> Any:
+        return None
+
+    async def save(key: str, value: Any) -> bool:
+        return False
+
+    return load, save

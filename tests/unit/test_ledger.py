@@ -1,0 +1,133 @@
+"""The batch ledger on an in-memory store: what a run keeps as items leave and come back, the election
+between two runs, what a run that takes over finds, and writes whose size does not grow with the batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from airflow_provider_kie import ledger as ledger_module
+from airflow_provider_kie.events import KieJobRef
+from airflow_provider_kie.ledger import OWNER_KEY, BatchLedger, Superseded
+
+log = logging.getLogger(__name__)
+
+
+class Store(dict):
+    """A task instance's XCom: JSON values by key; counts what each write costs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written_bytes = 0
+        self.writes = 0
+
+    async def load(self, key: str):
+        await asyncio.sleep(0)
+        return self.get(key)
+
+    async def save(self, key: str, value) -> bool:
+        encoded = json.dumps(value)
+        self.written_bytes += len(encoded)
+        self.writes += 1
+        await asyncio.sleep(0)
+        self[key] = json.loads(encoded)
+        return True
+
+
+@pytest.fixture(autouse=True)
+def quick_election(monkeypatch):
+    monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 0.01)
+
+
+def ledger(store: Store, **kwargs) -> BatchLedger:
+    return BatchLedger(store.load, store.save, log=log, **kwargs)
+
+
+async def create_all(run: BatchLedger, size: int, *, in_flight: int = 4) -> None:
+    """What a batch run tells its ledger: each item marked as it leaves, its id once it comes back."""
+    slots = asyncio.Semaphore(in_flight)
+
+    async def one(index: int) -> None:
+        async with slots:
+            await run.sending(index)
+            await asyncio.sleep(0)
+            await run.created(index, KieJobRef(f"task-{index}", 1e10))
+
+    await asyncio.gather(*(one(index) for index in range(size)))
+
+
+def test_a_run_that_takes_over_finds_every_id_and_every_create_left_without_one():
+    async def main():
+        store = Store()
+        first = ledger(store)
+        assert (await first.open()).jobs == {}
+        await create_all(first, 120)
+        await first.sending(120)  # left, no reply yet
+        await first.sending(121)
+        await first.not_sent(121)  # a 429: nothing exists
+        await first.close()
+        taken_over = await ledger(store).open()
+        assert set(taken_over.jobs) == set(range(120)) and taken_over.jobs[7].kie_task_id == "task-7"
+        assert taken_over.sent == {120}
+
+    asyncio.run(main())
+
+
+def test_record_writes_cost_the_same_per_item_whatever_the_batch_size():
+    """0.2.0 wrote the whole record twice per item: bytes per item grew with the batch."""
+
+    def bytes_per_item(size: int) -> float:
+        store = Store()
+
+        async def main():
+            run = ledger(store)
+            await run.open()
+            await create_all(run, size)
+            await run.close()
+
+        asyncio.run(main())
+        return store.written_bytes / size
+
+    small, large = bytes_per_item(100), bytes_per_item(5000)
+    assert large < 1.25 * small
+
+
+def test_of_two_runs_that_start_together_one_creates_and_the_other_waits_for_it():
+    async def main():
+        store = Store()
+        first, second = ledger(store), ledger(store)
+        opened = asyncio.ensure_future(asyncio.gather(first.open(), second.open()))
+        await asyncio.sleep(0.2)
+        # One won the election; the other waits while the winner is live.
+        assert not opened.done()
+        winner = first if store[OWNER_KEY]["by"] == first.by else second
+        await create_all(winner, 10)
+        await winner.close()
+        records = await opened
+        assert [set(r.jobs) for r in records] in ([set(), set(range(10))], [set(range(10)), set()])
+
+    asyncio.run(main())
+
+
+def test_a_run_that_lost_the_batch_while_paused_sends_nothing(monkeypatch):
+    async def main():
+        store = Store()
+        paused = ledger(store)
+        await paused.open()
+        await paused.sending(0)
+        await paused.created(0, KieJobRef("task-0", 1e10))
+        # It stops heart-beating for longer than a claim lives; another run takes over.
+        store[OWNER_KEY]["at"] -= ledger_module.CLAIM_LIVE_SECONDS + 1
+        new_owner = ledger(store)
+        assert set((await new_owner.open()).jobs) == {0}
+        paused.confirmed -= ledger_module.HEARTBEAT_SECONDS + 1  # as a paused process finds its clock
+        with pytest.raises(Superseded):
+            await paused.sending(1)
+        assert "1" not in store["kie_batch.0"]["sent"]
+        await paused.close()  # writes nothing over the new owner's record
+        assert store[OWNER_KEY]["by"] == new_owner.by
+
+    asyncio.run(main())
