@@ -8,35 +8,43 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_kie import api
 from airflow_provider_kie.emulator import control, routes
 from airflow_provider_kie.emulator.callbacks import CALLBACKS_KEY, cancel_callbacks
 from airflow_provider_kie.emulator.faults import FAULTS, REPLY_FAULTS
 from airflow_provider_kie.emulator.replies import RECORD_KEY
 from airflow_provider_kie.emulator.state import EmulatorState, RequestRecord
 
+# Kie's paths (docs/kie-api.md), the emulator's own copy: a wrong path in the client must fail the tests.
+CREATE_TASK_PATH = "/api/v1/jobs/createTask"
+RECORD_INFO_PATH = "/api/v1/jobs/recordInfo"
+CREDITS_PATH = "/api/v1/chat/credit"
+DOWNLOAD_URL_PATH = "/api/v1/common/download-url"
+UPLOAD_STREAM_PATH = "/api/file-stream-upload"
+UPLOAD_URL_PATH = "/api/file-url-upload"
+UPLOAD_BASE64_PATH = "/api/file-base64-upload"
+
 # Endpoint names used by faults and the request log.
 ENDPOINTS = {
-    api.CREATE_TASK_PATH: "createTask",
-    api.RECORD_INFO_PATH: "recordInfo",
-    api.CREDITS_PATH: "credit",
-    api.DOWNLOAD_URL_PATH: "download-url",
-    api.UPLOAD_STREAM_PATH: "upload",
-    api.UPLOAD_URL_PATH: "upload",
-    api.UPLOAD_BASE64_PATH: "upload",
+    CREATE_TASK_PATH: "createTask",
+    RECORD_INFO_PATH: "recordInfo",
+    CREDITS_PATH: "credit",
+    DOWNLOAD_URL_PATH: "download-url",
+    UPLOAD_STREAM_PATH: "upload",
+    UPLOAD_URL_PATH: "upload",
+    UPLOAD_BASE64_PATH: "upload",
 }
 
 
 def build_app(state: EmulatorState) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_make_middleware(state)])
     app[routes.STATE_KEY] = state
-    app.router.add_post(api.CREATE_TASK_PATH, routes.create_task)
-    app.router.add_get(api.RECORD_INFO_PATH, routes.record_info)
-    app.router.add_get(api.CREDITS_PATH, routes.credits)
-    app.router.add_post(api.DOWNLOAD_URL_PATH, routes.download_url)
-    app.router.add_post(api.UPLOAD_STREAM_PATH, routes.upload_stream)
-    app.router.add_post(api.UPLOAD_URL_PATH, routes.upload_url)
-    app.router.add_post(api.UPLOAD_BASE64_PATH, routes.upload_base64)
+    app.router.add_post(CREATE_TASK_PATH, routes.create_task)
+    app.router.add_get(RECORD_INFO_PATH, routes.record_info)
+    app.router.add_get(CREDITS_PATH, routes.credits)
+    app.router.add_post(DOWNLOAD_URL_PATH, routes.download_url)
+    app.router.add_post(UPLOAD_STREAM_PATH, routes.upload_stream)
+    app.router.add_post(UPLOAD_URL_PATH, routes.upload_url)
+    app.router.add_post(UPLOAD_BASE64_PATH, routes.upload_base64)
     app.router.add_get("/files/{path:.+}", routes.serve_file)
     app.router.add_get("/_emulator/requests", control.requests)
     app.router.add_get("/_emulator/tasks", control.tasks)

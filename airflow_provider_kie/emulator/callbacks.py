@@ -4,7 +4,10 @@ the webhook HMAC key when one is set), retrying a failed delivery up to ``callba
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import random
 import time
@@ -12,10 +15,17 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from airflow_provider_kie.callbacks import sign
 from airflow_provider_kie.emulator.state import EmulatedTask, EmulatorState, task_record
 
 CALLBACKS_KEY = web.AppKey("callback_jobs", set)
+
+
+def signature(webhook_key: str, kie_task_id: str, timestamp: str) -> str:
+    """Kie's ``X-Webhook-Signature``: base64 of HMAC-SHA256 under the webhook HMAC key of
+    ``taskId + "." + timestamp`` (docs/kie-api.md §3). Written here, not taken from the client, so a
+    mistake in the client's check cannot be matched by the same mistake in what it checks."""
+    message = f"{kie_task_id}.{timestamp}".encode()
+    return base64.b64encode(hmac.new(webhook_key.encode(), message, hashlib.sha256).digest()).decode()
 
 
 def schedule_callback(app: web.Application, state: EmulatorState, task: EmulatedTask) -> None:
@@ -38,7 +48,7 @@ async def _deliver_callback(state: EmulatorState, task: EmulatedTask) -> None:
     if state.config.callback_secret:
         timestamp = str(int(now))
         headers["X-Webhook-Timestamp"] = timestamp
-        headers["X-Webhook-Signature"] = sign(state.config.callback_secret, task.task_id, timestamp)
+        headers["X-Webhook-Signature"] = signature(state.config.callback_secret, task.task_id, timestamp)
     delivery: dict[str, Any] = {"task_id": task.task_id, "url": task.body["callBackUrl"], "attempts": 0}
     with state.lock:
         state.callbacks.append(delivery)

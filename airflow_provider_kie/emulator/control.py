@@ -7,10 +7,9 @@ import time
 
 from aiohttp import web
 
-from airflow_provider_kie.emulator.faults import Fault
+from airflow_provider_kie.emulator.faults import BadSetting, Fault
 from airflow_provider_kie.emulator.routes import STATE_KEY
 from airflow_provider_kie.emulator.state import EmulatorState, task_record
-from airflow_provider_kie.exceptions import KieInputError
 
 
 async def requests(request: web.Request) -> web.Response:
@@ -51,7 +50,7 @@ async def config(request: web.Request) -> web.Response:
         try:
             with state.lock:
                 state.config.update(await request.json())
-        except KieInputError as error:
+        except BadSetting as error:
             return web.json_response({"error": str(error)}, status=400)
     return web.json_response(state.config.to_dict())
 
@@ -60,7 +59,7 @@ async def faults(request: web.Request) -> web.Response:
     state: EmulatorState = request.app[STATE_KEY]
     try:
         state.add_fault(Fault(**await request.json()))
-    except (KieInputError, TypeError) as error:
+    except (BadSetting, TypeError) as error:
         return web.json_response({"error": str(error)}, status=400)
     return web.json_response({"faults": len(state.faults)})
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from airflow_provider_kie.emulator.replies import MESSAGES, drop, envelope, record_of
-from airflow_provider_kie.exceptions import KieInputError
 
 if TYPE_CHECKING:
     from airflow_provider_kie.emulator.state import EmulatorState
@@ -24,6 +23,13 @@ if TYPE_CHECKING:
 Handle = Callable[[], Awaitable[web.StreamResponse]]
 ReplyFault = Callable[[web.Request, "Fault", "EmulatorState", Handle], Awaitable[web.StreamResponse]]
 RecordFault = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+class BadSetting(ValueError):
+    """An emulator setting or fault the emulator does not know (the control API answers 400)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
 
 
 @dataclass
@@ -38,7 +44,7 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.kind not in FAULTS:
-            raise KieInputError("kind", f"unknown fault {self.kind!r}; allowed: {', '.join(FAULTS)}")
+            raise BadSetting("kind", f"unknown fault {self.kind!r}; allowed: {', '.join(FAULTS)}")
 
 
 @dataclass(frozen=True)

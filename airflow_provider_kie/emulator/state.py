@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_kie.emulator.faults import Fault
-from airflow_provider_kie.exceptions import KieInputError
+from airflow_provider_kie.emulator.faults import BadSetting, Fault
 
 
 @dataclass
@@ -45,7 +44,7 @@ class EmulatorConfig:
         names = {f.name for f in dataclasses.fields(self)}
         for name, value in changes.items():
             if name not in names:
-                raise KieInputError(name, f"is not an emulator setting; settings: {', '.join(sorted(names))}")
+                raise BadSetting(name, f"is not an emulator setting; settings: {', '.join(sorted(names))}")
             current = getattr(self, name)
             if isinstance(current, Decimal):
                 value = Decimal(str(value))
