@@ -22,13 +22,13 @@ from airflow_provider_kie import storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
 from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
-from airflow_provider_kie.ledger import BATCH_RECORD_KEY as BATCH_RECORD_KEY  # importable here, as in 0.2.0
+from airflow_provider_kie.ledger import BATCH_RECORD_KEY as BATCH_RECORD_KEY  # importable here, as before
 from airflow_provider_kie.ledger import BatchLedger, BatchRecord, ItemClaim, Superseded, in_memory
 from airflow_provider_kie.waiting import PollPolicy, wait_async
 
 if TYPE_CHECKING:
     from airflow_provider_kie.callbacks import CallbackTarget
-    from airflow_provider_kie.triggers.hints import CallbackWaits
+    from airflow_provider_kie.triggers.hints import Callbacks
 
 #: What a batch with failed items does: fail the Airflow task (after every item ended), or succeed and
 #: report them in its result.
@@ -163,7 +163,7 @@ class BatchRun:
         ledger: Callable[[], BatchLedger] | None = None,
         output_path: str | None = None,
         retry_ambiguous_create: bool = False,
-        callbacks: CallbackWaits | None = None,
+        callbacks: Callbacks | None = None,
         callback_for: CallbackTarget | None = None,
     ) -> None:
         self.hook = hook
@@ -244,7 +244,7 @@ class BatchRun:
                 # A task created here with the plugin's URL waits for its hint at once; for one kept from
                 # before a restart, its first read tells.
                 awaited = created_here and not self.items[index].body.get("callBackUrl")
-                wait = self.callbacks.for_job(job, None, awaited=awaited, between_polls=sleep)
+                wait = self.callbacks.wait_for(job, None, awaited=awaited, between_polls=sleep)
                 observe, sleep, read_first = _both(observe, wait.observe), wait.sleep, not wait.awaited
             task = await wait_async(
                 self.hook, job, self.poll_policy, self.log, observe, sleep, read_first=read_first

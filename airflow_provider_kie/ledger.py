@@ -26,7 +26,7 @@ from typing import Any
 
 from airflow_provider_kie.events import KieJobRef
 
-#: Key of a batch's whole record: written once when the batch ends (and by 0.2.0 as it went).
+#: Key of a batch's whole record: written once when the batch ends (and, before the ledger, as it went).
 BATCH_RECORD_KEY = "kie_batch"
 OWNER_KEY = "kie_batch_owner"
 #: Items per chunk of the record: the bytes one write costs, whatever the batch's size.
@@ -40,9 +40,14 @@ CLAIM_SETTLE_SECONDS = 1.0
 CLAIM_LIVE_SECONDS = 60.0
 #: A claim not marked sent this long after it was made belongs to a run that stopped before sending.
 CLAIM_STALE_SECONDS = 5.0
-#: How often the owner says it is alive; and, by its own clock, how long it trusts its ownership without
-#: reading it back (a paused process, on waking, reads it before it sends anything).
-HEARTBEAT_SECONDS = 10.0
+
+
+def heartbeat_seconds() -> float:
+    """How often the owner says it is alive; and, by its own clock, how long it trusts its ownership
+    without reading it back (a paused process, on waking, reads it before it sends anything): well
+    within the time another run waits for it."""
+    return CLAIM_LIVE_SECONDS / 6
+
 
 Load = Callable[[str], Awaitable[Any]]
 Save = Callable[[str, Any], Awaitable[bool]]
@@ -127,7 +132,8 @@ class BatchLedger:
     async def open(self) -> BatchRecord:
         """Become the batch's owner (waiting while another live run owns it); what earlier runs sent."""
         owner = await self.load(OWNER_KEY)
-        legacy = None if owner is not None else await self.load(BATCH_RECORD_KEY)  # 0.2.0's, in flight
+        # A record kept whole, before the ledger, by a batch still in flight across the upgrade.
+        legacy = None if owner is not None else await self.load(BATCH_RECORD_KEY)
         while True:
             while self.elect and _live_other(owner, self.by):
                 self.log.info("Another run of this batch is creating its items; waiting for it to hand over")
@@ -222,7 +228,7 @@ class BatchLedger:
     async def _still_owner(self) -> None:
         if self.stopped:
             raise Superseded()
-        stale = self.durable and time.monotonic() - self.confirmed > HEARTBEAT_SECONDS
+        stale = self.durable and time.monotonic() - self.confirmed > heartbeat_seconds()
         if stale and not await self._owns():
             self.stopped = True
             self.log.warning("Another run of this batch took it over; this one sends nothing more")
@@ -237,7 +243,7 @@ class BatchLedger:
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(heartbeat_seconds())
             if not await self._owns():
                 self.stopped = True
                 return

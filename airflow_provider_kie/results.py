@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import KieTask, TaskState
+from airflow_provider_kie.compat import link_xcom_key, listeners_registered
 from airflow_provider_kie.events import EventStatus, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTimeoutError
 from airflow_provider_kie.links import KieResultLink, result_link
@@ -24,7 +25,7 @@ XCOM_KIE_TASK_DEADLINE = "kie_task_deadline"
 XCOM_KIE_CREATE_SENT = "kie_create_sent"
 RETURN_VALUE = "return_value"
 # Airflow 3 keeps each rendered extra link in XCom under this key; Airflow 2 renders links on demand.
-LINK_XCOM_KEY: str | None = getattr(KieResultLink(), "xcom_key", None)
+LINK_XCOM_KEY = link_xcom_key(KieResultLink())
 
 
 def result_xcoms(task: KieTask, stored: list[str] | None = None) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def may_end_in_triggerer(operator: Any, *, log: bool = True) -> bool:
         for what, present in (
             ("outlets (asset events)", operator.outlets),
             ("an on_success_callback", operator.on_success_callback),
-            ("Airflow listeners (such as OpenLineage)", _listeners_registered()),
+            ("Airflow listeners (such as OpenLineage)", listeners_registered()),
         )
         if present
     ]
@@ -124,16 +125,6 @@ def may_end_in_triggerer(operator: Any, *, log: bool = True) -> bool:
             ", ".join(needs),
         )
     return not needs
-
-
-def _listeners_registered() -> bool:
-    try:
-        from airflow.sdk.listener import get_listener_manager
-    except ImportError:  # Airflow 2
-        from airflow.listeners.listener import get_listener_manager as airflow2_listener_manager
-
-        return bool(airflow2_listener_manager().has_listeners)
-    return bool(get_listener_manager().has_listeners)
 
 
 def raise_for(error: KieError) -> NoReturn:

@@ -8,9 +8,15 @@ generation times, in each of these variants on a fresh Airflow and a fresh emula
 - ``peer``: HttpOperator + HttpSensor in reschedule mode (benchmarks/dags/kie_http_peer_batch.py).
 
 Reports the makespan against the rate-limit bound N/2 s + generation time, failed tasks, 429s,
-duplicate createTasks, and worker runs and worker seconds per image.
+duplicate createTasks, worker runs and worker seconds per image, the triggerer's CPU per image, its
+RSS growth and loop stalls, and the XCom writes per image.
 
     .venv/bin/python benchmarks/batch.py --tasks 100 --generating 20
+
+``--limit-scale 10`` raises Kie's limits (the emulator's and the connection's) tenfold, so a 10,000-edit
+batch ends in minutes and what is measured is the provider's own cost:
+
+    .venv/bin/python benchmarks/batch.py --variants batch --tasks 10000 --limit-scale 10
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from airflow_provider_kie.connection import connection_json  # noqa: E402
 from airflow_provider_kie.emulator import KieEmulator  # noqa: E402
 from tests.support import RealAirflow  # noqa: E402
 
@@ -51,16 +60,25 @@ def dags_folder(parent: Path) -> Path:
 
 
 def run(
-    variant: str, tasks: int, generating: float, waiting: float, parallelism: int, env: dict[str, str]
+    variant: str,
+    tasks: int,
+    generating: float,
+    waiting: float,
+    parallelism: int,
+    env: dict[str, str],
+    limit_scale: int = 1,
 ) -> dict:
     dag_id, work_tasks = VARIANTS[variant]
     with KieEmulator() as emulator, tempfile.TemporaryDirectory(prefix=f"kie-batch-{variant}-") as tmp:
         emulator.config.update(
             {"rate_limits": True, "waiting_seconds": waiting, "generating_seconds": generating,
-             "null_seconds": 1, "credits": 10**9}
+             "null_seconds": 1, "credits": 10**9,
+             "create_limit": (20 * limit_scale, 10.0), "record_limit": (10 * limit_scale, 1.0)}
         )  # fmt: skip
+        limits = {"createTask": [20 * limit_scale, 10], "recordInfo": [10 * limit_scale, 1]}
+        connection = connection_json(KEY, emulator.url, upload_base_url=emulator.url, rate_limits=limits)
         home = Path(tmp)
-        airflow = RealAirflow(home, emulator.connection_uri(KEY), dags_folder=dags_folder(home))
+        airflow = RealAirflow(home, connection, dags_folder=dags_folder(home))
         host, port = emulator.url.removeprefix("http://").split(":")
         airflow.env.update(
             {
@@ -84,11 +102,16 @@ def run(
         airflow.start_all()
         try:
             airflow.wait_for(f"{dag_id} to be parsed", lambda: airflow.parsed(dag_id))
-            idle_cpu = session_cpu_seconds(airflow.processes["triggerer"].pid)  # its start-up, not the work
+            triggerer = airflow.processes["triggerer"].pid
+            idle_cpu = session_cpu_seconds(triggerer)  # its start-up, not the work
+            rss = RssSampler(triggerer)
             airflow.trigger_dag(dag_id)
-            state, start, end = airflow.wait_for(
-                f"{dag_id} to finish", lambda: airflow.finished_run(dag_id), timeout=1800
-            )
+            try:
+                state, start, end = airflow.wait_for(
+                    f"{dag_id} to finish", lambda: airflow.finished_run(dag_id), timeout=3600
+                )
+            finally:
+                rss.stop()
             marks = ",".join("?" * len(work_tasks))
             with airflow.db() as db:
                 task_states = dict(
@@ -111,7 +134,12 @@ def run(
             if (match := re.search(r"was blocked for ([0-9.]+) seconds", line))
         ]
         generation = waiting + generating
-        bound = tasks / 2 + generation
+        bound = tasks / (2 * limit_scale) + generation
+        xcom_writes = Counter(
+            match.group(1).split(".")[0]
+            for line in airflow.log("api-server").splitlines()
+            if (match := re.search(r"method=POST path=/execution/xcoms/[^ ]+/([^/ ]+) query", line))
+        )
         makespan = (_parse(work_end) - _parse(start)).total_seconds()
         creates = [r for r in emulator.requests if r.endpoint == "createTask"]
         polls = [r for r in emulator.requests if r.endpoint == "recordInfo"]
@@ -146,6 +174,11 @@ def run(
             "triggerer_cpu_seconds": triggerer_cpu,  # from the DAG run's trigger to its end
             "triggerer_cpu_from": "dag run triggered",
             "triggerer_cpu_seconds_per_image": triggerer_cpu / tasks,
+            "triggerer_rss_start_mib": rss.first / 1024,
+            "triggerer_rss_growth_mib": (rss.peak - rss.first) / 1024,
+            "xcom_writes_by_key": dict(xcom_writes),
+            "xcom_writes_per_image": sum(xcom_writes.values()) / tasks,
+            "limit_scale": limit_scale,
             "triggerer_loop_blocked_warnings": len(blocked),
             "triggerer_loop_blocked": blocked,
             "triggers_started_at": [
@@ -154,6 +187,37 @@ def run(
                 if " starting" in line and "trigger " in line
             ][:3],
         }
+
+
+class RssSampler:
+    """The resident memory (KiB) of a session's processes, sampled every second in a thread."""
+
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.first = self.peak = session_rss_kib(session_id)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            self.peak = max(self.peak, session_rss_kib(self.session_id))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def session_rss_kib(session_id: int) -> int:
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session_id:
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024  # field 24: rss in pages
+        except (OSError, IndexError):
+            continue
+    return total
 
 
 def session_cpu_seconds(session_id: int) -> float:
@@ -187,6 +251,7 @@ def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra Airflow setting, repeatable"
     )
+    parser.add_argument("--limit-scale", type=int, default=1, help="Kie's limits times this")
     parser.add_argument("--out", default=str(HERE / "results" / "batch.json"))
     args = parser.parse_args()
     started = time.time()
@@ -194,7 +259,9 @@ def main() -> None:
     report: dict = {"command": command, "variants": {}}
     env = dict(item.split("=", 1) for item in args.env)
     for variant in args.variants.split(","):
-        result = run(variant, args.tasks, args.generating, args.waiting, args.parallelism, env)
+        result = run(
+            variant, args.tasks, args.generating, args.waiting, args.parallelism, env, args.limit_scale
+        )
         print(json.dumps(result, indent=1), flush=True)
         report["variants"][variant] = result
     report["benchmark_wall_seconds"] = time.time() - started

@@ -258,10 +258,8 @@ def _base_url(host: str | None, schema: str | None, port: int | None) -> str | N
 
 
 def _mask(secret: str) -> None:
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-    except ImportError:  # pragma: no cover - every supported Airflow has it
-        return
+    from airflow.providers.common.compat.sdk import mask_secret
+
     mask_secret(secret)
 
 

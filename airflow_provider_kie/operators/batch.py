@@ -20,13 +20,13 @@ from airflow_provider_kie.batch import (
     log_results,
     retry_record,
 )
+from airflow_provider_kie.compat import TRIGGER_WRITES_XCOM, resume_not_before
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieError, KieInputError
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY, BatchLedger, BatchRecord, in_memory
 from airflow_provider_kie.operators.kie import check_wait_arguments
 from airflow_provider_kie.results import RETURN_VALUE, may_end_in_triggerer
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
-from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, resume_not_before
 from airflow_provider_kie.waiting import PollPolicy
 
 

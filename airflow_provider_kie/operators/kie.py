@@ -12,6 +12,12 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.callbacks import CallbackTarget
+from airflow_provider_kie.compat import (
+    MAPPED_TASKS_START_ON_WORKERS,
+    TRIGGER_STARTS_TASKS,
+    TRIGGER_WRITES_XCOM,
+    resume_not_before,
+)
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
 from airflow_provider_kie.hooks.kie import KieHook
@@ -23,12 +29,7 @@ from airflow_provider_kie.results import (
     raise_for,
     task_result,
 )
-from airflow_provider_kie.triggers.kie import (
-    TRIGGER_STARTS_TASKS,
-    TRIGGER_WRITES_XCOM,
-    KieTaskTrigger,
-    resume_not_before,
-)
+from airflow_provider_kie.triggers.kie import KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy, wait_sync
 
 _NO_RESULT = object()
@@ -182,7 +183,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
             mapped = getattr(ti, "map_index", -1) not in (-1, None)
             self.log.info(
                 "Started on a worker, not in the triggerer: %s",
-                "Airflow 3.3 starts no mapped task in the triggerer (apache/airflow#52141)"
+                MAPPED_TASKS_START_ON_WORKERS
                 if mapped
                 else getattr(self, "_worker_start_reason", None) or "Airflow ran it on a worker",
             )

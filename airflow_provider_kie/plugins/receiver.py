@@ -153,7 +153,7 @@ def _settings(conn_id: str, not_found: str) -> Any:
 def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
     """The Kie tasks the target task instance waits for: the item's, read from its chunk of the batch's
     record (one indexed row, whatever the batch's size), or the task's XCom ``kie_task_id``, or (a
-    callback URL sent by 0.2.0) every task of its batch's whole record (XCom ``kie_batch``)."""
+    callback URL sent before items were named) every task of its batch's whole record (XCom ``kie_batch``)."""
     from airflow.models.xcom import XComModel
 
     from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchRecord, chunk_key, chunk_of

@@ -12,6 +12,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_kie.api import KieTask
+from airflow_provider_kie.compat import first_reschedule_time
 from airflow_provider_kie.events import KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError
 from airflow_provider_kie.hooks.kie import KieHook
@@ -113,6 +114,5 @@ class KieTaskSensor(BaseSensorOperator):
 def _first_poke_time(context: Any) -> float:
     """When a rescheduled sensor first poked (Airflow 3 knows it); now on Airflow 2, where a task
     cannot ask, so there "not found" is tolerated until the sensor's own timeout."""
-    ti = context["ti"]
-    first = ti.get_first_reschedule_date(context) if hasattr(ti, "get_first_reschedule_date") else None
-    return first.timestamp() if first is not None else time.time()
+    first = first_reschedule_time(context)
+    return time.time() if first is None else first

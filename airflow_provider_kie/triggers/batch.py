@@ -16,16 +16,11 @@ from airflow_provider_kie.batch import (
     log_results_async,
 )
 from airflow_provider_kie.callbacks import CallbackTarget
+from airflow_provider_kie.compat import end_task_in_triggerer, pull_xcom, push_xcoms, settle_before_resume
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchLedger, BatchRecord
 from airflow_provider_kie.results import RETURN_VALUE
-from airflow_provider_kie.triggers.hints import callback_waits
-from airflow_provider_kie.triggers.kie import (
-    end_task_in_triggerer,
-    pull_xcom,
-    push_xcoms,
-    settle_before_resume,
-)
+from airflow_provider_kie.triggers.hints import callbacks_for
 from airflow_provider_kie.waiting import PollPolicy
 
 
@@ -98,7 +93,7 @@ class KieBatchTrigger(BaseTrigger):
             return await push_xcoms(ti, {key: value})
 
         async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:
-            callbacks = await callback_waits(hook, self.kie_conn_id, ti)
+            callbacks = await callbacks_for(hook, self.kie_conn_id, ti)
             if callbacks is not None:
                 self.log.info(
                     "Kie batch: waiting for Kie's callbacks (polling each task every %.0f s or more "

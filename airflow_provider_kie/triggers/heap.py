@@ -14,8 +14,7 @@ from __future__ import annotations
 import gc
 import sys
 
-#: The module of Airflow's trigger runner (Airflow 2 and 3): a process that imported it runs triggers.
-TRIGGER_RUNNER_MODULE = "airflow.jobs.triggerer_job_runner"
+from airflow_provider_kie.compat import TRIGGER_RUNNER_MODULE
 
 _frozen = False
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_kie.callbacks import HINT_PREFIX, HINTS_HEADER, PLUGIN_PREFIX, calls_back, hints_token
+from airflow_provider_kie.compat import trigger_lists_variables
 from airflow_provider_kie.events import KieJobRef
 
 log = logging.getLogger(__name__)
@@ -90,17 +91,12 @@ def safety_net_interval() -> float:
     return conf.getfloat("kie", "callback_safety_net_interval", fallback=SAFETY_NET_INTERVAL)
 
 
-def hints_supported() -> bool:
-    """Whether a trigger can list Variable keys (Airflow's Task SDK from 3.3)."""
-    try:
-        from airflow.sdk import Variable
-    except ImportError:
-        return False
-    return hasattr(Variable, "keys")
+hints_supported = trigger_lists_variables  # its name before compat.py
 
 
-class CallbackHints:
-    """The hints one event loop's triggers wait for (see the module's docstring)."""
+class HintReader:
+    """One per event loop and connection: lists the hints while any trigger waits, and wakes the waiters
+    whose task is named (see the module's docstring)."""
 
     def __init__(self, list_keys: Callable[[], frozenset[str]] = _list_hint_keys) -> None:
         self.list_keys = list_keys
@@ -145,10 +141,10 @@ class CallbackHints:
             await asyncio.sleep(HINT_READ_INTERVAL)
 
 
-_READERS: dict[tuple[asyncio.AbstractEventLoop, str, str, str], CallbackHints] = {}
+_READERS: dict[tuple[asyncio.AbstractEventLoop, str, str, str], HintReader] = {}
 
 
-def process_hints(base_url: str, conn_id: str, api_key: str) -> CallbackHints:
+def hint_reader(base_url: str, conn_id: str, api_key: str) -> HintReader:
     """The hints reader of connection ``conn_id`` (its plugin at ``base_url``) on the running event
     loop (a triggerer has one loop for all its triggers)."""
     loop = asyncio.get_running_loop()
@@ -156,7 +152,7 @@ def process_hints(base_url: str, conn_id: str, api_key: str) -> CallbackHints:
         del _READERS[closed]
     key = (loop, base_url, conn_id, api_key)
     if key not in _READERS:
-        _READERS[key] = CallbackHints(PluginHintLister(base_url, conn_id, api_key))
+        _READERS[key] = HintReader(PluginHintLister(base_url, conn_id, api_key))
     return _READERS[key]
 
 
@@ -166,20 +162,20 @@ class HintedSleep:
     within :data:`SAFETY_NET_READS_PER_SECOND` (never past ``deadline``); after the hint, sleeps at
     most :data:`AFTER_HINT_INTERVAL`."""
 
-    def __init__(self, hints: CallbackHints, kie_task_id: str, deadline: float, safety_net: float) -> None:
+    def __init__(self, hints: HintReader, kie_task_id: str, deadline: float, safety_net: float) -> None:
         self.hints = hints
         self.kie_task_id = kie_task_id
         self.deadline = deadline
         self.safety_net = safety_net
-        self.hinted = False
+        self.hint_seen = False
 
     async def __call__(self, delay: float) -> None:
-        if self.hinted:
+        if self.hint_seen:
             await asyncio.sleep(min(delay, AFTER_HINT_INTERVAL))
             return
         spread = (len(self.hints.waiting) + 1) / SAFETY_NET_READS_PER_SECOND * random.uniform(0.8, 1.2)
         timeout = min(max(delay, self.safety_net, spread), max(delay, self.deadline - time.time()))
-        self.hinted = await self.hints.wait(self.kie_task_id, timeout)
+        self.hint_seen = await self.hints.wait(self.kie_task_id, timeout)
 
 
 class CallbackWait:
@@ -190,14 +186,14 @@ class CallbackWait:
 
     def __init__(
         self,
-        hinted: HintedSleep,
+        hinted_sleep: HintedSleep,
         base_url: str,
         log: Any,
         *,
         awaited: bool,
         between_polls: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.hinted = hinted
+        self.hinted_sleep = hinted_sleep
         self.base_url = base_url
         self.log = log  # None: the caller says it once for many tasks
         self.between_polls = between_polls
@@ -210,7 +206,7 @@ class CallbackWait:
             self._await()
 
     async def sleep(self, delay: float) -> None:
-        await (self.hinted(delay) if self.awaited else self.between_polls(delay))
+        await (self.hinted_sleep(delay) if self.awaited else self.between_polls(delay))
 
     def _await(self) -> None:
         self.awaited = True
@@ -219,20 +215,21 @@ class CallbackWait:
         self.log.info(
             "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in case it "
             "is lost)",
-            self.hinted.kie_task_id,
-            self.hinted.safety_net,
+            self.hinted_sleep.kie_task_id,
+            self.hinted_sleep.safety_net,
         )
 
 
 @dataclass(frozen=True)
-class CallbackWaits:
-    """A trigger's means to wait for Kie's callbacks (see :func:`callback_waits`)."""
+class Callbacks:
+    """One per trigger: its connection's hint reader and settings, from which each of its Kie tasks gets
+    a :class:`CallbackWait` (see :func:`callbacks_for`)."""
 
-    hints: CallbackHints
+    hints: HintReader
     base_url: str
     safety_net: float
 
-    def for_job(
+    def wait_for(
         self,
         job: KieJobRef,
         log: Any,
@@ -240,16 +237,16 @@ class CallbackWaits:
         awaited: bool,
         between_polls: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> CallbackWait:
-        hinted = HintedSleep(self.hints, job.kie_task_id, job.deadline, self.safety_net)
-        return CallbackWait(hinted, self.base_url, log, awaited=awaited, between_polls=between_polls)
+        hinted_sleep = HintedSleep(self.hints, job.kie_task_id, job.deadline, self.safety_net)
+        return CallbackWait(hinted_sleep, self.base_url, log, awaited=awaited, between_polls=between_polls)
 
 
-async def callback_waits(hook: Any, conn_id: str, task_instance: Any) -> CallbackWaits | None:
+async def callbacks_for(hook: Any, conn_id: str, task_instance: Any) -> Callbacks | None:
     """How a trigger of connection ``conn_id`` waits for callbacks, or None where it cannot: the
     connection has no ``callback_base_url``, no task instance (``airflow dags test``), or Airflow
     before 3.3."""
     settings = await hook.get_settings()
     base_url = settings.callback_base_url
-    if base_url is None or task_instance is None or not hints_supported():
+    if base_url is None or task_instance is None or not trigger_lists_variables():
         return None
-    return CallbackWaits(process_hints(base_url, conn_id, settings.api_key), base_url, safety_net_interval())
+    return Callbacks(hint_reader(base_url, conn_id, settings.api_key), base_url, safety_net_interval())

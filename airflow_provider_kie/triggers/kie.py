@@ -8,11 +8,22 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kie import models, storage
+from airflow_provider_kie import ledger, models, storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
 from airflow_provider_kie.callbacks import CallbackTarget
+from airflow_provider_kie.compat import (
+    TRIGGER_STARTS_TASKS as TRIGGER_STARTS_TASKS,  # importable here, as before
+)
+from airflow_provider_kie.compat import (
+    TRIGGER_WRITES_XCOM,
+    end_task_in_triggerer,
+    pull_xcom,
+    push_xcoms,
+    settle_before_resume,
+)
+from airflow_provider_kie.compat import resume_not_before as resume_not_before
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
 from airflow_provider_kie.hooks.kie import KieAsyncHook
@@ -22,68 +33,15 @@ from airflow_provider_kie.results import (
     XCOM_KIE_TASK_ID,
     result_xcoms,
 )
-from airflow_provider_kie.triggers.hints import callback_waits
+from airflow_provider_kie.triggers.hints import callbacks_for
 from airflow_provider_kie.waiting import PollPolicy, wait_async
-
-try:  # Airflow 3: a trigger writes XCom through the Task SDK, like a worker.
-    from airflow.sdk.execution_time.xcom import XCom as _SdkXCom
-except ImportError:  # Airflow 2
-    _SdkXCom = None
-
-#: Whether a trigger can keep what it did in XCom itself (Airflow 3). Creating the Kie task in the
-#: triggerer needs it: the task id must survive a triggerer restart, or the new trigger would create again.
-TRIGGER_WRITES_XCOM = _SdkXCom is not None and hasattr(_SdkXCom, "aset")
-
-
-def _airflow_at_least(version: str) -> bool:
-    from airflow import __version__
-    from packaging.version import Version
-
-    return Version(Version(__version__).base_version) >= Version(version)
-
-
-#: Whether Airflow starts a task in the triggerer (``start_from_trigger``) and renders its templates
-#: there: from 3.3 (3.0 to 3.2 ran such tasks on a worker).
-TRIGGER_STARTS_TASKS = TRIGGER_WRITES_XCOM and _airflow_at_least("3.3")
-
-#: The least time between a worker's deferral and the event that resumes it. Airflow's scheduler fails a
-#: resumed task if it handles the deferring worker's exit only after it queued the task again
-#: (apache/airflow#67287, #72716: open in 3.3.2); seconds after a deferral that exit is handled.
-RESUME_SETTLE_SECONDS = 15.0
-
-
-def resume_not_before() -> float:
-    """For a trigger a worker defers to now: the earliest time its event may resume a worker."""
-    return time.time() + RESUME_SETTLE_SECONDS
-
-
-async def settle_before_resume(trigger: BaseTrigger, not_before: float | None) -> None:
-    """Hold an event that resumes a worker until ``not_before`` (only in a triggerer: ``dags test`` runs
-    no scheduler to race with)."""
-    delay = (not_before or 0) - time.time()
-    if delay > 0 and trigger.task_instance is not None:
-        trigger.log.info("Resuming the task in %.0f s, once Airflow has handled the deferral", delay)
-        await asyncio.sleep(delay)
-
-
-#: How long a trigger lets another triggerer's claim on the same create land before it reads the claim
-#: back (XCom offers no compare-and-set); also how often it then looks for the other's task id.
-CLAIM_SETTLE_SECONDS = 1.0
-#: How long after its last attempt left a create claimed without a task id may still be another
-#: triggerer's create in flight (the default request timeout is 30 s); after that its triggerer is taken
-#: to have stopped, and the create is ambiguous.
-CLAIM_LIVE_SECONDS = 60.0
-
-
-#: A claim not marked sent this long after it was made belongs to a run that stopped before sending.
-CLAIM_STALE_SECONDS = 5.0
 
 
 def _claimed_by_another(claim: Any, mine: str) -> bool:
     """A live claim of another run: one marked sent, or one whose election may still be under way."""
     if not isinstance(claim, Mapping) or claim.get("by") in (None, mine):
         return False
-    return bool(claim.get("sent")) or time.time() - claim.get("at", 0.0) < CLAIM_STALE_SECONDS
+    return bool(claim.get("sent")) or time.time() - claim.get("at", 0.0) < ledger.CLAIM_STALE_SECONDS
 
 
 class _CreateClaim:
@@ -113,7 +71,7 @@ class _CreateClaim:
             # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims the
             # create, lets the other's claim land, and reads it back; only the last one sends.
             try:
-                await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+                await asyncio.sleep(ledger.CLAIM_SETTLE_SECONDS)
             except asyncio.CancelledError:  # stopped before sending: withdraw the claim
                 await asyncio.shield(self.trigger._push_xcoms({XCOM_KIE_CREATE_SENT: None}))
                 raise
@@ -263,10 +221,10 @@ class KieTaskTrigger(BaseTrigger):
         """Poll; when Kie calls this connection's ``/kie`` plugin back for the task (known when it was
         created so, else seen in its ``param`` on a read: a sensor's task), wait for the hint instead and
         poll only as a safety net (docs/callbacks.md)."""
-        waits = await callback_waits(hook, self.kie_conn_id, self.task_instance)
-        if waits is None:
+        callbacks = await callbacks_for(hook, self.kie_conn_id, self.task_instance)
+        if callbacks is None:
             return await wait_async(hook, job, self.poll_policy, self.log)
-        wait = waits.for_job(job, self.log, awaited=self.await_callback)
+        wait = callbacks.wait_for(job, self.log, awaited=self.await_callback)
         return await wait_async(
             hook, job, self.poll_policy, self.log, wait.observe, wait.sleep, read_first=not wait.awaited
         )
@@ -312,8 +270,8 @@ class KieTaskTrigger(BaseTrigger):
     async def _created_by_another_triggerer(self, claimed: Any) -> KieJobRef | None:
         """The Kie task of a create another run of this trigger claimed, once it keeps the id. None if
         that run stopped before its request left (its claim withdrawn, or never marked sent within
-        :data:`CLAIM_STALE_SECONDS`): nothing was sent, so this run may create. Ambiguous if the request
-        left and no id came within :data:`CLAIM_LIVE_SECONDS`."""
+        :data:`ledger.CLAIM_STALE_SECONDS`): nothing was sent, so this run may create. Ambiguous if the request
+        left and no id came within :data:`ledger.CLAIM_LIVE_SECONDS`."""
         self.log.info("Another run of this trigger claimed its createTask; waiting for its id")
         while True:
             stored = await self._pull_xcoms()
@@ -327,15 +285,15 @@ class KieTaskTrigger(BaseTrigger):
                 return None
             age = time.time() - latest.get("at", 0.0)
             if not latest.get("sent"):
-                if age >= CLAIM_STALE_SECONDS:
+                if age >= ledger.CLAIM_STALE_SECONDS:
                     return None
-            elif age >= CLAIM_LIVE_SECONDS:
+            elif age >= ledger.CLAIM_LIVE_SECONDS:
                 raise KieAmbiguousCreateError(
                     "a triggerer stopped while its createTask was in flight, so a Kie task may exist whose "
                     "id was never stored; it was not sent again",
                     operation=CREATE_TASK,
                 )
-            await asyncio.sleep(CLAIM_SETTLE_SECONDS)
+            await asyncio.sleep(ledger.CLAIM_SETTLE_SECONDS)
 
     def _kept_job(self, stored: Mapping[str, Any]) -> KieJobRef | None:
         assert self.create is not None
@@ -358,38 +316,6 @@ class KieTaskTrigger(BaseTrigger):
             XCOM_KIE_CREATE_SENT: claim,
             **{key: await pull_xcom(self.task_instance, key) for key in keys},
         }
-
-
-# XCom of the Airflow task a trigger runs for. Without one (a trigger run by hand, or Airflow 2) nothing
-# is kept: push_xcoms says so, and pull_xcom finds nothing.
-def _xcom_target(ti: Any) -> dict[str, Any] | None:
-    if not TRIGGER_WRITES_XCOM or ti is None:
-        return None
-    return {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
-
-
-async def push_xcoms(ti: Any, values: Mapping[str, Any]) -> bool:
-    """Write ``values`` to the XCom of ``ti`` from the triggerer; False if a trigger cannot (Airflow 2)."""
-    target = _xcom_target(ti)
-    if target is None:
-        return False
-    for key, value in values.items():
-        await _SdkXCom.aset(key, value, **target)
-    return True
-
-
-async def pull_xcom(ti: Any, key: str) -> Any:
-    target = _xcom_target(ti)
-    return None if target is None else await _SdkXCom.aget_one(key=key, **target)
-
-
-async def end_task_in_triggerer(ti: Any, xcoms: Mapping[str, Any]) -> TaskSuccessEvent:
-    """The event that ends ``ti`` from the triggerer with ``xcoms``, pushed like a worker would: Airflow
-    3.3's TaskSuccessEvent(xcoms=...) would store each value JSON-encoded twice, and a downstream task
-    would read a string."""
-    if await push_xcoms(ti, xcoms):
-        return TaskSuccessEvent()
-    return TaskSuccessEvent(xcoms=dict(xcoms))
 
 
 class KieStartTrigger(BaseTrigger):

@@ -5,11 +5,12 @@ import json
 import pytest
 from aiohttp import web
 
+from airflow_provider_kie import compat
+from airflow_provider_kie import ledger as ledger_module
 from airflow_provider_kie.emulator import KieEmulator
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.testing import EMULATOR_API_KEY
-from airflow_provider_kie.triggers import kie as kie_triggers
 from tests.support import CallbackReceiver, TriggererXCom
 
 #: The API server that connection ``kie_default`` names in ``callback_base_url`` (nothing listens there:
@@ -32,10 +33,10 @@ def no_resume_settle(monkeypatch):
     itself is tested in test_triggers and on a real Airflow in the system tests). A claim on a create
     settles in 0.05 s (the triggers of a test share one event loop, so another's claim lands sooner) and
     is another runner's for 1 s."""
-    monkeypatch.setattr(kie_triggers, "RESUME_SETTLE_SECONDS", 0.0)
-    monkeypatch.setattr(kie_triggers, "CLAIM_SETTLE_SECONDS", 0.05)
-    monkeypatch.setattr(kie_triggers, "CLAIM_LIVE_SECONDS", 1.0)
-    monkeypatch.setattr(kie_triggers, "CLAIM_STALE_SECONDS", 0.3)
+    monkeypatch.setattr(compat, "RESUME_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(ledger_module, "CLAIM_LIVE_SECONDS", 1.0)
+    monkeypatch.setattr(ledger_module, "CLAIM_STALE_SECONDS", 0.3)
 
 
 @pytest.fixture
@@ -91,6 +92,6 @@ def calling_back(kie_emulator, monkeypatch) -> str:
 @pytest.fixture
 def triggerer_xcom(monkeypatch) -> TriggererXCom:
     store = TriggererXCom()
-    if kie_triggers.TRIGGER_WRITES_XCOM:
-        monkeypatch.setattr(kie_triggers, "_SdkXCom", store)
+    if compat.TRIGGER_WRITES_XCOM:
+        monkeypatch.setattr(compat, "TriggerXCom", store)
     return store

@@ -22,7 +22,7 @@ from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY
 from airflow_provider_kie.operators.batch import KieBatchOperator, SeedreamEditBatchOperator
 from airflow_provider_kie.triggers import hints as hints_module
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
-from airflow_provider_kie.triggers.hints import CallbackHints, hints_supported
+from airflow_provider_kie.triggers.hints import HintReader, hints_supported
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, DictStateStore, FakeTI
@@ -183,7 +183,7 @@ class TestInTheTriggerer:
             ended = [t for t in kie_emulator.state.tasks.values() if t.done_at <= time.time()]
             return frozenset(HINT_PREFIX + t.task_id for t in ended)
 
-        monkeypatch.setattr(hints_module, "process_hints", lambda *source: CallbackHints(list_keys))
+        monkeypatch.setattr(hints_module, "hint_reader", lambda *source: HintReader(list_keys))
         operator = batch(["a", "b", "c"], deferrable=True)
         with pytest.raises(TaskDeferred) as info:
             operator.execute(context())

@@ -11,14 +11,14 @@ import time
 import pytest
 from airflow.triggers.base import TaskSuccessEvent
 
+from airflow_provider_kie import ledger as ledger_module
 from airflow_provider_kie import models
 from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.triggers import hints as hints_module
-from airflow_provider_kie.triggers import kie as kie_triggers
-from airflow_provider_kie.triggers.hints import CallbackHints, hints_supported
+from airflow_provider_kie.triggers.hints import HintReader, hints_supported
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, run_trigger
@@ -161,13 +161,13 @@ class TestTrigger:
     def test_a_trigger_stopped_before_its_create_left_lets_the_next_run_create(
         self, kie_emulator, triggerer_xcom, monkeypatch
     ):
-        monkeypatch.setattr(kie_triggers, "CLAIM_SETTLE_SECONDS", 3.0)  # stopped while its claim settles
+        monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 3.0)  # stopped while its claim settles
         kwargs = create_trigger().serialize()[1]
         triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), lambda: "kie_create_sent" in triggerer_xcom)
         assert kie_emulator.count("createTask") == 0
         assert triggerer_xcom["kie_create_sent"] is None  # withdrawn: nothing left, so nothing to fear
 
-        monkeypatch.setattr(kie_triggers, "CLAIM_SETTLE_SECONDS", 0.05)
+        monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 0.05)
         event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
         assert event["status"] == "success" and kie_emulator.count("createTask") == 1
 
@@ -300,7 +300,7 @@ class TestAwaitingKiesCallback:
             ended = [t for t in kie_emulator.state.tasks.values() if t.done_at <= time.time()]
             return frozenset(HINT_PREFIX + t.task_id for t in ended)
 
-        monkeypatch.setattr(hints_module, "process_hints", lambda *source: CallbackHints(list_keys))
+        monkeypatch.setattr(hints_module, "hint_reader", lambda *source: HintReader(list_keys))
         return listings
 
     def test_a_task_that_calls_back_is_read_again_only_after_its_hint(

@@ -43,13 +43,13 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
         airflow.trigger_dag("kie_content_pipeline")
 
         def mid_copy():
-            with airflow.db() as db:
-                row = db.execute("SELECT value FROM xcom WHERE key = 'kie_batch'").fetchone()
-            record = json.loads(row[0]) if row else {}
-            record = json.loads(record) if isinstance(record, str) else record
+            with airflow.db() as db:  # the batch's ledger: its record in chunks, kie_batch.<k>
+                rows = db.execute("SELECT value FROM xcom WHERE key LIKE 'kie_batch.%'").fetchall()
+            chunks = [json.loads(value) for (value,) in rows]
+            chunks = [json.loads(chunk) if isinstance(chunk, str) else chunk for chunk in chunks]
             partial = local.is_dir() and any(p.name.startswith(".") for p in local.iterdir())
             # Every Kie task kept, and a copy half-written.
-            return len(record.get("jobs", {})) == EDITS and partial
+            return sum(len(chunk.get("jobs", {})) for chunk in chunks) == EDITS and partial
 
         airflow.wait_for("a copy to stall half-way", mid_copy)
         airflow.kill("triggerer")

@@ -19,7 +19,7 @@ from airflow_provider_kie.callbacks import (
     hints_token,
 )
 from airflow_provider_kie.triggers import hints as hints_module
-from airflow_provider_kie.triggers.hints import CallbackHints, HintedSleep, PluginHintLister
+from airflow_provider_kie.triggers.hints import HintedSleep, HintReader, PluginHintLister
 
 TARGET = CallbackTarget("kie_default", "dag", "edit", "manual__2026-11-29T00:00:00+00:00", 3)
 
@@ -60,7 +60,7 @@ def test_one_listing_wakes_every_task_named_and_no_other():
         return frozenset({HINT_PREFIX + "a", HINT_PREFIX + "b"}) if len(listings) >= 2 else frozenset()
 
     async def main():
-        hints = CallbackHints(list_keys)
+        hints = HintReader(list_keys)
         return await asyncio.gather(hints.wait("a", 30), hints.wait("b", 30), hints.wait("c", 2.5))
 
     assert asyncio.run(main()) == [True, True, False]
@@ -72,13 +72,13 @@ def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only
         raise RuntimeError("no supervisor")
 
     async def main():
-        hints = CallbackHints(failing)
+        hints = HintReader(failing)
         assert await hints.wait("a", 1.5) is False  # the safety-net poll happens, nothing raised
         sleep = HintedSleep(
-            CallbackHints(lambda: frozenset({HINT_PREFIX + "a"})), "a", time.time() + 3600, safety_net=60
+            HintReader(lambda: frozenset({HINT_PREFIX + "a"})), "a", time.time() + 3600, safety_net=60
         )
         await asyncio.wait_for(sleep(3600), 10)  # its hint ends the long safety-net sleep
-        assert sleep.hinted
+        assert sleep.hint_seen
         await asyncio.wait_for(sleep(3600), 10)  # later sleeps are at most AFTER_HINT_INTERVAL
 
     asyncio.run(main())
@@ -86,7 +86,7 @@ def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only
 
 def test_safety_net_polls_of_many_waiting_tasks_stay_within_their_share_of_kies_read_limit():
     async def main():
-        hints = CallbackHints(lambda: frozenset())
+        hints = HintReader(lambda: frozenset())
         hints.waiting.update({str(i): set() for i in range(999)})  # 999 other tasks wait in this process
         sleep = HintedSleep(hints, "a", deadline=time.time() + 3600, safety_net=60)
         timeouts = []

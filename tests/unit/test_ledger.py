@@ -123,7 +123,7 @@ def test_a_run_that_lost_the_batch_while_paused_sends_nothing(monkeypatch):
         store[OWNER_KEY]["at"] -= ledger_module.CLAIM_LIVE_SECONDS + 1
         new_owner = ledger(store)
         assert set((await new_owner.open()).jobs) == {0}
-        paused.confirmed -= ledger_module.HEARTBEAT_SECONDS + 1  # as a paused process finds its clock
+        paused.confirmed -= ledger_module.heartbeat_seconds() + 1  # as a paused process finds its clock
         with pytest.raises(Superseded):
             await paused.sending(1)
         assert "1" not in store["kie_batch.0"]["sent"]
