@@ -1,10 +1,11 @@
 """A batch of Kie tasks in one coroutine: create each (paced by the key's limiter), wait for all, copy the
 results; the batch trigger runs it in the triggerer, the batch operator on a worker when it does not defer.
 
-Each item ends as a :class:`~airflow_provider_kie.events.KieTaskEvent`, as a single task would. What was
-sent is kept as it happens in a :class:`BatchRecord` (XCom in the triggerer, the task state store on a
-worker), so a restarted triggerer or a retried task waits for the Kie tasks that exist instead of paying
-for them again, and a createTask whose reply was lost is reported, never resent unless allowed.
+Each item ends as an :class:`~airflow_provider_kie.events.ItemOutcome`. What was sent is kept as it
+happens by a :class:`~airflow_provider_kie.ledger.BatchLedger` (XCom in the triggerer, the task state
+store on a worker), so a restarted triggerer, a second run of the trigger or a retried task waits for
+the Kie tasks that exist instead of paying for them again, and a createTask whose reply was lost is
+reported, never resent unless allowed.
 """
 
 from __future__ import annotations
@@ -20,21 +21,23 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
-from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
+from airflow_provider_kie.events import BatchRecord, EventStatus, ItemOutcome, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY as BATCH_RECORD_KEY  # importable here, as before
-from airflow_provider_kie.ledger import BatchLedger, BatchRecord, ItemClaim, Superseded, in_memory
+from airflow_provider_kie.ledger import BatchLedger, ItemClaim, Superseded, in_memory
 from airflow_provider_kie.waiting import PollPolicy, wait_async
 
 if TYPE_CHECKING:
     from airflow_provider_kie.callbacks import CallbackTarget
-    from airflow_provider_kie.triggers.hints import Callbacks
+    from airflow_provider_kie.hints import Callbacks
 
 #: What a batch with failed items does: fail the Airflow task (after every item ended), or succeed and
 #: report them in its result.
 ON_ITEM_FAILURE = ("fail", "report")
 #: createTask calls in flight at once; the key's limiter paces them to Kie's limit.
 CREATES_IN_FLIGHT = 4
+#: How many items' coroutines start, or outcomes are built, before the loop gets to run other triggers.
+LOOP_SLICE = 500
 #: The least time between two progress lines of a batch (a line is written only when its counts changed).
 PROGRESS_EVERY = 10.0
 
@@ -53,44 +56,6 @@ class BatchItem:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchItem:
         return cls(dict(data["body"]), list(data.get("sources") or []))
-
-
-def item_result(index: int, event: KieTaskEvent) -> dict[str, Any]:
-    """One entry of a batch's ``return_value``: the item's index and outcome, its Kie task, what it made
-    (stored URIs, else Kie's URLs) and the credits it cost, or why it failed and whether a retry of the
-    Airflow task can fix it."""
-    task = event.task
-    error, retryable = None, False
-    if event.status is EventStatus.FAILED and task is not None:
-        error, retryable = f"failCode {task.fail_code!r}: {task.fail_msg or 'no failMsg'}", True
-    elif event.status is EventStatus.TIMEOUT:
-        error = event.message or "timed out"
-    elif event.status is EventStatus.ERROR:
-        error = event.message or "error"
-        retryable = KieError.from_event(event.error or {}).retryable
-    result: list[str] = []
-    if event.status is EventStatus.SUCCESS and task is not None:
-        result = event.stored if event.stored is not None else list(task.result_urls)
-    return {
-        "index": index,
-        "status": event.status.value,
-        "kie_task_id": event.job.kie_task_id if event.job else None,
-        "result": result,
-        "credits_consumed": None
-        if task is None or task.credits_consumed is None
-        else float(task.credits_consumed),
-        "error": error,
-        "retryable": retryable,
-    }
-
-
-def retry_record(record: BatchRecord, results: Sequence[Mapping[str, Any]]) -> BatchRecord:
-    """What a retry of the Airflow task starts from: every item's Kie task but those Kie failed (a
-    retry pays for those anew, which is what retrying a failed generation means)."""
-    failed = {r["index"] for r in results if r["status"] == EventStatus.FAILED.value}
-    return BatchRecord(
-        {index: job for index, job in record.jobs.items() if index not in failed}, record.sent - failed
-    )
 
 
 class BatchProgress:
@@ -187,8 +152,8 @@ class BatchRun:
         self._wake: dict[int, asyncio.Event] = {}  # per waiting item: poll now
         self._polled: dict[int, float] = {}  # per waiting item: when it was last polled (monotonic)
 
-    async def run(self) -> list[KieTaskEvent]:
-        """One event per item, in the items' order."""
+    async def run(self) -> list[ItemOutcome]:
+        """One outcome per item, in the items' order."""
         while True:
             kept = await self.ledger.open()
             if kept.jobs or kept.sent:
@@ -202,7 +167,7 @@ class BatchRun:
             )
             self.progress.report(force=True)
             try:
-                outcomes = await asyncio.gather(*(self._one(index) for index in range(len(self.items))))
+                outcomes = await self._every_item()
             except asyncio.CancelledError:
                 await asyncio.shield(self._keep_received())
                 raise
@@ -213,7 +178,22 @@ class BatchRun:
             # leaves (every item it created is waited for, none created again).
             self.ledger = self.new_ledger()
         self.progress.report(force=True)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return await _outcomes(outcomes)
+
+    async def _every_item(self) -> list[KieTaskEvent | None]:
+        """Each item's event, its coroutine started :data:`LOOP_SLICE` at a time so that a batch of
+        thousands does not hold the triggerer's loop while they start."""
+        started: list[asyncio.Future[KieTaskEvent | None]] = []
+        try:
+            for first in range(0, len(self.items), LOOP_SLICE):
+                last = min(len(self.items), first + LOOP_SLICE)
+                started += [asyncio.ensure_future(self._one(index)) for index in range(first, last)]
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            for item in started:
+                item.cancel()
+            raise
+        return list(await asyncio.gather(*started))
 
     async def _keep_received(self) -> None:
         """Cancelled (the triggerer stops, or hands the trigger to another): send nothing more, keep the
@@ -341,6 +321,18 @@ class BatchRun:
         return {"input": self.items[index].body.get("input"), "sources": self.items[index].sources}
 
 
+async def _outcomes(events: list[KieTaskEvent | None]) -> list[ItemOutcome]:
+    """Each item's outcome (an item another run took over has none), letting the loop run every
+    :data:`LOOP_SLICE` items."""
+    outcomes = []
+    for index, event in enumerate(events):
+        if event is not None:
+            outcomes.append(ItemOutcome.of(index, event))
+        if index % LOOP_SLICE == LOOP_SLICE - 1:
+            await asyncio.sleep(0)
+    return outcomes
+
+
 def _both(*observers: Callable[[KieTask | KieError], None]) -> Callable[[KieTask | KieError], None]:
     def observe(outcome: KieTask | KieError) -> None:
         for observer in observers:
@@ -357,46 +349,42 @@ def check_policy(on_item_failure: Any) -> None:
         )
 
 
-def failed_items(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [result for result in results if result["status"] != EventStatus.SUCCESS.value]
-
-
-def log_results(log: Any, results: Sequence[Mapping[str, Any]]) -> None:
+def log_outcomes(log: Any, outcomes: Sequence[ItemOutcome]) -> None:
     """One line per item, then the totals: the outcome of every item is in the task log."""
-    for line in result_lines(log, results):
+    for line in outcome_lines(log, outcomes):
         line()
 
 
-async def log_results_async(log: Any, results: Sequence[Mapping[str, Any]]) -> None:
-    """:func:`log_results` on an event loop: it lets the loop run between lines, so a thousand items
-    do not hold up the triggerer's other triggers (a trigger's log line costs the triggerer ~1.5 ms)."""
-    for n, line in enumerate(result_lines(log, results)):
+async def log_outcomes_async(log: Any, outcomes: Sequence[ItemOutcome]) -> None:
+    """:func:`log_outcomes` on an event loop: it lets the loop run between lines, so a thousand items
+    do not hold up the triggerer's other triggers."""
+    for n, line in enumerate(outcome_lines(log, outcomes)):
         line()
         if n % 10 == 9:
             await asyncio.sleep(0)
 
 
-def result_lines(log: Any, results: Sequence[Mapping[str, Any]]) -> Iterator[Callable[[], None]]:
-    for r in results:
-        if r["status"] == EventStatus.SUCCESS.value:
+def outcome_lines(log: Any, outcomes: Sequence[ItemOutcome]) -> Iterator[Callable[[], None]]:
+    for o in outcomes:
+        if o.succeeded:
             yield partial(
                 log.info,
                 "Kie batch item %d: success, Kie task %s, %d result(s)",
-                r["index"],
-                r["kie_task_id"],
-                len(r["result"]),
+                o.index,
+                o.kie_task_id,
+                len(o.result),
             )
         else:
             yield partial(
                 log.warning,
                 "Kie batch item %d: %s, Kie task %s: %s",
-                r["index"],
-                r["status"],
-                r["kie_task_id"],
-                r["error"],
+                o.index,
+                o.status.value,
+                o.kie_task_id,
+                o.error,
             )
-    credits = sum(r["credits_consumed"] or 0 for r in results)
-    succeeded = len(results) - len(failed_items(results))
+    credits = sum(o.credits_consumed or 0 for o in outcomes)
+    succeeded = sum(o.succeeded for o in outcomes)
     yield partial(
-        log.info, "Kie batch: %d of %d items succeeded, %d credits", succeeded, len(results), credits
+        log.info, "Kie batch: %d of %d items succeeded, %d credits", succeeded, len(outcomes), credits
     )

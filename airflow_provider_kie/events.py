@@ -1,6 +1,7 @@
-"""The operator <-> trigger contract: the job reference and the one event a KieTaskTrigger yields.
+"""The typed seams: the job reference, the one event a KieTaskTrigger yields, and a batch's record, item
+outcomes and event.
 
-Both travel as JSON (trigger kwargs, trigger events, XCom, the task state store), so each has one
+Each travels as JSON (trigger kwargs, trigger events, XCom, the task state store), so each has one
 typed definition here with ``to_dict`` and ``from_dict``; nothing else builds or reads those dicts.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -152,3 +153,124 @@ class KieTaskEvent:
                 self.message or "timed out", kie_task_id=self.job.kie_task_id if self.job else None
             )
         return KieError.from_event(self.error or {"message": self.message}, conn_id=conn_id)
+
+
+@dataclass
+class BatchRecord:
+    """What a batch sent: the Kie task of each created item, and the items whose createTask left with no
+    task id kept (an earlier run's; such an item may exist at Kie: its create is ambiguous)."""
+
+    jobs: dict[int, KieJobRef] = field(default_factory=dict)
+    sent: set[int] = field(default_factory=set)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "jobs": {str(index): job.to_dict() for index, job in sorted(self.jobs.items())},
+            "sent": sorted(self.sent),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> BatchRecord:
+        data = data or {}
+        jobs = {int(index): KieJobRef.from_dict(job) for index, job in (data.get("jobs") or {}).items()}
+        return cls(jobs, {int(index) for index in data.get("sent") or ()})
+
+    def merged(self, other: BatchRecord) -> BatchRecord:
+        jobs = {**self.jobs, **other.jobs}
+        return BatchRecord(jobs, (self.sent | other.sent) - set(jobs))
+
+    def for_retry(self, outcomes: list[ItemOutcome]) -> BatchRecord:
+        """What a retry of the Airflow task starts from: every item's Kie task but those Kie failed (a
+        retry pays for those anew, which is what retrying a failed generation means)."""
+        failed = {o.index for o in outcomes if o.status is EventStatus.FAILED}
+        return BatchRecord(
+            {index: job for index, job in self.jobs.items() if index not in failed}, self.sent - failed
+        )
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """One item of a batch, as its entry in the batch's ``return_value``: its index and status, its Kie
+    task, what it made (stored URIs, else Kie's URLs) and the credits it cost, or why it failed and
+    whether a retry of the Airflow task can fix it."""
+
+    index: int
+    status: EventStatus
+    kie_task_id: str | None = None
+    result: tuple[str, ...] = ()
+    credits_consumed: float | None = None
+    error: str | None = None
+    retryable: bool = False
+
+    @classmethod
+    def of(cls, index: int, event: KieTaskEvent) -> ItemOutcome:
+        task = event.task
+        error, retryable = None, False
+        if event.status is EventStatus.FAILED and task is not None:
+            error, retryable = f"failCode {task.fail_code!r}: {task.fail_msg or 'no failMsg'}", True
+        elif event.status is EventStatus.TIMEOUT:
+            error = event.message or "timed out"
+        elif event.status is EventStatus.ERROR:
+            error = event.message or "error"
+            retryable = KieError.from_event(event.error or {}).retryable
+        result: tuple[str, ...] = ()
+        if event.status is EventStatus.SUCCESS and task is not None:
+            result = tuple(event.stored if event.stored is not None else task.result_urls)
+        credits = None if task is None or task.credits_consumed is None else float(task.credits_consumed)
+        job_id = event.job.kie_task_id if event.job else None
+        return cls(index, event.status, job_id, result, credits, error, retryable)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is EventStatus.SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "status": self.status.value,
+            "kie_task_id": self.kie_task_id,
+            "result": list(self.result),
+            "credits_consumed": self.credits_consumed,
+            "error": self.error,
+            "retryable": self.retryable,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItemOutcome:
+        credits = data.get("credits_consumed")
+        return cls(
+            int(data["index"]),
+            EventStatus(data["status"]),
+            data.get("kie_task_id"),
+            tuple(data.get("result") or ()),
+            None if credits is None else float(credits),
+            data.get("error"),
+            bool(data.get("retryable")),
+        )
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """The one event of a batch trigger: every item's outcome, in the items' order, and the record a
+    retry resumes from."""
+
+    outcomes: list[ItemOutcome]
+    record: BatchRecord
+
+    @property
+    def failed(self) -> list[ItemOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.succeeded]
+
+    def return_value(self) -> list[dict[str, Any]]:
+        """The batch task's ``return_value``: one entry per item, in order."""
+        return [outcome.to_dict() for outcome in self.outcomes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"results": self.return_value(), "record": self.record.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchEvent:
+        return cls(
+            [ItemOutcome.from_dict(item) for item in data.get("results") or ()],
+            BatchRecord.from_dict(data.get("record")),
+        )

@@ -21,10 +21,10 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_kie.events import KieJobRef
+from airflow_provider_kie.events import BatchRecord, KieJobRef
 
 #: Key of a batch's whole record: written once when the batch ends (and, before the ledger, as it went).
 BATCH_RECORD_KEY = "kie_batch"
@@ -59,31 +59,6 @@ def chunk_key(chunk: int) -> str:
 
 def chunk_of(index: int) -> int:
     return index // CHUNK
-
-
-@dataclass
-class BatchRecord:
-    """What a batch sent: the Kie task of each created item, and the items whose createTask left with no
-    task id kept (an earlier run's; such an item may exist at Kie: its create is ambiguous)."""
-
-    jobs: dict[int, KieJobRef] = field(default_factory=dict)
-    sent: set[int] = field(default_factory=set)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "jobs": {str(index): job.to_dict() for index, job in sorted(self.jobs.items())},
-            "sent": sorted(self.sent),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> BatchRecord:
-        data = data or {}
-        jobs = {int(index): KieJobRef.from_dict(job) for index, job in (data.get("jobs") or {}).items()}
-        return cls(jobs, {int(index) for index in data.get("sent") or ()})
-
-    def merged(self, other: BatchRecord) -> BatchRecord:
-        jobs = {**self.jobs, **other.jobs}
-        return BatchRecord(jobs, (self.sent | other.sent) - set(jobs))
 
 
 class Superseded(Exception):
@@ -127,6 +102,7 @@ class BatchLedger:
         self.confirmed = 0.0  # monotonic time this run last knew it owned the batch
         self.stopped = False
         self.durable = True
+        self.writes = 0
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def open(self) -> BatchRecord:
@@ -200,10 +176,10 @@ class BatchLedger:
             await asyncio.gather(self._heartbeat, return_exceptions=True)
         if not self.durable or not await self._owns():
             return
-        for k, chunk in list(self.chunks.items()):
-            chunk.version += 1
+        for k in list(self.chunks):
             await self._write(k)
         await self._save_owner(released=True)
+        self.log.info("Kie batch: its record took %d writes in %d chunks", self.writes, len(self.chunks))
 
     async def _chunk(self, k: int) -> _Chunk:
         chunk = self.chunks.get(k)
@@ -223,6 +199,7 @@ class BatchLedger:
                 return
             version, value = chunk.version, chunk.to_dict()
             await self.save(chunk_key(k), value)
+            self.writes += 1
             chunk.written = version
 
     async def _still_owner(self) -> None:
@@ -251,6 +228,7 @@ class BatchLedger:
 
     async def _save_owner(self, *, released: bool = False) -> bool:
         owner = {"by": self.by, "at": time.time(), "chunks": self.count, "released": released}
+        self.writes += 1
         return await self.save(OWNER_KEY, owner)
 
 

@@ -16,6 +16,7 @@ from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
 
 from airflow_provider_kie.api import KieTask
+from airflow_provider_kie.events import ItemOutcome
 
 
 @define
@@ -73,19 +74,19 @@ def operator_lineage(task: KieTask | None, inputs: list[Any], outputs: list[str]
     )
 
 
-def batch_lineage(model: str, inputs: list[Any], results: list[dict[str, Any]]) -> OperatorLineage:
+def batch_lineage(model: str, inputs: list[Any], outcomes: list[ItemOutcome]) -> OperatorLineage:
     """Lineage of a batch: every distinct input, every result made, and a ``kie_batch`` run facet."""
-    made = [r for r in results if r["status"] == "success"]
+    made = [o for o in outcomes if o.succeeded]
     facet = KieBatchRunFacet(
         model=model,
-        items=len(results),
+        items=len(outcomes),
         succeeded=len(made),
-        kieTaskIds=[r["kie_task_id"] for r in results if r["kie_task_id"]],
-        creditsConsumed=float(sum(r["credits_consumed"] or 0 for r in results)),
+        kieTaskIds=[o.kie_task_id for o in outcomes if o.kie_task_id],
+        creditsConsumed=float(sum(o.credits_consumed or 0 for o in outcomes)),
     )
     distinct = list(dict.fromkeys(str(ref) for ref in inputs))
     return OperatorLineage(
         inputs=[dataset(ref) for ref in distinct],
-        outputs=[dataset(uri) for r in made for uri in r["result"]],
-        run_facets={"kie_batch": facet} if results else {},
+        outputs=[dataset(uri) for o in made for uri in o.result],
+        run_facets={"kie_batch": facet} if outcomes else {},
     )

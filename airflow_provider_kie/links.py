@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
+from airflow_provider_kie.compat import link_xcom_key
+
 
 class KieResultLink(BaseOperatorLink):
     """ "Kie result": the first result URL of the try (Kie keeps results about 24 hours)."""
@@ -25,3 +27,12 @@ class KieResultLink(BaseOperatorLink):
 
 def result_link(urls: Sequence[str] | None) -> str:
     return urls[0] if urls else ""
+
+
+def link_xcoms(urls: Sequence[str] | None) -> dict[str, str]:
+    """The rendered link as the XCom a worker's finalize leaves on Airflow 3 (Airflow 2 renders links on
+    demand): what a task that ends in the triggerer must leave too."""
+    return {LINK_XCOM_KEY: result_link(urls)} if LINK_XCOM_KEY else {}
+
+
+LINK_XCOM_KEY = link_xcom_key(KieResultLink())

@@ -12,10 +12,9 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import KieTask, TaskState
-from airflow_provider_kie.compat import link_xcom_key, listeners_registered
+from airflow_provider_kie.compat import listeners_registered
 from airflow_provider_kie.events import EventStatus, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTimeoutError
-from airflow_provider_kie.links import KieResultLink, result_link
 
 XCOM_KIE_TASK_ID = "kie_task_id"
 XCOM_KIE_TASK = "kie_task"
@@ -24,18 +23,14 @@ XCOM_KIE_TASK_DEADLINE = "kie_task_deadline"
 # When a trigger sent its createTask (epoch seconds): with no id kept, a restarted triggerer must not resend.
 XCOM_KIE_CREATE_SENT = "kie_create_sent"
 RETURN_VALUE = "return_value"
-# Airflow 3 keeps each rendered extra link in XCom under this key; Airflow 2 renders links on demand.
-LINK_XCOM_KEY = link_xcom_key(KieResultLink())
 
 
 def result_xcoms(task: KieTask, stored: list[str] | None = None) -> dict[str, Any]:
-    """Every XCom a finished task leaves: ``return_value`` (the stored URIs when results were copied to
-    ``output_path``, else Kie's result URLs), ``kie_task`` (the record, Kie's URLs included) and the link."""
+    """The XCom a finished task leaves: ``return_value`` (the stored URIs when results were copied to
+    ``output_path``, else Kie's result URLs) and ``kie_task`` (the record, Kie's URLs included); the
+    extra link's XCom is :func:`~airflow_provider_kie.links.link_xcoms`."""
     urls = list(task.result_urls)
-    xcoms: dict[str, Any] = {RETURN_VALUE: urls if stored is None else stored, XCOM_KIE_TASK: task.to_dict()}
-    if LINK_XCOM_KEY:
-        xcoms[LINK_XCOM_KEY] = result_link(urls)
-    return xcoms
+    return {RETURN_VALUE: urls if stored is None else stored, XCOM_KIE_TASK: task.to_dict()}
 
 
 def task_result(
@@ -57,7 +52,7 @@ def task_result(
         stored = storage.persist(task, output, provenance)
     xcoms = result_xcoms(task, stored)
     for key, value in xcoms.items():
-        if key not in (RETURN_VALUE, LINK_XCOM_KEY):
+        if key != RETURN_VALUE:
             context["ti"].xcom_push(key=key, value=value)
     if "task" in context:
         context["task"].kie_result_urls = xcoms[RETURN_VALUE]

@@ -11,19 +11,12 @@ from typing import Any, ClassVar
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
 from airflow_provider_kie import inputs, models, storage
-from airflow_provider_kie.batch import (
-    BatchItem,
-    BatchRun,
-    check_policy,
-    failed_items,
-    item_result,
-    log_results,
-    retry_record,
-)
+from airflow_provider_kie.batch import BatchItem, BatchRun, check_policy, log_outcomes
 from airflow_provider_kie.compat import TRIGGER_WRITES_XCOM, resume_not_before
+from airflow_provider_kie.events import BatchEvent, BatchRecord, ItemOutcome
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieError, KieInputError
 from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
-from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY, BatchLedger, BatchRecord, in_memory
+from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY, BatchLedger, in_memory
 from airflow_provider_kie.operators.kie import check_wait_arguments
 from airflow_provider_kie.results import RETURN_VALUE, may_end_in_triggerer
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
@@ -91,7 +84,7 @@ class KieBatchOperator(BaseOperator):
         self.end_from_trigger = end_from_trigger
         check_wait_arguments(poll_interval, timeout)
         check_policy(on_item_failure)
-        self._results: list[dict[str, Any]] = []  # every item's outcome, once known (for lineage)
+        self._outcomes: list[ItemOutcome] = []  # every item's outcome, once known (for lineage)
 
     @cached_property
     def hook(self) -> KieHook:
@@ -144,7 +137,7 @@ class KieBatchOperator(BaseOperator):
         if self.deferrable:
             self.log.info("Kie batch: Airflow 2's triggers cannot keep a batch's record; running it here")
 
-        async def run_here() -> tuple[list[dict[str, Any]], BatchRecord]:
+        async def run_here() -> BatchEvent:
             def ledger() -> BatchLedger:  # the task state store: no other run shares it, so no election
                 if store is None:
                     return BatchLedger(*in_memory(), log=self.log)
@@ -173,36 +166,34 @@ class KieBatchOperator(BaseOperator):
                     retry_ambiguous_create=self.retry_ambiguous_create,
                 )
                 outcomes = await run.run()
-            return [item_result(i, outcome) for i, outcome in enumerate(outcomes)], run.record
+            return BatchEvent(outcomes, run.record)
 
-        results, record = asyncio.run(run_here())
-        return self._finish(context, results, record)
+        return self._finish(context, asyncio.run(run_here()))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the batch trigger: report every item, keep what a retry resumes, fail or return."""
-        return self._finish(context, list(event["results"]), BatchRecord.from_dict(event.get("record")))
+        return self._finish(context, BatchEvent.from_dict(event))
 
-    def _finish(
-        self, context: Any, results: list[dict[str, Any]], record: BatchRecord
-    ) -> list[dict[str, Any]]:
-        self._results = results
+    def _finish(self, context: Any, event: BatchEvent) -> list[dict[str, Any]]:
+        self._outcomes = event.outcomes
         store = context.get("task_state_store")
         if store is not None:  # first: it is what a retry reads (and the ledger this try kept, not any more)
-            store.set(BATCH_RECORD_KEY, retry_record(record, results).to_dict())
+            store.set(BATCH_RECORD_KEY, event.record.for_retry(event.outcomes).to_dict())
             store.set(OWNER_KEY, {"by": None, "chunks": 0, "released": True})
-        context["ti"].xcom_push(key=BATCH_RECORD_KEY, value=record.to_dict())
-        log_results(self.log, results)
-        failed = failed_items(results)
+        context["ti"].xcom_push(key=BATCH_RECORD_KEY, value=event.record.to_dict())
+        log_outcomes(self.log, event.outcomes)
+        failed = event.failed
         if failed and self.on_item_failure == "fail":
             # The per-item outcomes stay readable (trigger rule all_done downstream) though the task fails.
-            context["ti"].xcom_push(key=RETURN_VALUE, value=results)
-            summary = "; ".join(f"item {r['index']}: {r['status']}: {r['error']}" for r in failed[:5])
-            message = f"{len(failed)} of {len(results)} items did not succeed ({summary}{'; ...' if len(failed) > 5 else ''})"
-            if any(r["retryable"] for r in failed):
+            context["ti"].xcom_push(key=RETURN_VALUE, value=event.return_value())
+            summary = "; ".join(f"item {o.index}: {o.status.value}: {o.error}" for o in failed[:5])
+            more = "; ..." if len(failed) > 5 else ""
+            message = f"{len(failed)} of {len(event.outcomes)} items did not succeed ({summary}{more})"
+            if any(o.retryable for o in failed):
                 raise KieBatchItemsFailedError(message + "; a retry resumes the items already created")
             raise AirflowFailException(message + "; a retry would not change that")
-        _describe_asset_events(context, results, self.model, stored=self.output_path is not None)
-        return results
+        _describe_asset_events(context, event.outcomes, self.model, stored=self.output_path is not None)
+        return event.return_value()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage for the OpenLineage provider: every distinct input (as given: files or URLs), every
@@ -217,7 +208,7 @@ class KieBatchOperator(BaseOperator):
                     given += models.file_inputs(self.model, body["input"])
         except KieError:
             pass
-        return lineage.batch_lineage(self.model, given, self._results)
+        return lineage.batch_lineage(self.model, given, self._outcomes)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         return self.get_openlineage_facets_on_complete(task_instance)
@@ -249,20 +240,20 @@ def _as_list(parameter: str, value: Any) -> list[Any]:
     return list(value)
 
 
-def _describe_asset_events(context: Any, results: list[dict[str, Any]], model: str, stored: bool) -> None:
+def _describe_asset_events(context: Any, outcomes: list[ItemOutcome], model: str, stored: bool) -> None:
     """Put what the batch made in the ``extra`` of each outlet's asset event, with the keys a single
     task's event has (``stored`` or ``kie_urls``, ``model``, ``credits_consumed``) plus the items'."""
     outlets = getattr(context.get("task"), "outlets", None) or []
     events = context.get("outlet_events")
     if not outlets or events is None:
         return
-    made = [r for r in results if r["status"] == "success"]
+    made = [o for o in outcomes if o.succeeded]
     extra = {
-        "kie_task_ids": [r["kie_task_id"] for r in made],
+        "kie_task_ids": [o.kie_task_id for o in made],
         "model": model,
-        "credits_consumed": sum(r["credits_consumed"] or 0 for r in results),
-        "stored" if stored else "kie_urls": [uri for r in made for uri in r["result"]],
-        "failed_items": [r["index"] for r in results if r["status"] != "success"],
+        "credits_consumed": sum(o.credits_consumed or 0 for o in outcomes),
+        "stored" if stored else "kie_urls": [uri for o in made for uri in o.result],
+        "failed_items": [o.index for o in outcomes if not o.succeeded],
     }
     for outlet in outlets:
         try:

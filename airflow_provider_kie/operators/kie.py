@@ -158,7 +158,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         typed = getattr(self, "kie_model", None)
         fields = {f.name: getattr(self, f.name) for f in typed.fields} if typed is not None else {}
         return StartTriggerArgs(
-            trigger_cls="airflow_provider_kie.triggers.kie.KieStartTrigger",
+            trigger_cls="airflow_provider_kie.triggers.start.KieStartTrigger",
             next_method="execute_complete",
             trigger_kwargs={
                 "model": self.model,

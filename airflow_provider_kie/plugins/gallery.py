@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from airflow_provider_kie.events import EventStatus, ItemOutcome
 from airflow_provider_kie.results import RETURN_VALUE, XCOM_KIE_TASK
 
 
@@ -108,28 +109,38 @@ def _cards(task_id: str, map_index: int, left: _Left) -> list[Card]:
         return [Card(task_id, map_index, -1, left.state, record, urls, prompt, left.seconds)]
     if not isinstance(returned, list):
         return []
-    # A batch task: its return_value holds one outcome per edit (airflow_provider_kie.batch.item_result).
+    # A batch task: its return_value holds one ItemOutcome per edit.
     edits = _json(left.rendered.get("edits"))
     edits = edits if isinstance(edits, list) else []
     cards: list[Card] = []
-    for outcome in returned:
-        if not (isinstance(outcome, dict) and outcome.get("kie_task_id") and "status" in outcome):
-            continue
-        item = int(outcome.get("index", len(cards)))
+    for outcome in _outcomes(returned):
+        item = outcome.index
         edit = edits[item] if 0 <= item < len(edits) and isinstance(edits[item], dict) else {}
-        state = {"failed": "fail"}.get(str(outcome["status"]), str(outcome["status"]))
+        state = "fail" if outcome.status is EventStatus.FAILED else outcome.status.value
         record = {
-            "kie_task_id": outcome["kie_task_id"],
+            "kie_task_id": outcome.kie_task_id,
             "model": left.rendered.get("model"),
             "state": state,
-            "credits_consumed": outcome.get("credits_consumed"),
-            "fail_msg": outcome.get("error"),
+            "credits_consumed": outcome.credits_consumed,
+            "fail_msg": outcome.error,
         }
-        urls = [str(u) for u in outcome.get("result") or []]
+        urls = list(outcome.result)
         cards.append(
             Card(task_id, map_index, item, left.state, record, urls, edit.get("prompt"), left.seconds)
         )
     return cards
+
+
+def _outcomes(returned: list[Any]) -> Iterator[ItemOutcome]:
+    """The outcomes of a batch's items that have a Kie task (a return_value that is not a batch's, or
+    an entry that cannot be read, gives none)."""
+    for entry in returned:
+        try:
+            outcome = ItemOutcome.from_dict(entry)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if outcome.kie_task_id:
+            yield outcome
 
 
 def _json(value: Any) -> Any:

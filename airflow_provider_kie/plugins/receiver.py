@@ -83,7 +83,7 @@ def router() -> APIRouter:
 
     @routes.get("/hints")
     async def hints(request: Request, conn_id: str) -> JSONResponse:
-        """The Kie task ids with a hint, for a triggerer's hint reader (triggers/hints.py): one request
+        """The Kie task ids with a hint, for a triggerer's hint reader (hints.py): one request
         a second per triggerer, answered straight from the database."""
         try:
             await run_in_threadpool(_may_list_hints, conn_id, request.headers.get(HINTS_HEADER, ""))
@@ -156,7 +156,8 @@ def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
     callback URL sent before items were named) every task of its batch's whole record (XCom ``kie_batch``)."""
     from airflow.models.xcom import XComModel
 
-    from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchRecord, chunk_key, chunk_of
+    from airflow_provider_kie.events import BatchRecord
+    from airflow_provider_kie.ledger import BATCH_RECORD_KEY, chunk_key, chunk_of
 
     def stored(key: str) -> Any:
         row = session.scalars(

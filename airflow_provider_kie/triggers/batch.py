@@ -7,20 +7,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kie.batch import (
-    BatchItem,
-    BatchRun,
-    check_policy,
-    failed_items,
-    item_result,
-    log_results_async,
-)
+from airflow_provider_kie.batch import BatchItem, BatchRun, check_policy, log_outcomes_async
 from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.compat import end_task_in_triggerer, pull_xcom, push_xcoms, settle_before_resume
+from airflow_provider_kie.events import BatchEvent, BatchRecord
+from airflow_provider_kie.hints import callbacks_for
 from airflow_provider_kie.hooks.kie import KieAsyncHook
-from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchLedger, BatchRecord
+from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchLedger
 from airflow_provider_kie.results import RETURN_VALUE
-from airflow_provider_kie.triggers.hints import callbacks_for
 from airflow_provider_kie.waiting import PollPolicy
 
 
@@ -34,7 +28,7 @@ class KieBatchTrigger(BaseTrigger):
     run of it during a triggerer HA hand-over, waits for the tasks that exist and reports an item whose
     createTask was in flight as an ambiguous create; XCom ``kie_batch`` has the whole record at the end.
 
-    The event is ``{"results": [one entry per item], "record": ...}``. With ``end_from_trigger``, a batch
+    The event is a :class:`~airflow_provider_kie.events.BatchEvent`. With ``end_from_trigger``, a batch
     whose items all succeeded (or any batch, with ``on_item_failure="report"``) ends the Airflow task
     here with ``return_value`` = the results, so no worker resumes it.
     """
@@ -114,14 +108,13 @@ class KieBatchTrigger(BaseTrigger):
                 callback_for=None if callbacks is None else CallbackTarget.of(self.kie_conn_id, ti),
             )
             outcomes = await run.run()
-        results = [item_result(index, outcome) for index, outcome in enumerate(outcomes)]
-        acceptable = self.on_item_failure == "report" or not failed_items(results)
+        event = BatchEvent(outcomes, run.record)
+        acceptable = self.on_item_failure == "report" or not event.failed
         if self.end_from_trigger and acceptable and ti is not None:
-            await log_results_async(self.log, results)
+            await log_outcomes_async(self.log, outcomes)
             self.log.info("Kie batch ended; ending the Airflow task from the triggerer")
-            yield await end_task_in_triggerer(
-                ti, {RETURN_VALUE: results, BATCH_RECORD_KEY: run.record.to_dict()}
-            )
+            xcoms = {RETURN_VALUE: event.return_value(), BATCH_RECORD_KEY: run.record.to_dict()}
+            yield await end_task_in_triggerer(ti, xcoms)
             return
         await settle_before_resume(self, self.resume_not_before)
-        yield TriggerEvent({"results": results, "record": run.record.to_dict()})
+        yield TriggerEvent(event.to_dict())

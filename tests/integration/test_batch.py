@@ -12,17 +12,17 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent
 
+from airflow_provider_kie import hints as hints_module
 from airflow_provider_kie import ledger as ledger_module
 from airflow_provider_kie.batch import BatchItem, BatchRun
 from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, receiver_url
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieInputError
+from airflow_provider_kie.hints import HintReader, hints_supported
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY
 from airflow_provider_kie.operators.batch import KieBatchOperator, SeedreamEditBatchOperator
-from airflow_provider_kie.triggers import hints as hints_module
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
-from airflow_provider_kie.triggers.hints import HintReader, hints_supported
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, DictStateStore, FakeTI
@@ -262,6 +262,7 @@ class TestInTheTriggerer:
         """Airflow may run one trigger in two triggerers at once (an HA hand-over): one run creates, the
         other waits for it and takes over what it leaves; both report the same Kie tasks."""
         kie_emulator.config.generating_seconds = 0.5
+        kie_emulator.add_fault("slow-body", "createTask", times=None, delay=0.2)  # creates take a while
         edits = [f"edit {n}" for n in range(12)]
         kwargs = {
             **self._deferred(batch(edits, deferrable=True, end_from_trigger=False)),
@@ -274,8 +275,11 @@ class TestInTheTriggerer:
             try:
                 one = asyncio.ensure_future(anext(first.run()))
                 if second_starts == "mid-create":
-                    while not 0 < kie_emulator.count("createTask") < len(edits):
+                    for _ in range(1000):
+                        if 0 < kie_emulator.count("createTask") < len(edits):
+                            break
                         await asyncio.sleep(0.01)
+                    assert 0 < kie_emulator.count("createTask") < len(edits), "not mid-create"
                 two = asyncio.ensure_future(anext(second.run()))
                 return await asyncio.gather(one, two)
             finally:

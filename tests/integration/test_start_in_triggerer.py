@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.common.compat.sdk import DAG, TaskDeferred
 
+from airflow_provider_kie.compat import TRIGGER_STARTS_TASKS
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
-from airflow_provider_kie.triggers.kie import TRIGGER_STARTS_TASKS, KieStartTrigger
+from airflow_provider_kie.triggers.start import KieStartTrigger
 from tests.support import AIRFLOW_33, EXAMPLES, FakeTI
 
 pytestmark = pytest.mark.usefixtures("fast_kie")
@@ -41,7 +42,7 @@ class TestWhichTasksStartInTheTriggerer:
         operator = edit(prompt="{{ params.p }}", output_path="/tmp/kie-out")
         args = operator.start_trigger_args
         assert operator.start_from_trigger and args.next_method == "execute_complete"
-        assert args.trigger_cls == "airflow_provider_kie.triggers.kie.KieStartTrigger"
+        assert args.trigger_cls == "airflow_provider_kie.triggers.start.KieStartTrigger"
         assert args.trigger_kwargs["prompt"] == "{{ params.p }}"  # rendered by the triggerer
         assert args.trigger_kwargs["output_path"] == "/tmp/kie-out"
 

@@ -11,14 +11,14 @@ import time
 import pytest
 from airflow.triggers.base import TaskSuccessEvent
 
+from airflow_provider_kie import hints as hints_module
 from airflow_provider_kie import ledger as ledger_module
 from airflow_provider_kie import models
 from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget
+from airflow_provider_kie.hints import HintReader, hints_supported
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.links import KieResultLink
-from airflow_provider_kie.triggers import hints as hints_module
-from airflow_provider_kie.triggers.hints import HintReader, hints_supported
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, run_trigger

@@ -7,15 +7,15 @@ import asyncio
 import time
 
 from airflow_provider_kie.api import KieTask, TaskState
-from airflow_provider_kie.batch import (
-    BatchItem,
-    BatchProgress,
+from airflow_provider_kie.batch import BatchItem, BatchProgress, BatchRun
+from airflow_provider_kie.events import (
+    BatchEvent,
     BatchRecord,
-    BatchRun,
-    item_result,
-    retry_record,
+    EventStatus,
+    ItemOutcome,
+    KieJobRef,
+    KieTaskEvent,
 )
-from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieAuthError
 from airflow_provider_kie.waiting import PollPolicy
 
@@ -34,31 +34,43 @@ def test_the_record_round_trips_through_json_keys():
     assert BatchRecord.from_dict(None) == BatchRecord()
 
 
-def test_item_results_say_what_a_retry_can_fix():
+def test_item_outcomes_say_what_a_retry_can_fix():
     job = KieJobRef("t1", 1.0)
     done = KieTask(kie_task_id="t1", state=TaskState.SUCCESS, result_urls=("https://r/1.png",))
     failed = KieTask(kie_task_id="t1", state=TaskState.FAIL, fail_code="500", fail_msg="boom")
-    results = [
-        item_result(0, KieTaskEvent.finished(job, done, stored=["file:///o/t1-0.png"])),
-        item_result(1, KieTaskEvent.finished(job, failed)),
-        item_result(2, KieTaskEvent.failed_with(None, KieAmbiguousCreateError("lost"))),
-        item_result(3, KieTaskEvent.failed_with(job, KieAuthError("bad key"))),
-        item_result(4, KieTaskEvent(EventStatus.TIMEOUT, job, message="late")),
+    outcomes = [
+        ItemOutcome.of(0, KieTaskEvent.finished(job, done, stored=["file:///o/t1-0.png"])),
+        ItemOutcome.of(1, KieTaskEvent.finished(job, failed)),
+        ItemOutcome.of(2, KieTaskEvent.failed_with(None, KieAmbiguousCreateError("lost"))),
+        ItemOutcome.of(3, KieTaskEvent.failed_with(job, KieAuthError("bad key"))),
+        ItemOutcome.of(4, KieTaskEvent(EventStatus.TIMEOUT, job, message="late")),
     ]
+    results = BatchEvent(outcomes, BatchRecord()).return_value()
     assert results[0]["result"] == ["file:///o/t1-0.png"] and results[0]["error"] is None
     assert [r["retryable"] for r in results] == [False, True, False, False, False]
     assert results[1]["error"] == "failCode '500': boom" and results[1]["result"] == []
     assert results[2]["kie_task_id"] is None and results[4]["status"] == "timeout"
+    assert [o.index for o in BatchEvent(outcomes, BatchRecord()).failed] == [1, 2, 3, 4]
+
+
+def test_the_batch_event_round_trips_and_reads_the_dicts_earlier_triggers_sent():
+    outcomes = [
+        ItemOutcome(0, EventStatus.SUCCESS, "a", ("https://r/1.png",), 6.0),
+        ItemOutcome(1, EventStatus.FAILED, "b"),
+    ]
+    event = BatchEvent(outcomes, BatchRecord({0: KieJobRef("a", 1.0)}))
+    assert BatchEvent.from_dict(event.to_dict()) == event
+    assert set(event.to_dict()) == {"results", "record"}  # the shape earlier releases' triggers yielded
 
 
 def test_a_retry_record_drops_only_what_kie_failed():
     record = BatchRecord({0: KieJobRef("a", 1.0), 1: KieJobRef("b", 1.0)}, {0, 1, 2})
-    results = [
-        {"index": 0, "status": "success"},
-        {"index": 1, "status": "failed"},
-        {"index": 2, "status": "error"},
+    outcomes = [
+        ItemOutcome(0, EventStatus.SUCCESS),
+        ItemOutcome(1, EventStatus.FAILED),
+        ItemOutcome(2, EventStatus.ERROR),
     ]
-    assert retry_record(record, results) == BatchRecord({0: KieJobRef("a", 1.0)}, {0, 2})
+    assert record.for_retry(outcomes) == BatchRecord({0: KieJobRef("a", 1.0)}, {0, 2})
 
 
 def test_progress_logs_phases_and_changes_at_most_every_interval():

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from airflow_provider_kie import hints as hints_module
 from airflow_provider_kie.callbacks import (
     HINT_PREFIX,
     HINTS_HEADER,
@@ -18,8 +19,7 @@ from airflow_provider_kie.callbacks import (
     calls_back,
     hints_token,
 )
-from airflow_provider_kie.triggers import hints as hints_module
-from airflow_provider_kie.triggers.hints import HintedSleep, HintReader, PluginHintLister
+from airflow_provider_kie.hints import HintedSleep, HintReader, PluginHintLister
 
 TARGET = CallbackTarget("kie_default", "dag", "edit", "manual__2026-11-29T00:00:00+00:00", 3)
 

@@ -9,7 +9,8 @@ from airflow_provider_kie import exceptions
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.events import EventStatus, KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError
-from airflow_provider_kie.results import LINK_XCOM_KEY, event_result, raise_for, result_xcoms
+from airflow_provider_kie.links import LINK_XCOM_KEY, link_xcoms
+from airflow_provider_kie.results import event_result, raise_for, result_xcoms
 from tests.support import FakeTI
 
 
@@ -62,5 +63,8 @@ def test_result_xcoms_are_what_a_worker_leaves():
     xcoms = result_xcoms(task)
     assert xcoms["return_value"] == ["https://r/1.png", "https://r/2.png"]
     assert xcoms["kie_task"] == task.to_dict()
+    links = link_xcoms(task.result_urls)
     if LINK_XCOM_KEY:  # Airflow 3 keeps the rendered link in XCom
-        assert xcoms[LINK_XCOM_KEY] == "https://r/1.png"
+        assert links == {LINK_XCOM_KEY: "https://r/1.png"}
+    else:
+        assert links == {}
