@@ -30,7 +30,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -135,11 +134,13 @@ def run(
         ]
         generation = waiting + generating
         bound = tasks / (2 * limit_scale) + generation
-        xcom_writes = Counter(
-            match.group(1).split(".")[0]
-            for line in airflow.log("api-server").splitlines()
-            if (match := re.search(r"method=POST path=/execution/xcoms/[^ ]+/([^/ ]+) query", line))
-        )
+        # The batch's ledger says how many XCom writes its record took (a triggerer writes XCom in
+        # process, so the API server's access log does not see them).
+        ledger_writes = [
+            int(match.group(1))
+            for path in home.glob("logs/**/*.trigger.*.log")
+            for match in re.finditer(r"its record took (\d+) writes", path.read_text(errors="replace"))
+        ]
         makespan = (_parse(work_end) - _parse(start)).total_seconds()
         creates = [r for r in emulator.requests if r.endpoint == "createTask"]
         polls = [r for r in emulator.requests if r.endpoint == "recordInfo"]
@@ -176,8 +177,8 @@ def run(
             "triggerer_cpu_seconds_per_image": triggerer_cpu / tasks,
             "triggerer_rss_start_mib": rss.first / 1024,
             "triggerer_rss_growth_mib": (rss.peak - rss.first) / 1024,
-            "xcom_writes_by_key": dict(xcom_writes),
-            "xcom_writes_per_image": sum(xcom_writes.values()) / tasks,
+            "ledger_xcom_writes": sum(ledger_writes),
+            "ledger_xcom_writes_per_image": sum(ledger_writes) / tasks if ledger_writes else None,
             "limit_scale": limit_scale,
             "triggerer_loop_blocked_warnings": len(blocked),
             "triggerer_loop_blocked": blocked,
