@@ -151,7 +151,12 @@ class BatchLedger:
         chunk = await self._chunk(chunk_of(index))
         chunk.sent[str(index)] = self.by
         await self._write(chunk_of(index))
-        await self._still_owner()  # the process may have been paused while the mark was written
+        try:
+            await self._still_owner()  # the process may have been paused while the mark was written
+        except Superseded:
+            # It never left: unmarked, so that close() (if this run still owns the batch) writes it so.
+            chunk.sent.pop(str(index), None)
+            raise
 
     async def not_sent(self, index: int) -> None:
         """Answered without a task (a 429, a refused body): nothing of it exists at Kie."""

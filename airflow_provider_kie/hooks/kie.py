@@ -548,6 +548,15 @@ def _read_file(file: Any) -> tuple[bytes, str]:
     raise KieInputError("file", f"must be a path, bytes or a binary file, got {type(file).__name__}")
 
 
+#: The share of the connection's timeout that opening a connection may take.
+CONNECT_SHARE = 0.9
+
+
+async def _read(request: Any) -> tuple[Any, bytes]:
+    async with request as response:
+        return response, await response.read()
+
+
 class KieAsyncHook(_KieHookBase):
     """Asynchronous Kie client on ``aiohttp``, for triggers: one ``ClientSession`` per hook.
 
@@ -578,7 +587,10 @@ class KieAsyncHook(_KieHookBase):
             self._session = sessions.lease_async_session(
                 settings.cache_key,
                 lambda: aiohttp.ClientSession(
-                    headers=settings.headers, timeout=aiohttp.ClientTimeout(total=settings.timeout)
+                    headers=settings.headers,
+                    # The whole request's time is counted by within_running_time(); connecting keeps
+                    # aiohttp's timer, a little shorter, so a request that never left says so.
+                    timeout=aiohttp.ClientTimeout(total=None, connect=settings.timeout * CONNECT_SHARE),
                 ),
             )
         return self._session
@@ -638,8 +650,9 @@ class KieAsyncHook(_KieHookBase):
             self.log.debug("Kie %s %s (attempt %d)", method, path, attempts.count)
             try:
                 try:
-                    async with session.request(method, url, **kwargs) as response:
-                        body = await response.read()
+                    response, body = await sessions.within_running_time(
+                        settings.timeout, _read(session.request(method, url, **kwargs))
+                    )
                 finally:
                     attempts.landed()
                 return api.parse_reply(

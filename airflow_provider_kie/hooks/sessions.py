@@ -6,8 +6,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import threading
+from collections.abc import Awaitable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: A timer that fires this much later than due means the loop itself stood still (the process was
+#: paused, or the loop blocked), not that the server was slow.
+LOOP_STALL_SECONDS = 1.0
 
 _lock = threading.Lock()
 _sync_sessions: dict[tuple[Any, ...], Any] = {}
@@ -74,3 +81,26 @@ async def close_shared_async_sessions() -> None:
             _async_users.pop(id(session), None)
     for session in sessions:
         await session.close()
+
+
+async def within_running_time(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``awaitable``'s result, or :class:`asyncio.TimeoutError` once it has taken ``seconds`` of time the
+    loop was running. aiohttp's own timeout counts the time a paused process stood still: on waking,
+    its timer fires before the reply that came meanwhile is read, so a createTask Kie answered (and
+    charged for) would end as a timeout, its task id lost."""
+    loop = asyncio.get_running_loop()
+    request = asyncio.ensure_future(awaitable)
+    deadline = loop.time() + seconds
+    try:
+        while True:
+            done, _ = await asyncio.wait({request}, timeout=max(0.0, deadline - loop.time()))
+            if done:
+                return request.result()
+            late = loop.time() - deadline
+            if late <= LOOP_STALL_SECONDS:
+                raise asyncio.TimeoutError()
+            deadline += late  # the stall is not the server's time
+    finally:
+        if not request.done():
+            request.cancel()
+            await asyncio.gather(request, return_exceptions=True)

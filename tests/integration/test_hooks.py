@@ -301,6 +301,39 @@ class TestAsyncHook:
             await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
         assert kie_emulator.count("createTask") == 1 and len(kie_emulator.state.tasks) == 1
 
+    async def test_create_slower_than_timeout_is_ambiguous(self, kie_emulator, fast_retries, monkeypatch):
+        _connection_timeout(kie_emulator, monkeypatch, 0.2)
+        kie_emulator.add_fault("delay", "createTask", delay=0.6)
+        async with KieAsyncHook(retry_policy=fast_retries) as hook:
+            with pytest.raises(KieAmbiguousCreateError, match="TimeoutError"):
+                await hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        await close_shared_async_sessions()
+        assert kie_emulator.count("createTask") == 1
+
+    @pytest.mark.fault(
+        fault="the process paused (its loop stood still) while Kie answered a createTask",
+        where="async hook, createTask",
+        expected="the reply that came meanwhile is read: the task id kept, not a timeout",
+    )
+    async def test_a_reply_that_came_while_the_loop_stood_still_is_kept(
+        self, kie_emulator, fast_retries, monkeypatch
+    ):
+        _connection_timeout(kie_emulator, monkeypatch, 1.0)
+        kie_emulator.add_fault("delay", "createTask", delay=0.2)
+
+        class PauseAsItLeaves:
+            async def sending(self):
+                # The loop stands still past the timeout, as in a SIGSTOPped triggerer.
+                asyncio.get_running_loop().call_later(0.05, time.sleep, 2.5)
+
+            async def not_sent(self):
+                raise AssertionError("the create was answered")
+
+        async with KieAsyncHook(retry_policy=fast_retries) as hook:
+            task_id = await hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT, claim=PauseAsItLeaves())
+        await close_shared_async_sessions()
+        assert list(kie_emulator.state.tasks) == [task_id]
+
     @pytest.mark.parametrize("fault", ["455", "500-http", "502-html", "drop", "truncated", "empty"])
     async def test_get_task_retries(self, async_hook, kie_emulator, fault):
         task_id = await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
@@ -382,3 +415,10 @@ async def test_async_hooks_of_a_process_read_a_connection_once(kie_emulator, mon
     # A connection given in the environment is read again as soon as it changes.
     monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", kie_emulator.connection_uri("another-key"))
     assert (await KieAsyncHook().get_settings()).api_key == "another-key" and len(reads) == 2
+
+
+def _connection_timeout(kie_emulator, monkeypatch, seconds: float) -> None:
+    conn = kie_emulator.connection_uri(EMULATOR_API_KEY).replace(
+        '"extra": {', f'"extra": {{"timeout": {seconds}, '
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", conn)

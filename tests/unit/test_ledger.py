@@ -131,3 +131,32 @@ def test_a_run_that_lost_the_batch_while_paused_sends_nothing(monkeypatch):
         assert store[OWNER_KEY]["by"] == new_owner.by
 
     asyncio.run(main())
+
+
+def test_a_run_stopped_while_its_mark_was_written_leaves_no_mark():
+    """Paused as a create's mark was written, then cancelled on waking (its triggerer handed the batch
+    over): the create never left, so the next run must not take it for an ambiguous one."""
+
+    async def main():
+        store = Store()
+        run = ledger(store)
+        await run.open()
+        writing = asyncio.Event()
+        save = store.save
+
+        async def slow_save(key, value):
+            if key == "kie_batch.0":
+                writing.set()
+                await asyncio.sleep(0.05)
+            return await save(key, value)
+
+        run.save = slow_save
+        marking = asyncio.ensure_future(run.sending(3))
+        await writing.wait()
+        run.stop_sending()  # the run is cancelled while the mark is being written
+        with pytest.raises(Superseded):
+            await marking
+        await run.close()
+        assert (await ledger(store).open()).sent == set()
+
+    asyncio.run(main())
