@@ -1,5 +1,6 @@
-"""A batch of Kie tasks in one coroutine: create each (paced by the key's limiter), wait for all, copy the
-results; the batch trigger runs it in the triggerer, the batch operator on a worker when it does not defer.
+"""The one engine for N >= 1 Kie tasks in one coroutine: create each (paced by the key's limiter), wait
+for all, copy the results. A single Kie task is a batch of one: KieTaskTrigger runs it so, the batch
+trigger runs it in the triggerer, the batch operator on a worker when it does not defer.
 
 Each item ends as an :class:`~airflow_provider_kie.events.ItemOutcome`. What was sent is kept as it
 happens by a :class:`~airflow_provider_kie.ledger.BatchLedger` (XCom in the triggerer, the task state
@@ -88,6 +89,8 @@ class BatchProgress:
             self.report()
 
     def report(self, *, force: bool = False) -> None:
+        if self.size == 1:  # a single task's log tells its own story
+            return
         counts = +self._counts  # without the states no item is in
         key = tuple(sorted(counts.items()))
         phase = (
@@ -129,7 +132,8 @@ class BatchRun:
         output_path: str | None = None,
         retry_ambiguous_create: bool = False,
         callbacks: Callbacks | None = None,
-        callback_for: CallbackTarget | None = None,
+        callback_for: Callable[[int], CallbackTarget] | None = None,
+        kept_awaited: bool = False,
     ) -> None:
         self.hook = hook
         self.items = list(items)
@@ -142,10 +146,13 @@ class BatchRun:
         self.output_path = output_path
         self.retry_ambiguous_create = retry_ambiguous_create
         # In a triggerer whose connection has callback_base_url: each task is created with the plugin's
-        # URL for ``callback_for`` (the batch's task instance and the item) and waits for its hint
-        # (docs/callbacks.md).
+        # URL for ``callback_for(index)`` (the task instance, and the item of a batch) and waits for its
+        # hint (docs/callbacks.md); so do the tasks in ``record`` when ``kept_awaited`` says they were
+        # created so.
         self.callbacks = callbacks
         self.callback_for = callback_for if callbacks is not None else None
+        self.kept_awaited = kept_awaited
+        self.single = len(self.items) == 1
         self.progress = BatchProgress(len(self.items), log)
         self._creates = asyncio.Semaphore(CREATES_IN_FLIGHT)
         self._creating: dict[asyncio.Future[str], int] = {}  # createTask calls not yet recorded
@@ -154,13 +161,17 @@ class BatchRun:
 
     async def run(self) -> list[ItemOutcome]:
         """One outcome per item, in the items' order."""
+        return await _outcomes(await self.events())
+
+    async def events(self) -> list[KieTaskEvent]:
+        """One event per item, in the items' order."""
         while True:
-            kept = await self.ledger.open()
-            if kept.jobs or kept.sent:
-                self.log.info(
-                    "Kie batch: %d Kie tasks were created by an earlier run of this batch; waiting for them",
-                    len(kept.jobs),
-                )
+            try:
+                kept = await self.ledger.open()
+            except asyncio.CancelledError:  # stopped while elected: hand the batch over at once
+                await asyncio.shield(self.ledger.close())
+                raise
+            self._log_kept(kept)
             self.record = self.record.merged(kept)
             self.progress.begin(
                 {i: "waiting" if i in self.record.jobs else "to create" for i in range(len(self.items))}
@@ -178,7 +189,19 @@ class BatchRun:
             # leaves (every item it created is waited for, none created again).
             self.ledger = self.new_ledger()
         self.progress.report(force=True)
-        return await _outcomes(outcomes)
+        return [event for event in outcomes if event is not None]  # all are, once no run took over
+
+    def _log_kept(self, kept: BatchRecord) -> None:
+        if self.single and kept.jobs:
+            self.log.info(
+                "Kie task %s was created before a triggerer restart; waiting for it",
+                kept.jobs[0].kie_task_id,
+            )
+        elif kept.jobs or kept.sent:
+            self.log.info(
+                "Kie batch: %d Kie tasks were created by an earlier run of this batch; waiting for them",
+                len(kept.jobs),
+            )
 
     async def _every_item(self) -> list[KieTaskEvent | None]:
         """Each item's event, its coroutine started :data:`LOOP_SLICE` at a time so that a batch of
@@ -199,7 +222,12 @@ class BatchRun:
         """Cancelled (the triggerer stops, or hands the trigger to another): send nothing more, keep the
         id of every createTask whose reply still comes, and hand the batch over."""
         self.ledger.stop_sending()
-        pending = list(self._creating.items())
+        pending = []
+        for create, index in self._creating.items():
+            if self.ledger.marked_sent(index):
+                pending.append((create, index))
+            else:  # still waiting for the limiter or a retry: nothing of it left, nothing to wait for
+                create.cancel()
         if pending:
             settings = await self.hook.get_settings()
             await asyncio.wait([create for create, _ in pending], timeout=settings.timeout)
@@ -223,8 +251,9 @@ class BatchRun:
             if self.callbacks is not None:
                 # A task created here with the plugin's URL waits for its hint at once; for one kept from
                 # before a restart, its first read tells.
-                awaited = created_here and not self.items[index].body.get("callBackUrl")
-                wait = self.callbacks.wait_for(job, None, awaited=awaited, between_polls=sleep)
+                awaited = not self.items[index].body.get("callBackUrl") if created_here else self.kept_awaited
+                log = self.log if self.single else None  # a line per task: not for thousands
+                wait = self.callbacks.wait_for(job, log, awaited=awaited, between_polls=sleep)
                 observe, sleep, read_first = _both(observe, wait.observe), wait.sleep, not wait.awaited
             task = await wait_async(
                 self.hook, job, self.poll_policy, self.log, observe, sleep, read_first=read_first
@@ -234,6 +263,13 @@ class BatchRun:
             stored = None
             if self.output_path is not None and task.state is TaskState.SUCCESS:
                 stored = await storage.persist_async(task, self.output_path, self._provenance(index))
+                if self.single:
+                    self.log.info(
+                        "Kie task %s: %d result(s) stored in %s",
+                        job.kie_task_id,
+                        len(stored),
+                        self.output_path,
+                    )
             return KieTaskEvent.finished(job, task, stored)
         except Superseded:
             return None
@@ -244,7 +280,7 @@ class BatchRun:
             self.progress.set(index, "error")
             return KieTaskEvent.failed_with(job, error)
         except Exception as error:  # one item's surprise must not lose the others' outcomes
-            self.log.exception("Kie batch item %d: unexpected error", index)
+            self.log.exception("Kie task %s (item %d): unexpected error", job and job.kie_task_id, index)
             self.progress.set(index, "error")
             return KieTaskEvent.failed_with(job, error)
 
@@ -266,9 +302,7 @@ class BatchRun:
                     body["input"],
                     body.get("callBackUrl"),
                     claim=ItemClaim(self.ledger, index),
-                    callback_for=None
-                    if body.get("callBackUrl") or target is None
-                    else target.for_item(index),
+                    callback_for=None if body.get("callBackUrl") or target is None else target(index),
                 )
             )
             self._creating[create] = index
@@ -276,6 +310,8 @@ class BatchRun:
             kie_task_id = await asyncio.shield(create)
             del self._creating[create]
         job = KieJobRef.starting_now(kie_task_id, self.timeout)
+        if self.single:
+            self.log.info("Created Kie task %s (model %s)", kie_task_id, body["model"])
         self.record.jobs[index] = job
         await self.ledger.created(index, job)
         self.progress.set(index, "waiting")
@@ -321,13 +357,11 @@ class BatchRun:
         return {"input": self.items[index].body.get("input"), "sources": self.items[index].sources}
 
 
-async def _outcomes(events: list[KieTaskEvent | None]) -> list[ItemOutcome]:
-    """Each item's outcome (an item another run took over has none), letting the loop run every
-    :data:`LOOP_SLICE` items."""
+async def _outcomes(events: Sequence[KieTaskEvent]) -> list[ItemOutcome]:
+    """Each item's outcome, letting the loop run every :data:`LOOP_SLICE` items."""
     outcomes = []
     for index, event in enumerate(events):
-        if event is not None:
-            outcomes.append(ItemOutcome.of(index, event))
+        outcomes.append(ItemOutcome.of(index, event))
         if index % LOOP_SLICE == LOOP_SLICE - 1:
             await asyncio.sleep(0)
     return outcomes

@@ -38,8 +38,6 @@ CLAIM_SETTLE_SECONDS = 1.0
 #: How long after its last sign of life (a heartbeat, or a create marked sent) a run that has not ended
 #: may still be sending: its triggerer is then taken to have stopped.
 CLAIM_LIVE_SECONDS = 60.0
-#: A claim not marked sent this long after it was made belongs to a run that stopped before sending.
-CLAIM_STALE_SECONDS = 5.0
 
 
 def heartbeat_seconds() -> float:
@@ -88,14 +86,27 @@ class BatchLedger:
     ``load`` returns None for a key never written; ``save`` returns False where nothing can be kept (a
     trigger run without a task instance), which makes every run the owner of a record in memory only.
     ``elect=False`` (a worker's task state store, which no other run shares) neither waits for another
-    run nor holds an election.
+    run nor holds an election. ``legacy`` reads the record a release before the ledger kept (when no
+    owner was ever written); ``on_created`` is told each new id after it is kept (a single task's public
+    XCom ``kie_task_id``).
     """
 
-    def __init__(self, load: Load, save: Save, *, log: Any, elect: bool = True) -> None:
+    def __init__(
+        self,
+        load: Load,
+        save: Save,
+        *,
+        log: Any,
+        elect: bool = True,
+        legacy: Callable[[], Awaitable[BatchRecord]] | None = None,
+        on_created: Callable[[KieJobRef], Awaitable[Any]] | None = None,
+    ) -> None:
         self.load = load
         self.save = save
         self.log = log
         self.elect = elect
+        self.legacy = legacy
+        self.on_created = on_created
         self.by = uuid.uuid4().hex
         self.chunks: dict[int, _Chunk] = {}
         self.count = 0  # chunks written, by this run or those before it
@@ -108,8 +119,8 @@ class BatchLedger:
     async def open(self) -> BatchRecord:
         """Become the batch's owner (waiting while another live run owns it); what earlier runs sent."""
         owner = await self.load(OWNER_KEY)
-        # A record kept whole, before the ledger, by a batch still in flight across the upgrade.
-        legacy = None if owner is not None else await self.load(BATCH_RECORD_KEY)
+        # What a run still in flight across the upgrade kept before the ledger.
+        record = BatchRecord() if owner is not None or self.legacy is None else await self.legacy()
         while True:
             while self.elect and _live_other(owner, self.by):
                 self.log.info("Another run of this batch is creating its items; waiting for it to hand over")
@@ -119,7 +130,6 @@ class BatchLedger:
             if await self._claim(count):
                 break
             owner = await self.load(OWNER_KEY)
-        record = BatchRecord.from_dict(legacy)
         for k in range(count):
             chunk = self.chunks[k] = _Chunk(await self.load(chunk_key(k)))
             record = record.merged(
@@ -169,9 +179,16 @@ class BatchLedger:
         chunk.jobs[str(index)] = job.to_dict()
         chunk.sent.pop(str(index), None)
         await self._write(chunk_of(index))
+        if self.on_created is not None:
+            await self.on_created(job)
 
     def stop_sending(self) -> None:
         self.stopped = True
+
+    def marked_sent(self, index: int) -> bool:
+        """Whether item ``index``'s createTask was marked as leaving (so may have reached Kie)."""
+        chunk = self.chunks.get(chunk_of(index))
+        return chunk is not None and str(index) in chunk.sent
 
     async def close(self) -> None:
         """Hand the batch over: every chunk written once more (a write of a paused run may have landed

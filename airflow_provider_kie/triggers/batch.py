@@ -86,6 +86,9 @@ class KieBatchTrigger(BaseTrigger):
         async def save(key: str, value: Any) -> bool:
             return await push_xcoms(ti, {key: value})
 
+        async def legacy() -> BatchRecord:  # 0.2.0 kept the whole record as it went
+            return BatchRecord.from_dict(await load(BATCH_RECORD_KEY))
+
         async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:
             callbacks = await callbacks_for(hook, self.kie_conn_id, ti)
             if callbacks is not None:
@@ -101,11 +104,11 @@ class KieBatchTrigger(BaseTrigger):
                 poll_policy=self.poll_policy,
                 log=self.log,
                 record=self.record,
-                ledger=lambda: BatchLedger(load, save, log=self.log),
+                ledger=lambda: BatchLedger(load, save, log=self.log, legacy=legacy),
                 output_path=self.output_path,
                 retry_ambiguous_create=self.retry_ambiguous_create,
                 callbacks=callbacks,
-                callback_for=None if callbacks is None else CallbackTarget.of(self.kie_conn_id, ti),
+                callback_for=None if callbacks is None else CallbackTarget.of(self.kie_conn_id, ti).for_item,
             )
             outcomes = await run.run()
         event = BatchEvent(outcomes, run.record)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kie import ledger, storage
-from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
+from airflow_provider_kie.batch import BatchItem, BatchRun
 from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.compat import (
     TRIGGER_STARTS_TASKS as TRIGGER_STARTS_TASKS,  # importable here, as before
@@ -24,10 +21,17 @@ from airflow_provider_kie.compat import (
     settle_before_resume,
 )
 from airflow_provider_kie.compat import resume_not_before as resume_not_before
-from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
-from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieTimeoutError
+from airflow_provider_kie.events import (
+    BatchRecord,
+    CreateRequest,
+    EventStatus,
+    KieJobRef,
+    KieTaskEvent,
+    StoreRequest,
+)
 from airflow_provider_kie.hints import callbacks_for
 from airflow_provider_kie.hooks.kie import KieAsyncHook
+from airflow_provider_kie.ledger import BatchLedger
 from airflow_provider_kie.links import link_xcoms
 from airflow_provider_kie.results import (
     XCOM_KIE_CREATE_SENT,
@@ -35,71 +39,7 @@ from airflow_provider_kie.results import (
     XCOM_KIE_TASK_ID,
     result_xcoms,
 )
-from airflow_provider_kie.waiting import PollPolicy, wait_async
-
-
-def _claimed_by_another(claim: Any, mine: str) -> bool:
-    """A live claim of another run: one marked sent, or one whose election may still be under way."""
-    if not isinstance(claim, Mapping) or claim.get("by") in (None, mine):
-        return False
-    return bool(claim.get("sent")) or time.time() - claim.get("at", 0.0) < ledger.CLAIM_STALE_SECONDS
-
-
-class _CreateClaim:
-    """The create's claim in XCom, ``{"at", "by", "sent"}``, kept as the hook's attempts leave and come
-    back, so another run of the trigger (a restart, or an HA hand-over that runs it twice) can tell a
-    request that may have reached Kie (sent, no id yet) from one that never left (not sent)."""
-
-    def __init__(self, trigger: KieTaskTrigger, *, seen_absent: bool = False) -> None:
-        assert trigger.create is not None
-        self.trigger = trigger
-        self.resend_ambiguous = trigger.create.retry_ambiguous_create
-        self.by = uuid.uuid4().hex
-        self.elected = False
-        # The trigger has just read that there is no claim: the election below still settles a race,
-        # and reading it again would only add a 404, which Airflow logs as an error.
-        self.seen_absent = seen_absent
-
-    async def sending(self) -> None:
-        current = None if self.seen_absent else await self._read()
-        self.seen_absent = False
-        if _claimed_by_another(current, self.by) and not self.resend_ambiguous:
-            raise _AnotherRunSends(current)
-        if not self.elected:
-            if not await self._write(sent=False):
-                self.elected = True  # no XCom (a trigger run by hand): nobody else to agree with
-                return
-            # Airflow may run one trigger in two triggerers at once (an HA hand-over): each claims the
-            # create, lets the other's claim land, and reads it back; only the last one sends.
-            try:
-                await asyncio.sleep(ledger.CLAIM_SETTLE_SECONDS)
-            except asyncio.CancelledError:  # stopped before sending: withdraw the claim
-                await asyncio.shield(self.trigger._push_xcoms({XCOM_KIE_CREATE_SENT: None}))
-                raise
-            kept = await self._read()
-            if not (isinstance(kept, Mapping) and kept.get("by") == self.by):
-                raise _AnotherRunSends(kept)
-            self.elected = True
-        await self._write(sent=True)
-
-    async def not_sent(self) -> None:
-        """Answered without a task (a 429, a rejected body): if this run stops before its next attempt,
-        the next run may create."""
-        await self._write(sent=False)
-
-    async def _read(self) -> Any:
-        return await pull_xcom(self.trigger.task_instance, XCOM_KIE_CREATE_SENT)
-
-    async def _write(self, *, sent: bool) -> bool:
-        claim = {"at": time.time(), "by": self.by, "sent": sent}
-        return await self.trigger._push_xcoms({XCOM_KIE_CREATE_SENT: claim})
-
-
-class _AnotherRunSends(Exception):
-    """Another run of this trigger claimed the create first: this one sends nothing."""
-
-    def __init__(self, claim: Any) -> None:
-        self.claim = claim
+from airflow_provider_kie.waiting import PollPolicy
 
 
 class KieTaskTrigger(BaseTrigger):
@@ -192,132 +132,69 @@ class KieTaskTrigger(BaseTrigger):
         yield TriggerEvent(event.to_dict())
 
     async def _run(self) -> KieTaskEvent:
-        job = self.job
+        """The task as a batch of one (:class:`~airflow_provider_kie.batch.BatchRun`): created under the
+        key's limiter and the batch's ledger in XCom, waited for, its results stored."""
+        create, ti = self.create, self.task_instance
         try:
             async with KieAsyncHook(
-                self.kie_conn_id,
-                retry_ambiguous_create=bool(self.create and self.create.retry_ambiguous_create),
+                self.kie_conn_id, retry_ambiguous_create=bool(create and create.retry_ambiguous_create)
             ) as hook:
-                if job is None:
-                    job = await self._find_or_create(hook)
-                task = await self._wait(hook, job)
-            stored = None
-            if self.store is not None and task.state is TaskState.SUCCESS:
-                stored = await storage.persist_async(task, self.store.output_path, self.store.provenance)
-                self.log.info(
-                    "Kie task %s: %d result(s) stored in %s",
-                    job.kie_task_id,
-                    len(stored),
-                    self.store.output_path,
+                callbacks = await callbacks_for(hook, self.kie_conn_id, ti)
+                target = None if ti is None else CallbackTarget.of(self.kie_conn_id, ti)
+                run = BatchRun(
+                    hook,
+                    [self._item()],
+                    timeout=create.timeout if create else 0.0,
+                    poll_policy=self.poll_policy,
+                    log=self.log,
+                    record=BatchRecord({0: self.job} if self.job else {}),
+                    ledger=self._ledger if create else None,
+                    output_path=self.store.output_path if self.store else None,
+                    retry_ambiguous_create=bool(create and create.retry_ambiguous_create),
+                    callbacks=callbacks,
+                    callback_for=None if target is None else lambda _: target,
+                    kept_awaited=self.await_callback,
                 )
-            return KieTaskEvent.finished(job, task, stored)
-        except KieTimeoutError as error:
-            return KieTaskEvent(EventStatus.TIMEOUT, job, message=str(error))
-        except KieError as error:
-            return KieTaskEvent.failed_with(job, error)
-        except Exception as error:
-            self.log.exception("Kie task %s: unexpected error", job and job.kie_task_id)
-            return KieTaskEvent.failed_with(job, error)
+                (event,) = await run.events()
+                return event
+        except Exception as error:  # an XCom the ledger could not read or write
+            self.log.exception("Kie task %s: unexpected error", self.job and self.job.kie_task_id)
+            return KieTaskEvent.failed_with(self.job, error)
 
-    async def _wait(self, hook: KieAsyncHook, job: KieJobRef) -> KieTask:
-        """Poll; when Kie calls this connection's ``/kie`` plugin back for the task (known when it was
-        created so, else seen in its ``param`` on a read: a sensor's task), wait for the hint instead and
-        poll only as a safety net (docs/callbacks.md)."""
-        callbacks = await callbacks_for(hook, self.kie_conn_id, self.task_instance)
-        if callbacks is None:
-            return await wait_async(hook, job, self.poll_policy, self.log)
-        wait = callbacks.wait_for(job, self.log, awaited=self.await_callback)
-        return await wait_async(
-            hook, job, self.poll_policy, self.log, wait.observe, wait.sleep, read_first=not wait.awaited
-        )
+    def _item(self) -> BatchItem:
+        provenance = (self.store.provenance if self.store else None) or {}
+        body = self.create.body if self.create else {"input": provenance.get("input")}
+        return BatchItem(body, [str(source) for source in provenance.get("sources") or ()])
 
-    def _callback_target(self) -> CallbackTarget | None:
-        return None if self.task_instance is None else CallbackTarget.of(self.kie_conn_id, self.task_instance)
+    def _ledger(self) -> BatchLedger:
+        ti = self.task_instance
 
-    async def _find_or_create(self, hook: KieAsyncHook) -> KieJobRef:
+        async def load(key: str) -> Any:
+            return await pull_xcom(ti, key)
+
+        async def save(key: str, value: Any) -> bool:
+            return await push_xcoms(ti, {key: value})
+
+        async def publish(job: KieJobRef) -> None:  # where users, the receiver and the gallery look
+            await push_xcoms(ti, {XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
+
+        return BatchLedger(load, save, log=self.log, legacy=self._legacy_record, on_created=publish)
+
+    async def _legacy_record(self) -> BatchRecord:
+        """What a run of 0.2.0 or before kept: its create's claim (``kie_create_sent``, written before
+        anything else), then the task's id."""
         assert self.create is not None
-        stored = await self._pull_xcoms()
-        job = self._kept_job(stored)
-        if job is not None:
-            self.log.info(
-                "Kie task %s was created before a triggerer restart; waiting for it", job.kie_task_id
-            )
-            return job
-        claimed = stored.get(XCOM_KIE_CREATE_SENT)
-        seen_absent = claimed is None
-        body = self.create.body
-        while True:
-            if claimed and not self.create.retry_ambiguous_create:
-                # Another run of this trigger claimed the create: it is still running (it keeps the id
-                # soon), or it stopped; if its request had left, Kie may have the task: never pay twice.
-                job = await self._created_by_another_triggerer(claimed)
-                if job is not None:
-                    return job
-            try:
-                task_id = await hook.create_task(
-                    body["model"],
-                    body["input"],
-                    body.get("callBackUrl"),
-                    claim=_CreateClaim(self, seen_absent=seen_absent),
-                    callback_for=self._callback_target(),
-                )
-                break
-            except _AnotherRunSends as other:
-                claimed, seen_absent = other.claim, False
-        job = KieJobRef.starting_now(task_id, self.create.timeout)
-        self.log.info("Created Kie task %s (model %s)", job.kie_task_id, body["model"])
-        await self._push_xcoms({XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
-        return job
-
-    async def _created_by_another_triggerer(self, claimed: Any) -> KieJobRef | None:
-        """The Kie task of a create another run of this trigger claimed, once it keeps the id. None if
-        that run stopped before its request left (its claim withdrawn, or never marked sent within
-        :data:`ledger.CLAIM_STALE_SECONDS`): nothing was sent, so this run may create. Ambiguous if the request
-        left and no id came within :data:`ledger.CLAIM_LIVE_SECONDS`."""
-        self.log.info("Another run of this trigger claimed its createTask; waiting for its id")
-        while True:
-            stored = await self._pull_xcoms()
-            job = self._kept_job(stored)
-            if job is not None:
-                return job
-            latest = stored.get(XCOM_KIE_CREATE_SENT)
-            if isinstance(latest, (int, float)):  # 0.1.0 marked a create sent with its epoch seconds
-                latest = {"at": float(latest), "sent": True}
-            if not isinstance(latest, Mapping):
-                return None
-            age = time.time() - latest.get("at", 0.0)
-            if not latest.get("sent"):
-                if age >= ledger.CLAIM_STALE_SECONDS:
-                    return None
-            elif age >= ledger.CLAIM_LIVE_SECONDS:
-                raise KieAmbiguousCreateError(
-                    "a triggerer stopped while its createTask was in flight, so a Kie task may exist whose "
-                    "id was never stored; it was not sent again",
-                    operation=CREATE_TASK,
-                )
-            await asyncio.sleep(ledger.CLAIM_SETTLE_SECONDS)
-
-    def _kept_job(self, stored: Mapping[str, Any]) -> KieJobRef | None:
-        assert self.create is not None
-        if not stored.get(XCOM_KIE_TASK_ID):
-            return None
-        deadline = stored.get(XCOM_KIE_TASK_DEADLINE) or time.time() + self.create.timeout
-        return KieJobRef(stored[XCOM_KIE_TASK_ID], float(deadline))
-
-    async def _push_xcoms(self, values: Mapping[str, Any]) -> bool:
-        return await push_xcoms(self.task_instance, values)
-
-    async def _pull_xcoms(self) -> dict[str, Any]:
-        # A create is claimed before its id is kept: with no claim there is nothing else to read (each
-        # key read and not found is a 404 that Airflow logs as an error in the triggerer's log).
-        claim = await pull_xcom(self.task_instance, XCOM_KIE_CREATE_SENT)
+        ti = self.task_instance
+        claim = await pull_xcom(ti, XCOM_KIE_CREATE_SENT)
         if claim is None:
-            return {XCOM_KIE_CREATE_SENT: None}
-        keys = (XCOM_KIE_TASK_ID, XCOM_KIE_TASK_DEADLINE)
-        return {
-            XCOM_KIE_CREATE_SENT: claim,
-            **{key: await pull_xcom(self.task_instance, key) for key in keys},
-        }
+            return BatchRecord()
+        kie_task_id = await pull_xcom(ti, XCOM_KIE_TASK_ID)
+        if kie_task_id:
+            deadline = await pull_xcom(ti, XCOM_KIE_TASK_DEADLINE) or time.time() + self.create.timeout
+            return BatchRecord({0: KieJobRef(str(kie_task_id), float(deadline))})
+        # 0.1.0 marked a create sent with its epoch seconds; 0.2.0 with {"at", "by", "sent"}.
+        sent = isinstance(claim, (int, float)) or (isinstance(claim, Mapping) and bool(claim.get("sent")))
+        return BatchRecord({}, {0} if sent else set())
 
 
 # KieStartTrigger moved to triggers/start.py; tasks serialized with this path still find it here.

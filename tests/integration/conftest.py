@@ -36,7 +36,6 @@ def no_resume_settle(monkeypatch):
     monkeypatch.setattr(compat, "RESUME_SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 0.05)
     monkeypatch.setattr(ledger_module, "CLAIM_LIVE_SECONDS", 1.0)
-    monkeypatch.setattr(ledger_module, "CLAIM_STALE_SECONDS", 0.3)
 
 
 @pytest.fixture

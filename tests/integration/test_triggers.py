@@ -14,10 +14,12 @@ from airflow.triggers.base import TaskSuccessEvent
 from airflow_provider_kie import hints as hints_module
 from airflow_provider_kie import ledger as ledger_module
 from airflow_provider_kie import models
+from airflow_provider_kie.batch import BatchRun
 from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget
 from airflow_provider_kie.hints import HintReader, hints_supported
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
+from airflow_provider_kie.ledger import OWNER_KEY
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
 from airflow_provider_kie.waiting import PollPolicy
@@ -136,13 +138,18 @@ class TestTrigger:
     )
     @pytest.mark.parametrize("retry_ambiguous_create", [False, True])
     def test_restarted_trigger_does_not_resend_a_create_in_flight(
-        self, kie_emulator, triggerer_xcom, retry_ambiguous_create
+        self, kie_emulator, triggerer_xcom, retry_ambiguous_create, monkeypatch
     ):
         kie_emulator.add_fault("slow-body", "createTask", delay=5)  # created; the reply comes late
         kwargs = create_trigger().serialize()[1]
         kwargs["create"]["retry_ambiguous_create"] = retry_ambiguous_create
 
-        triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), lambda: len(kie_emulator.state.tasks) == 1)
+        async def killed(run):  # a killed process runs no clean-up (a cancelled one keeps the id)
+            return None
+
+        with monkeypatch.context() as patch:
+            patch.setattr(BatchRun, "_keep_received", killed)
+            triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), lambda: len(kie_emulator.state.tasks) == 1)
         assert len(kie_emulator.state.tasks) == 1 and "kie_task_id" not in triggerer_xcom
         event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
         if retry_ambiguous_create:  # the user accepted paying twice
@@ -156,16 +163,16 @@ class TestTrigger:
     @pytest.mark.fault(
         fault="triggerer lost after claiming the create, before sending it",
         where="triggerer (trigger that creates)",
-        expected="claim withdrawn; the next run creates once and succeeds",
+        expected="claim released; the next run creates once and succeeds",
     )
     def test_a_trigger_stopped_before_its_create_left_lets_the_next_run_create(
         self, kie_emulator, triggerer_xcom, monkeypatch
     ):
         monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 3.0)  # stopped while its claim settles
         kwargs = create_trigger().serialize()[1]
-        triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), lambda: "kie_create_sent" in triggerer_xcom)
+        triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), lambda: OWNER_KEY in triggerer_xcom)
         assert kie_emulator.count("createTask") == 0
-        assert triggerer_xcom["kie_create_sent"] is None  # withdrawn: nothing left, so nothing to fear
+        assert triggerer_xcom[OWNER_KEY]["released"]  # handed over: the next run need not wait
 
         monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 0.05)
         event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
@@ -173,23 +180,21 @@ class TestTrigger:
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     @pytest.mark.fault(
-        fault="triggerer SIGKILLed while claiming the create, before sending it (no chance to withdraw)",
+        fault="triggerer SIGKILLed while claiming the create, before sending it (no chance to release)",
         where="triggerer (trigger that creates)",
-        expected="the claim, never marked sent, goes stale; the next run creates once and succeeds",
+        expected="the claim lapses with the killed run's heartbeat; the next run creates once and succeeds",
     )
-    def test_a_claim_never_marked_sent_goes_stale_and_the_next_run_creates(
-        self, kie_emulator, triggerer_xcom
-    ):
-        triggerer_xcom["kie_create_sent"] = {"at": time.time(), "by": "a-killed-run"}
+    def test_a_killed_runs_claim_lapses_and_the_next_run_creates(self, kie_emulator, triggerer_xcom):
+        triggerer_xcom[OWNER_KEY] = {"by": "a-killed-run", "at": time.time(), "chunks": 0, "released": False}
         event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**create_trigger().serialize()[1])).payload
         assert event["status"] == "success" and kie_emulator.count("createTask") == 1
-        assert triggerer_xcom["kie_create_sent"]["sent"] is True
+        assert triggerer_xcom[OWNER_KEY]["by"] != "a-killed-run"
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     @pytest.mark.fault(
         fault="triggerer lost while its create waits to retry a 429 (Kie created nothing)",
         where="triggerer (trigger that creates)",
-        expected="the claim says not sent; the next run creates once and succeeds",
+        expected="the create is unmarked; the next run creates once and succeeds",
     )
     def test_a_trigger_stopped_between_429_retries_lets_the_next_run_create(
         self, kie_emulator, triggerer_xcom
@@ -198,13 +203,27 @@ class TestTrigger:
         kwargs = create_trigger().serialize()[1]
 
         def answered_429():
-            claim = triggerer_xcom.get("kie_create_sent")
-            return kie_emulator.count("createTask") == 1 and claim and claim["sent"] is False
+            chunk = triggerer_xcom.get("kie_batch.0")
+            return kie_emulator.count("createTask") == 1 and chunk is not None and chunk["sent"] == {}
 
         triggerer_xcom.stop_when(KieTaskTrigger(**kwargs), answered_429)
         event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**kwargs)).payload
         assert event["status"] == "success"
         assert kie_emulator.count("createTask") == 2 and len(kie_emulator.state.tasks) == 1
+
+    @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
+    @pytest.mark.fault(
+        fault="a trigger of 0.1.0 created its task and kept its id; the upgraded triggerer runs it",
+        where="triggerer (trigger that creates), across the upgrade",
+        expected="the new run waits for the same Kie task, no createTask",
+    )
+    def test_a_task_created_before_the_ledger_is_waited_for(self, kie_emulator, triggerer_xcom):
+        kie_task_id = KieHook().create_task(models.SEEDREAM_EDIT_MODEL, EDIT_INPUT)
+        # 0.1.0's record: the create marked sent with its epoch seconds, then the id.
+        triggerer_xcom.update({"kie_create_sent": time.time() - 5, "kie_task_id": kie_task_id})
+        event = triggerer_xcom.run_in_triggerer(KieTaskTrigger(**create_trigger().serialize()[1])).payload
+        assert event["status"] == "success" and event["kie_task_id"] == kie_task_id
+        assert kie_emulator.count("createTask") == 1
 
     @pytest.mark.skipif(not TRIGGER_WRITES_XCOM, reason="a trigger writes XCom from Airflow 3")
     def test_a_create_marked_sent_by_0_1_0_without_an_id_stays_ambiguous(self, kie_emulator, triggerer_xcom):
