@@ -142,7 +142,7 @@ def _settings(conn_id: str, not_found: str) -> Any:
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
-    from airflow_provider_kie.hooks.kie import KieConnectionSettings
+    from airflow_provider_kie.hooks.settings import KieConnectionSettings
 
     try:
         return KieConnectionSettings.from_connection(Connection.get_connection_from_secrets(conn_id))

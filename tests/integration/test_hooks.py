@@ -240,7 +240,7 @@ class TestSyncHook:
         assert not kie_emulator.requests
 
     def test_default_base_url_and_host_without_scheme(self, monkeypatch):
-        from airflow_provider_kie.hooks.kie import KieConnectionSettings
+        from airflow_provider_kie.hooks.settings import KieConnectionSettings
 
         class Conn:
             conn_id, password, schema, port, extra_dejson = "c", "sk-secret-123", None, None, {}
@@ -398,17 +398,17 @@ def test_api_key_is_registered_with_the_secret_masker(kie_emulator):
 
 
 async def test_async_hooks_of_a_process_read_a_connection_once(kie_emulator, monkeypatch):
-    from airflow_provider_kie.hooks import kie as kie_hooks
+    from airflow_provider_kie.hooks import settings as settings_module
 
     reads = []
-    read = kie_hooks._read_settings
+    read = settings_module.read_settings
 
     async def counted(conn_id):
         reads.append(conn_id)
         return await read(conn_id)
 
-    monkeypatch.setattr(kie_hooks, "_read_settings", counted)
-    monkeypatch.setattr(kie_hooks, "_settings_cache", {})
+    monkeypatch.setattr(settings_module, "read_settings", counted)
+    monkeypatch.setattr(settings_module, "_settings_cache", {})
     hooks = [KieAsyncHook() for _ in range(20)]
     settings = await asyncio.gather(*(hook.get_settings() for hook in hooks))  # all at once
     assert reads == ["kie_default"] and len({id(s) for s in settings}) == 1

@@ -88,7 +88,7 @@ def test_one_limiter_per_key_and_kind():
 @pytest.mark.parametrize("value", [[1, 2], {"createTask": 5}, {"recordInfo": [0, 1]}, {"other": [1, 1]}])
 def test_bad_rate_limits_extra(value):
     from airflow_provider_kie.exceptions import KieInputError
-    from airflow_provider_kie.hooks.kie import KieConnectionSettings
+    from airflow_provider_kie.hooks.settings import KieConnectionSettings
 
     class Conn:
         conn_id, password, host, schema, port = "c", "k", None, None, None
@@ -111,7 +111,7 @@ def test_bad_rate_limits_extra(value):
 )
 def test_bad_sharing_extras_name_the_extra(extra, name):
     from airflow_provider_kie.exceptions import KieInputError
-    from airflow_provider_kie.hooks.kie import KieConnectionSettings
+    from airflow_provider_kie.hooks.settings import KieConnectionSettings
 
     class Conn:
         conn_id, password, host, schema, port = "c", "k", None, None, None
@@ -198,7 +198,7 @@ def test_an_explicit_share_is_a_ceiling(clock):
 
 
 def test_the_sharing_settings_reach_the_limiter():
-    from airflow_provider_kie.hooks.kie import KieConnectionSettings
+    from airflow_provider_kie.hooks.settings import KieConnectionSettings
 
     class Conn:
         conn_id, password, host, schema, port = "c", "sharing-key", None, None, None
