@@ -197,5 +197,11 @@ class KieTaskTrigger(BaseTrigger):
         return BatchRecord({}, {0} if sent else set())
 
 
-# KieStartTrigger moved to triggers/start.py; tasks serialized with this path still find it here.
-from airflow_provider_kie.triggers.start import KieStartTrigger as KieStartTrigger  # noqa: E402
+def __getattr__(name: str) -> Any:
+    # KieStartTrigger moved to triggers/start.py (which imports this module, so not imported at the top);
+    # tasks serialized with this path still find it here.
+    if name == "KieStartTrigger":
+        from airflow_provider_kie.triggers.start import KieStartTrigger
+
+        return KieStartTrigger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
