@@ -6,6 +6,7 @@ success leaves in XCom comes from one builder, :func:`result_xcoms`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -13,7 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.compat import listeners_registered
-from airflow_provider_kie.events import EventStatus, KieTaskEvent
+from airflow_provider_kie.events import EventStatus, ItemOutcome, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTimeoutError
 
 XCOM_KIE_TASK_ID = "kie_task_id"
@@ -63,28 +64,45 @@ def task_result(
             fail_code=task.fail_code,
             operation="task",
         )
-    _describe_asset_events(context, task, stored)
+    describe_asset_events(context, task_asset_extra(task, stored))
     return xcoms[RETURN_VALUE]
 
 
-def _describe_asset_events(context: Any, task: KieTask, stored: list[str] | None) -> None:
-    """Put what the task made in the ``extra`` of each outlet's asset event."""
+def describe_asset_events(context: Any, extra: dict[str, Any]) -> None:
+    """Put ``extra`` (what the task made) in the ``extra`` of each outlet's asset event."""
     outlets = getattr(context.get("task"), "outlets", None) or []
     events = context.get("outlet_events")
     if not outlets or events is None:
         return
-    extra = {
+    for outlet in outlets:
+        try:
+            events[outlet].extra.update(extra)
+        except (KeyError, TypeError, AttributeError):  # not an asset (an old-style lineage object)
+            continue
+
+
+def task_asset_extra(task: KieTask, stored: list[str] | None) -> dict[str, Any]:
+    """An asset event's extra for one Kie task."""
+    return {
         "kie_task_id": task.kie_task_id,
         "model": task.model,
         "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
         "kie_urls": list(task.result_urls),
         **({"stored": stored} if stored is not None else {}),
     }
-    for outlet in outlets:
-        try:
-            events[outlet].extra.update(extra)
-        except (KeyError, TypeError, AttributeError):  # not an asset (an old-style lineage object)
-            continue
+
+
+def batch_asset_extra(outcomes: Sequence[ItemOutcome], model: str, *, stored: bool) -> dict[str, Any]:
+    """An asset event's extra for a batch: a single task's keys (``stored`` or ``kie_urls``, ``model``,
+    ``credits_consumed``) plus the items'."""
+    made = [o for o in outcomes if o.succeeded]
+    return {
+        "kie_task_ids": [o.kie_task_id for o in made],
+        "model": model,
+        "credits_consumed": sum(o.credits_consumed or 0 for o in outcomes),
+        "stored" if stored else "kie_urls": [uri for o in made for uri in o.result],
+        "failed_items": [o.index for o in outcomes if not o.succeeded],
+    }
 
 
 def event_result(context: Any, event: KieTaskEvent, conn_id: str, **store: Any) -> list[str]:

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import Any, ClassVar
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.batch import BatchItem, BatchRun, check_policy, log_outcomes
 from airflow_provider_kie.compat import TRIGGER_WRITES_XCOM, resume_not_before
 from airflow_provider_kie.events import BatchEvent, BatchRecord, ItemOutcome
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieError, KieInputError
-from airflow_provider_kie.hooks.kie import KieAsyncHook, KieHook
+from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY, BatchLedger, in_memory
-from airflow_provider_kie.operators.kie import check_wait_arguments
-from airflow_provider_kie.results import RETURN_VALUE, may_end_in_triggerer
+from airflow_provider_kie.operators.base import KieOperatorBase
+from airflow_provider_kie.results import (
+    RETURN_VALUE,
+    batch_asset_extra,
+    describe_asset_events,
+    may_end_in_triggerer,
+)
 from airflow_provider_kie.triggers.batch import KieBatchTrigger
-from airflow_provider_kie.waiting import PollPolicy
 
 
-class KieBatchOperator(BaseOperator):
+class KieBatchOperator(KieOperatorBase):
     """Run one Kie task per item of ``inputs`` in a single Airflow task, and return every item's outcome.
 
     :param model: Kie Market model, e.g. ``"seedream/4.5-edit"``.
@@ -54,41 +56,12 @@ class KieBatchOperator(BaseOperator):
     #: The parameter that holds the items, as error messages name it.
     items_parameter: ClassVar[str] = "inputs"
 
-    def __init__(
-        self,
-        *,
-        model: str = "",
-        inputs: Any = None,
-        callback_url: str | None = None,
-        output_path: Any = None,
-        on_item_failure: str = "fail",
-        kie_conn_id: str = KieHook.default_conn_name,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 3.0,
-        timeout: timedelta = timedelta(minutes=30),
-        retry_ambiguous_create: bool = False,
-        end_from_trigger: bool = True,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, inputs: Any = None, on_item_failure: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.model = model
         self.inputs = inputs
-        self.callback_url = callback_url
-        self.output_path = output_path
         self.on_item_failure = on_item_failure
-        self.kie_conn_id = kie_conn_id
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.retry_ambiguous_create = retry_ambiguous_create
-        self.end_from_trigger = end_from_trigger
-        check_wait_arguments(poll_interval, timeout)
         check_policy(on_item_failure)
         self._outcomes: list[ItemOutcome] = []  # every item's outcome, once known (for lineage)
-
-    @cached_property
-    def hook(self) -> KieHook:
-        return KieHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create)
 
     def item_inputs(self) -> list[Any]:
         """The rendered items, each the model's ``input``; subclasses build them from their own fields."""
@@ -111,11 +84,8 @@ class KieBatchOperator(BaseOperator):
             )
         items = []
         for index, (body, files, sources) in enumerate(checked):
-            if files and index not in record.jobs and index not in record.sent:
-                uploaded = inputs.upload_files(
-                    body["input"], files, self._upload, upload_host=self.hook.settings.upload_base_url
-                )
-                body = {**body, "input": uploaded}
+            if index not in record.jobs and index not in record.sent:
+                body = self.with_uploads(body, files)
             items.append(BatchItem(body, sources))
         output_path = None if output is None else str(output)
         if self.deferrable and TRIGGER_WRITES_XCOM:
@@ -125,7 +95,7 @@ class KieBatchOperator(BaseOperator):
                     timeout=self.timeout.total_seconds(),
                     record=record.to_dict(),
                     kie_conn_id=self.kie_conn_id,
-                    poll_policy=self._poll_policy.to_dict(),
+                    poll_policy=self.poll_policy.to_dict(),
                     output_path=output_path,
                     retry_ambiguous_create=self.retry_ambiguous_create,
                     on_item_failure=self.on_item_failure,
@@ -158,7 +128,7 @@ class KieBatchOperator(BaseOperator):
                     hook,
                     items,
                     timeout=self.timeout.total_seconds(),
-                    poll_policy=self._poll_policy,
+                    poll_policy=self.poll_policy,
                     log=self.log,
                     record=record,
                     ledger=ledger,
@@ -192,7 +162,8 @@ class KieBatchOperator(BaseOperator):
             if any(o.retryable for o in failed):
                 raise KieBatchItemsFailedError(message + "; a retry resumes the items already created")
             raise AirflowFailException(message + "; a retry would not change that")
-        _describe_asset_events(context, event.outcomes, self.model, stored=self.output_path is not None)
+        extra = batch_asset_extra(event.outcomes, self.model, stored=self.output_path is not None)
+        describe_asset_events(context, extra)
         return event.return_value()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -226,40 +197,11 @@ class KieBatchOperator(BaseOperator):
         sources = [str(ref) for ref in models.file_inputs(self.model, body["input"])]
         return body, files, sources
 
-    def _upload(self, content: bytes, file_name: str) -> str:
-        return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)
-
-    @property
-    def _poll_policy(self) -> PollPolicy:
-        return PollPolicy(initial_interval=self.poll_interval)
-
 
 def _as_list(parameter: str, value: Any) -> list[Any]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
         raise KieInputError(parameter, f"must be a list of items, got {value!r}")
     return list(value)
-
-
-def _describe_asset_events(context: Any, outcomes: list[ItemOutcome], model: str, stored: bool) -> None:
-    """Put what the batch made in the ``extra`` of each outlet's asset event, with the keys a single
-    task's event has (``stored`` or ``kie_urls``, ``model``, ``credits_consumed``) plus the items'."""
-    outlets = getattr(context.get("task"), "outlets", None) or []
-    events = context.get("outlet_events")
-    if not outlets or events is None:
-        return
-    made = [o for o in outcomes if o.succeeded]
-    extra = {
-        "kie_task_ids": [o.kie_task_id for o in made],
-        "model": model,
-        "credits_consumed": sum(o.credits_consumed or 0 for o in outcomes),
-        "stored" if stored else "kie_urls": [uri for o in made for uri in o.result],
-        "failed_items": [o.index for o in outcomes if not o.succeeded],
-    }
-    for outlet in outlets:
-        try:
-            events[outlet].extra.update(extra)
-        except (KeyError, TypeError, AttributeError):  # not an asset (an old-style lineage object)
-            continue
 
 
 class SeedreamEditBatchOperator(KieBatchOperator):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import ResumableJobMixin
 
 from airflow_provider_kie import inputs, models, storage
 from airflow_provider_kie.api import KieTask, TaskState
@@ -20,8 +18,9 @@ from airflow_provider_kie.compat import (
 )
 from airflow_provider_kie.events import CreateRequest, EventStatus, KieJobRef, KieTaskEvent, StoreRequest
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError
-from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
+from airflow_provider_kie.operators.base import KieOperatorBase
+from airflow_provider_kie.operators.base import check_wait_arguments as check_wait_arguments  # as before
 from airflow_provider_kie.results import (
     XCOM_KIE_TASK_ID,
     event_result,
@@ -30,12 +29,12 @@ from airflow_provider_kie.results import (
     task_result,
 )
 from airflow_provider_kie.triggers.kie import KieTaskTrigger
-from airflow_provider_kie.waiting import PollPolicy, wait_sync
+from airflow_provider_kie.waiting import wait_sync
 
 _NO_RESULT = object()
 
 
-class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
+class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
     """Create one Kie task and, unless told otherwise, wait for it and return its result URLs.
 
     :param model: Kie Market model, e.g. ``"seedream/4.5-edit"``.
@@ -72,32 +71,13 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     def __init__(
         self,
         *,
-        model: str = "",
         input: Mapping[str, Any] | None = None,
-        callback_url: str | None = None,
-        kie_conn_id: str = KieHook.default_conn_name,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         wait_for_completion: bool = True,
-        poll_interval: float = 3.0,
-        timeout: timedelta = timedelta(minutes=30),
-        retry_ambiguous_create: bool = False,
-        end_from_trigger: bool = True,
-        output_path: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.model = model
         self.input = input
-        self.callback_url = callback_url
-        self.kie_conn_id = kie_conn_id
-        self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.retry_ambiguous_create = retry_ambiguous_create
-        self.end_from_trigger = end_from_trigger
-        self.output_path = output_path
-        check_wait_arguments(poll_interval, timeout)
         self.kie_result_urls: list[str] | None = None  # for KieResultLink, once known
         # State of one run, shared by the ResumableJobMixin methods below (see their contract).
         self._body: dict[str, Any] = {}
@@ -105,14 +85,6 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         self._output: Any = None  # output_path as a checked ObjectStoragePath
         self._result: Any = _NO_RESULT
         self._finished: tuple[KieTask, list[str]] | None = None  # for lineage: the Kie task, return_value
-
-    @cached_property
-    def hook(self) -> KieHook:
-        return KieHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create)
-
-    @property
-    def poll_policy(self) -> PollPolicy:
-        return PollPolicy(initial_interval=self.poll_interval)
 
     def build_input(self) -> dict[str, Any]:
         """The rendered ``input``; subclasses build it from their own typed fields."""
@@ -208,11 +180,7 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context: Any) -> dict[str, Any]:
         """Create the Kie task here, or defer to a trigger that creates it (Airflow 3, deferrable)."""
         timeout = self.timeout.total_seconds()
-        if self._files:  # the worker reads the files; Kie gets the URLs of their uploads
-            uploaded = inputs.upload_files(
-                self._body["input"], self._files, self._upload, upload_host=self.hook.settings.upload_base_url
-            )
-            self._body = {**self._body, "input": uploaded}
+        self._body = self.with_uploads(self._body, self._files)  # the worker reads the files
         if self.deferrable and self.wait_for_completion and TRIGGER_WRITES_XCOM:
             # One process, one rate limiter: a batch's createTasks queue in the triggerer, not in worker
             # slots, and never burst past Kie's limit from many workers at once.
@@ -302,9 +270,6 @@ class KieCreateTaskOperator(ResumableJobMixin, BaseOperator):
         """What the manifest of stored results says they were made from."""
         return {"input": self._body.get("input"), "sources": [str(ref) for ref in self._given_files()]}
 
-    def _upload(self, content: bytes, file_name: str) -> str:
-        return self.hook.upload_file(content, upload_path=inputs.UPLOAD_PATH, file_name=file_name)
-
     def _task_result(self, context: Any, task: KieTask) -> list[str]:
         self._finished = (task, [])  # a failed Kie task raises below, and lineage still tells which
         result = task_result(context, task, output=self._output, provenance=self._provenance())
@@ -372,10 +337,3 @@ def _is_xcom_arg(value: Any) -> bool:
 
 def _is_file(value: Any) -> bool:
     return not (isinstance(value, str) and "{{" in value) and models.is_file_ref(value)
-
-
-def check_wait_arguments(poll_interval: Any, timeout: Any, interval_name: str = "poll_interval") -> None:
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-        raise KieInputError(interval_name, f"must be a positive number of seconds, got {poll_interval!r}")
-    if not isinstance(timeout, timedelta) or timeout.total_seconds() <= 0:
-        raise KieInputError("timeout", f"must be a positive datetime.timedelta, got {timeout!r}")

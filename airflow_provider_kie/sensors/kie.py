@@ -17,7 +17,7 @@ from airflow_provider_kie.events import KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
-from airflow_provider_kie.operators.kie import check_wait_arguments
+from airflow_provider_kie.operators.base import check_wait_arguments
 from airflow_provider_kie.results import event_result, may_end_in_triggerer, raise_for, task_result
 from airflow_provider_kie.triggers.kie import KieTaskTrigger
 from airflow_provider_kie.waiting import PollAgain, PollPolicy, Waiter
