@@ -278,11 +278,11 @@ class BatchRun:
             return KieTaskEvent(EventStatus.TIMEOUT, job, message=str(error))
         except KieError as error:
             self.progress.set(index, "error")
-            return KieTaskEvent.failed_with(job, error)
+            return KieTaskEvent.errored(job, error)
         except Exception as error:  # one item's surprise must not lose the others' outcomes
             self.log.exception("Kie task %s (item %d): unexpected error", job and job.kie_task_id, index)
             self.progress.set(index, "error")
-            return KieTaskEvent.failed_with(job, error)
+            return KieTaskEvent.errored(job, error)
 
     async def _job(self, index: int) -> KieJobRef:
         """Create item ``index``'s Kie task: marked in the ledger as it leaves, its id kept when it comes."""

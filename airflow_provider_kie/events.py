@@ -82,10 +82,15 @@ class StoreRequest:
 
 
 class EventStatus(str, Enum):
+    """How the wait for a Kie task ended: the one outcome vocabulary of events, ``return_value``
+    entries, the gallery and lineage. Kie's own states are :class:`~airflow_provider_kie.api.TaskState`
+    (``waiting`` ... ``success`` / ``fail``); only two outcomes come from them, ``SUCCESS`` and
+    ``FAILED`` (Kie's ``fail``), through :meth:`KieTaskEvent.finished`; the others are the provider's."""
+
     SUCCESS = "success"  # the Kie task succeeded; ``task`` holds it
-    FAILED = "failed"  # the Kie task reached state fail; ``task`` holds failCode and failMsg
+    FAILED = "failed"  # Kie failed the task (state ``fail``); ``task`` holds failCode and failMsg
     TIMEOUT = "timeout"  # the deadline passed first
-    ERROR = "error"  # waiting (or creating) ended on an error; ``error`` keeps its class and code
+    ERROR = "error"  # creating or waiting raised (KieTaskEvent.errored); ``error`` keeps its class and code
     NEEDS_WORKER = (
         "needs_worker"  # a task started in the triggerer that only a worker can run; ``message`` says why
     )
@@ -109,7 +114,8 @@ class KieTaskEvent:
         return cls(status, job, task=task, stored=stored)
 
     @classmethod
-    def failed_with(cls, job: KieJobRef | None, error: BaseException) -> KieTaskEvent:
+    def errored(cls, job: KieJobRef | None, error: BaseException) -> KieTaskEvent:
+        """Creating or waiting raised ``error`` (not Kie failing the task: that is FAILED)."""
         if not isinstance(error, KieError):  # keep the cause rather than a bare triggerer traceback
             error = KieError(f"{type(error).__name__}: {error}")
         if error.kie_task_id is None and job is not None:

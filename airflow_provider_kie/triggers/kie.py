@@ -159,7 +159,7 @@ class KieTaskTrigger(BaseTrigger):
                 return event
         except Exception as error:  # an XCom the ledger could not read or write
             self.log.exception("Kie task %s: unexpected error", self.job and self.job.kie_task_id)
-            return KieTaskEvent.failed_with(self.job, error)
+            return KieTaskEvent.errored(self.job, error)
 
     def _item(self) -> BatchItem:
         provenance = (self.store.provenance if self.store else None) or {}

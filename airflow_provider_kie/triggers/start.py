@@ -79,7 +79,7 @@ class KieStartTrigger(BaseTrigger):
         try:
             inner = await self._waiting_trigger()
         except KieError as error:
-            yield TriggerEvent(KieTaskEvent.failed_with(None, error).to_dict())
+            yield TriggerEvent(KieTaskEvent.errored(None, error).to_dict())
             return
         if isinstance(inner, str):
             self.log.info("This task continues on a worker: %s", inner)

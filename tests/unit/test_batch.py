@@ -41,8 +41,8 @@ def test_item_outcomes_say_what_a_retry_can_fix():
     outcomes = [
         ItemOutcome.of(0, KieTaskEvent.finished(job, done, stored=["file:///o/t1-0.png"])),
         ItemOutcome.of(1, KieTaskEvent.finished(job, failed)),
-        ItemOutcome.of(2, KieTaskEvent.failed_with(None, KieAmbiguousCreateError("lost"))),
-        ItemOutcome.of(3, KieTaskEvent.failed_with(job, KieAuthError("bad key"))),
+        ItemOutcome.of(2, KieTaskEvent.errored(None, KieAmbiguousCreateError("lost"))),
+        ItemOutcome.of(3, KieTaskEvent.errored(job, KieAuthError("bad key"))),
         ItemOutcome.of(4, KieTaskEvent(EventStatus.TIMEOUT, job, message="late")),
     ]
     results = BatchEvent(outcomes, BatchRecord()).return_value()

@@ -41,7 +41,7 @@ def test_finished_events(state, status):
 
 
 def test_error_event_keeps_class_code_and_task():
-    event = KieTaskEvent.failed_with(JOB, KieAuthError("bad key", code=401))
+    event = KieTaskEvent.errored(JOB, KieAuthError("bad key", code=401))
     again = KieTaskEvent.from_dict(through_json(event.to_dict()))
     error = again.as_error(conn_id="kie_default")
     assert type(error) is KieAuthError and error.code == 401 and error.kie_task_id == "abc"
@@ -49,7 +49,7 @@ def test_error_event_keeps_class_code_and_task():
 
 
 def test_an_unexpected_exception_becomes_a_kie_error_with_its_cause():
-    event = KieTaskEvent.failed_with(None, RuntimeError("boom"))
+    event = KieTaskEvent.errored(None, RuntimeError("boom"))
     assert event.job is None and "RuntimeError: boom" in str(event.as_error())
 
 

@@ -42,7 +42,7 @@ def test_event_result_returns_urls_and_pushes_the_record():
 
 
 def test_event_result_raises_the_error_the_event_carries():
-    event = KieTaskEvent.failed_with(KieJobRef("abc", 1.0), exceptions.KieRateLimitError("slow"))
+    event = KieTaskEvent.errored(KieJobRef("abc", 1.0), exceptions.KieRateLimitError("slow"))
     with pytest.raises(exceptions.KieRateLimitError):
         event_result({"ti": FakeTI()}, event, "kie_default")
     with pytest.raises(AirflowFailException, match="late"):
