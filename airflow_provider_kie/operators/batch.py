@@ -106,39 +106,42 @@ class KieBatchOperator(KieOperatorBase):
             )
         if self.deferrable:
             self.log.info("Kie batch: Airflow 2's triggers cannot keep a batch's record; running it here")
+        event = asyncio.run(self._run_here(items, record, output_path, store))
+        return self._finish(context, event)
 
-        async def run_here() -> BatchEvent:
-            def ledger() -> BatchLedger:  # the task state store: no other run shares it, so no election
-                if store is None:
-                    return BatchLedger(*in_memory(), log=self.log)
+    async def _run_here(
+        self, items: list[BatchItem], record: BatchRecord, output_path: str | None, store: Any
+    ) -> BatchEvent:
+        """The batch on this worker, its ledger in the task state store (no other run shares it, so no
+        election), or in memory without one."""
 
-                async def load(key: str) -> Any:
-                    return store.get(key)
+        def ledger() -> BatchLedger:
+            if store is None:
+                return BatchLedger(*in_memory(), log=self.log)
 
-                async def save(key: str, value: Any) -> bool:
-                    store.set(key, value)
-                    return True
+            async def load(key: str) -> Any:
+                return store.get(key)
 
-                return BatchLedger(load, save, log=self.log, elect=False)
+            async def save(key: str, value: Any) -> bool:
+                store.set(key, value)
+                return True
 
-            async with KieAsyncHook(
-                self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create
-            ) as hook:
-                run = BatchRun(
-                    hook,
-                    items,
-                    timeout=self.timeout.total_seconds(),
-                    poll_policy=self.poll_policy,
-                    log=self.log,
-                    record=record,
-                    ledger=ledger,
-                    output_path=output_path,
-                    retry_ambiguous_create=self.retry_ambiguous_create,
-                )
-                outcomes = await run.run()
-            return BatchEvent(outcomes, run.record)
+            return BatchLedger(load, save, log=self.log, elect=False)
 
-        return self._finish(context, asyncio.run(run_here()))
+        async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:
+            run = BatchRun(
+                hook,
+                items,
+                timeout=self.timeout.total_seconds(),
+                poll_policy=self.poll_policy,
+                log=self.log,
+                record=record,
+                ledger=ledger,
+                output_path=output_path,
+                retry_ambiguous_create=self.retry_ambiguous_create,
+            )
+            outcomes = await run.run()
+        return BatchEvent(outcomes, run.record)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the batch trigger: report every item, keep what a retry resumes, fail or return."""

@@ -167,61 +167,8 @@ def _shown(uri: str) -> bool:
 
 
 def render(dag_id: str, run_id: str, cards: list[Card]) -> str:
-    def image_src(card: Card, index: int, uri: str) -> str:
-        if _shown(uri):
-            return uri
-        query = urlencode(
-            {
-                "dag_id": dag_id,
-                "run_id": run_id,
-                "task_id": card.task_id,
-                "map_index": card.map_index,
-                "item": card.item,
-                "index": index,
-            }
-        )
-        return f"gallery/image?{query}"
-
-    def card_html(card: Card) -> Iterator[str]:
-        record, e = card.record, html.escape
-        state = record.get("state") or "?"
-        yield f'<article class="card {e(state)}" data-kie-task-id="{e(str(record.get("kie_task_id", "")))}">'
-        images = card.returned if state == "success" else []
-        if images:
-            yield '<div class="images">'
-            for index, uri in enumerate(images):
-                yield (
-                    f'<a href="{e(image_src(card, index, uri))}" target="_blank">'
-                    f'<img src="{e(image_src(card, index, uri))}" alt="result {index + 1} of {e(card.label)}"'
-                    ' loading="lazy"></a>'
-                )
-            yield "</div>"
-        yield f"<h2>{e(card.label)}</h2>"
-        if card.prompt:
-            yield f'<p class="prompt">{e(card.prompt)}</p>'
-        credits = record.get("credits_consumed")
-        facts = [
-            ("model", record.get("model")),
-            ("Kie state", state),
-            ("Airflow state", card.state),
-            ("credits", None if credits is None else f"{credits:g}"),
-            ("duration", None if card.seconds is None else f"{card.seconds:.0f} s"),
-            ("Kie task", record.get("kie_task_id")),
-        ]
-        yield (
-            "<dl>"
-            + "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts if v is not None)
-            + "</dl>"
-        )
-        if state == "fail":
-            yield (
-                f'<p class="failure">failCode {e(str(record.get("fail_code")))}: '
-                f"{e(str(record.get('fail_msg') or 'no failMsg'))}</p>"
-            )
-        yield "</article>"
-
     body: Iterable[str] = (
-        (part for card in cards for part in card_html(card))
+        (part for card in cards for part in _card_html(dag_id, run_id, card))
         if cards
         else ['<p class="empty">No Kie task of this run has finished yet.</p>']
     )
@@ -235,6 +182,59 @@ def render(dag_id: str, run_id: str, cards: list[Card]) -> str:
             "</main></body></html>",
         ]
     )
+
+
+def _image_src(dag_id: str, run_id: str, card: Card, index: int, uri: str) -> str:
+    if _shown(uri):
+        return uri
+    query = urlencode(
+        {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "task_id": card.task_id,
+            "map_index": card.map_index,
+            "item": card.item,
+            "index": index,
+        }
+    )
+    return f"gallery/image?{query}"
+
+
+def _card_html(dag_id: str, run_id: str, card: Card) -> Iterator[str]:
+    record, e = card.record, html.escape
+    state = record.get("state") or "?"
+    yield f'<article class="card {e(state)}" data-kie-task-id="{e(str(record.get("kie_task_id", "")))}">'
+    images = card.returned if state == "success" else []
+    if images:
+        yield '<div class="images">'
+        for index, uri in enumerate(images):
+            src = e(_image_src(dag_id, run_id, card, index, uri))
+            yield (
+                f'<a href="{src}" target="_blank">'
+                f'<img src="{src}" alt="result {index + 1} of {e(card.label)}" loading="lazy"></a>'
+            )
+        yield "</div>"
+    yield f"<h2>{e(card.label)}</h2>"
+    if card.prompt:
+        yield f'<p class="prompt">{e(card.prompt)}</p>'
+    credits = record.get("credits_consumed")
+    facts = [
+        ("model", record.get("model")),
+        ("Kie state", state),
+        ("Airflow state", card.state),
+        ("credits", None if credits is None else f"{credits:g}"),
+        ("duration", None if card.seconds is None else f"{card.seconds:.0f} s"),
+        ("Kie task", record.get("kie_task_id")),
+    ]
+    yield (
+        "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts if v is not None) + "</dl>"
+    )
+    if state == "fail":
+        yield (
+            f'<p class="failure">failCode {e(str(record.get("fail_code")))}: '
+            f"{e(str(record.get('fail_msg') or 'no failMsg'))}</p>"
+        )
+    yield "</article>"
 
 
 _STYLE = """
