@@ -85,6 +85,19 @@ async def pull_xcom(ti: Any, key: str) -> Any:
     return None if target is None else await TriggerXCom.aget_one(key=key, **target)
 
 
+def xcom_store(ti: Any) -> tuple[Any, Any]:
+    """``load(key)`` and ``save(key, value)`` over the XCom of ``ti`` from the triggerer, as a
+    :class:`~airflow_provider_kie.ledger.BatchLedger` keeps its record."""
+
+    async def load(key: str) -> Any:
+        return await pull_xcom(ti, key)
+
+    async def save(key: str, value: Any) -> bool:
+        return await push_xcoms(ti, {key: value})
+
+    return load, save
+
+
 async def end_task_in_triggerer(ti: Any, xcoms: Mapping[str, Any]) -> Any:
     """The event that ends ``ti`` from the triggerer with ``xcoms``, pushed like a worker would: Airflow
     3.3's ``TaskSuccessEvent(xcoms=...)`` would store each value JSON-encoded twice, and a downstream

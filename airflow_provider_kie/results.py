@@ -21,7 +21,7 @@ XCOM_KIE_TASK_ID = "kie_task_id"
 XCOM_KIE_TASK = "kie_task"
 # When a trigger created the Kie task: the deadline it set (epoch seconds), for a restarted triggerer.
 XCOM_KIE_TASK_DEADLINE = "kie_task_deadline"
-# When a trigger sent its createTask (epoch seconds): with no id kept, a restarted triggerer must not resend.
+# What 0.1.0 wrote as its trigger sent createTask (epoch seconds); still read (triggers/kie.py).
 XCOM_KIE_CREATE_SENT = "kie_create_sent"
 RETURN_VALUE = "return_value"
 

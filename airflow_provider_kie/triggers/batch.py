@@ -9,7 +9,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_kie.batch import BatchItem, BatchRun, check_policy, log_outcomes_async
 from airflow_provider_kie.callbacks import CallbackTarget
-from airflow_provider_kie.compat import end_task_in_triggerer, pull_xcom, push_xcoms, settle_before_resume
+from airflow_provider_kie.compat import end_task_in_triggerer, settle_before_resume, xcom_store
 from airflow_provider_kie.events import BatchEvent, BatchRecord
 from airflow_provider_kie.hints import callbacks_for
 from airflow_provider_kie.hooks.kie import KieAsyncHook
@@ -79,14 +79,9 @@ class KieBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
+        load, save = xcom_store(ti)
 
-        async def load(key: str) -> Any:
-            return await pull_xcom(ti, key)
-
-        async def save(key: str, value: Any) -> bool:
-            return await push_xcoms(ti, {key: value})
-
-        async def legacy() -> BatchRecord:  # 0.2.0 kept the whole record as it went
+        async def legacy() -> BatchRecord:  # 0.1.0 kept the whole record as it went
             return BatchRecord.from_dict(await load(BATCH_RECORD_KEY))
 
         async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:

@@ -19,6 +19,7 @@ from airflow_provider_kie.compat import (
     pull_xcom,
     push_xcoms,
     settle_before_resume,
+    xcom_store,
 )
 from airflow_provider_kie.compat import resume_not_before as resume_not_before
 from airflow_provider_kie.events import (
@@ -169,19 +170,13 @@ class KieTaskTrigger(BaseTrigger):
     def _ledger(self) -> BatchLedger:
         ti = self.task_instance
 
-        async def load(key: str) -> Any:
-            return await pull_xcom(ti, key)
-
-        async def save(key: str, value: Any) -> bool:
-            return await push_xcoms(ti, {key: value})
-
         async def publish(job: KieJobRef) -> None:  # where users, the receiver and the gallery look
             await push_xcoms(ti, {XCOM_KIE_TASK_ID: job.kie_task_id, XCOM_KIE_TASK_DEADLINE: job.deadline})
 
-        return BatchLedger(load, save, log=self.log, legacy=self._legacy_record, on_created=publish)
+        return BatchLedger(*xcom_store(ti), log=self.log, legacy=self._legacy_record, on_created=publish)
 
     async def _legacy_record(self) -> BatchRecord:
-        """What a run of 0.2.0 or before kept: its create's claim (``kie_create_sent``, written before
+        """What a run of 0.1.0 kept: its create's claim (``kie_create_sent``, written before
         anything else), then the task's id."""
         assert self.create is not None
         ti = self.task_instance
