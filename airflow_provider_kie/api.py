@@ -424,7 +424,9 @@ def _from_millis(value: Any) -> pendulum.DateTime | None:
     if millis is None or millis <= 0:
         return None
     try:
-        return pendulum.from_timestamp(float(millis) / 1000, tz="UTC")
+        return pendulum.DateTime.fromtimestamp(
+            float(millis) / 1000, pendulum.UTC
+        )  # a third of from_timestamp's CPU
     except (OverflowError, OSError, ValueError):
         return None
 

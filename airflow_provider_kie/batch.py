@@ -319,7 +319,10 @@ class BatchRun:
 
     def _sleeper(self, index: int) -> Callable[[float], Awaitable[None]]:
         """Sleep until the next poll, or until a task created about when this one was, or later, has
-        finished: the batch's tasks run the same model, so this one is likely done too."""
+        finished: the batch's tasks run the same model, so this one is likely done too. A task alone has
+        no others to wake it."""
+        if self.single:
+            return asyncio.sleep
         wake = self._wake[index] = asyncio.Event()
 
         async def sleep(delay: float) -> None:

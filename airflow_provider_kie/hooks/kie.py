@@ -438,8 +438,8 @@ class KieAsyncHook(_KieHookBase):
         claim: SendClaim | None = None,
         **kwargs: Any,
     ) -> Any:
-        aiohttp = await sessions.load_aiohttp()
         session = await self.get_session()
+        aiohttp = await sessions.load_aiohttp()
         settings = await self.get_settings()
         url = f"{settings.base_url}{path}"
         attempts = _Attempts(operation, settings.limiter(operation))

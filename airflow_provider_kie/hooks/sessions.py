@@ -21,15 +21,18 @@ _sync_sessions: dict[tuple[Any, ...], Any] = {}
 _async_sessions: dict[tuple[Any, ...], Any] = {}
 _async_users: dict[int, int] = {}  # id(session) -> hooks using it
 _aiohttp: ModuleType | None = None
+_aiohttp_import: asyncio.Future[ModuleType] | None = None
 
 
 async def load_aiohttp() -> ModuleType:
-    """aiohttp, imported in a thread the first time. An import on the event loop held a triggerer's
-    loop 0.19 s (Airflow reported it blocked); in a thread it gives the loop the interpreter back every
-    switch interval. Waiting on the import lock, every caller gets the module whole."""
-    global _aiohttp
+    """aiohttp, imported in a thread the first time: an import on the event loop would block a
+    triggerer's other triggers. Every trigger a restarted triggerer starts at once awaits the same
+    import, which hands each the module whole."""
+    global _aiohttp, _aiohttp_import
     if _aiohttp is None:
-        _aiohttp = await asyncio.to_thread(importlib.import_module, "aiohttp")
+        if _aiohttp_import is None or _aiohttp_import.get_loop() is not asyncio.get_running_loop():
+            _aiohttp_import = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "aiohttp"))
+        _aiohttp = await asyncio.shield(_aiohttp_import)
     return _aiohttp
 
 
@@ -91,16 +94,28 @@ async def within_running_time(seconds: float, awaitable: Awaitable[T]) -> T:
     loop = asyncio.get_running_loop()
     request = asyncio.ensure_future(awaitable)
     deadline = loop.time() + seconds
-    try:
-        while True:
-            done, _ = await asyncio.wait({request}, timeout=max(0.0, deadline - loop.time()))
-            if done:
-                return request.result()
-            late = loop.time() - deadline
-            if late <= LOOP_STALL_SECONDS:
-                raise asyncio.TimeoutError()
+    timed_out = False
+    timer: asyncio.TimerHandle
+
+    def check() -> None:  # a timer, not asyncio.wait(): a poll is one task and one timer, no more
+        nonlocal deadline, timer, timed_out
+        late = loop.time() - deadline
+        if late > LOOP_STALL_SECONDS:
             deadline += late  # the stall is not the server's time
+            timer = loop.call_at(deadline, check)
+        else:
+            timed_out = True
+            request.cancel()
+
+    timer = loop.call_at(deadline, check)
+    try:
+        return await request
+    except asyncio.CancelledError:
+        if timed_out:
+            raise asyncio.TimeoutError() from None
+        raise
     finally:
+        timer.cancel()
         if not request.done():
             request.cancel()
             await asyncio.gather(request, return_exceptions=True)

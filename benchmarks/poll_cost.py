@@ -1,0 +1,121 @@
+"""Where a poll's CPU goes: one recordInfo read of a finished task, repeated, in one asyncio loop
+against the emulator in another process (no rate limits, so only the client's work is measured).
+
+    .venv/bin/python benchmarks/poll_cost.py --polls 2000
+
+* ``hook``: ``KieAsyncHook.get_task`` (the shared session; the reply parsed into a ``KieTask``);
+* ``trigger``: a whole ``KieTaskTrigger`` per read (construction, the engine's batch of one, the event);
+* ``peer``: what HttpSensorTrigger does per poke (a new aiohttp session, ``HttpAsyncHook.run``) plus the
+  JSON state check it lacks.
+
+Each runs ``--polls`` reads one after another (``--concurrency`` at a time), CPU measured with
+``time.process_time`` around the loop; the three run in turn, ``--rounds`` times, medians reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import requests
+from waiting import start_emulator  # beside this file
+
+from airflow_provider_kie.testing import free_port
+
+KEY = "benchmark-key"
+
+
+async def poll_hook(task_id: str) -> None:
+    from airflow_provider_kie.hooks.kie import KieAsyncHook
+
+    async with KieAsyncHook() as hook:
+        assert (await hook.get_task(task_id)).is_terminal
+
+
+async def poll_trigger(task_id: str) -> None:
+    from airflow_provider_kie.triggers.kie import KieTaskTrigger
+
+    async for event in KieTaskTrigger(job={"kie_task_id": task_id, "deadline": time.time() + 600}).run():
+        assert event.payload["status"] == "success", event.payload
+
+
+async def poll_peer(task_id: str) -> None:
+    import aiohttp
+    from airflow.providers.http.hooks.http import HttpAsyncHook
+
+    hook = HttpAsyncHook(method="GET", http_conn_id="kie_http")
+    async with aiohttp.ClientSession() as session:  # as HttpSensorTrigger does, per poke
+        response = await hook.run(
+            session=session,
+            endpoint=f"api/v1/jobs/recordInfo?taskId={task_id}",
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+        body = await response.json()
+    assert body["data"]["state"] == "success"
+
+
+async def measure(kind: str, task_id: str, polls: int, concurrency: int) -> float:
+    """CPU seconds per read."""
+    poll = {"hook": poll_hook, "trigger": poll_trigger, "peer": poll_peer}[kind]
+    await poll(task_id)  # warm: imports, the session, the connection's settings
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await poll(task_id)
+
+    cpu = time.process_time()
+    await asyncio.gather(*(one() for _ in range(polls)))
+    return (time.process_time() - cpu) / polls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--polls", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    from airflow_provider_kie.connection import connection_json
+
+    port = free_port()
+    emulator = start_emulator(port, {"waiting_seconds": 0, "generating_seconds": 0, "credits": 10**9})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        body = {"model": "seedream/4.5-edit", "input": {"prompt": "p", "image_urls": ["https://a/b.png"],
+                "aspect_ratio": "1:1", "quality": "basic"}}  # fmt: skip
+        task_id = requests.post(f"{url}/api/v1/jobs/createTask", json=body,
+                                headers={"Authorization": f"Bearer {KEY}"}).json()["data"]["taskId"]  # fmt: skip
+        time.sleep(1)
+        os.environ["AIRFLOW_CONN_KIE_DEFAULT"] = connection_json(KEY, url, rate_limits={})
+        os.environ["AIRFLOW_CONN_KIE_HTTP"] = json.dumps({"conn_type": "http", "host": url})
+        runs: dict[str, list[float]] = {"hook": [], "trigger": [], "peer": []}
+
+        async def rounds() -> None:
+            for _ in range(args.rounds):
+                for kind in runs:
+                    runs[kind].append(await measure(kind, task_id, args.polls, args.concurrency))
+
+        asyncio.run(rounds())
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+    report: dict[str, Any] = {kind: statistics.median(v) * 1000 for kind, v in runs.items()}
+    print(
+        json.dumps(
+            {
+                "cpu_ms_per_read": report,
+                "runs_ms": {k: [round(x * 1000, 3) for x in v] for k, v in runs.items()},
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
