@@ -259,7 +259,7 @@ class BatchRun:
                 self.hook, job, self.poll_policy, self.log, observe, sleep, read_first=read_first
             )
             self.progress.set(index, task.state.value)
-            self._wake_older(job)
+            self._wake_older(job)  # this item was just polled: not woken
             stored = None
             if self.output_path is not None and task.state is TaskState.SUCCESS:
                 stored = await storage.persist_async(task, self.output_path, self._provenance(index))
@@ -283,6 +283,9 @@ class BatchRun:
             self.log.exception("Kie task %s (item %d): unexpected error", job and job.kie_task_id, index)
             self.progress.set(index, "error")
             return KieTaskEvent.errored(job, error)
+        finally:  # when one finishes, only the items still waiting are looked at
+            self._wake.pop(index, None)
+            self._polled.pop(index, None)
 
     async def _job(self, index: int) -> KieJobRef:
         """Create item ``index``'s Kie task: marked in the ledger as it leaves, its id kept when it comes."""
@@ -340,12 +343,7 @@ class BatchRun:
         latest = finished.deadline + self.poll_policy.initial_interval
         for index, wake in self._wake.items():
             job = self.record.jobs.get(index)
-            if (
-                job is not None
-                and job.deadline <= latest
-                and self.progress.states.get(index) not in ("success", "fail", "error")
-                and self._polled.get(index, 0.0) <= recent
-            ):
+            if job is not None and job.deadline <= latest and self._polled.get(index, 0.0) <= recent:
                 wake.set()
 
     def _observer(self, index: int) -> Callable[[KieTask | KieError], None]:

@@ -70,14 +70,30 @@ def _xcom_target(ti: Any) -> dict[str, Any] | None:
     return {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
 
 
-async def push_xcoms(ti: Any, values: Mapping[str, Any]) -> bool:
-    """Write ``values`` to the XCom of ``ti`` from the triggerer; False if a trigger cannot (Airflow 2)."""
+async def push_xcoms(ti: Any, values: Mapping[str, Any], *, in_thread: bool = False) -> bool:
+    """Write ``values`` to the XCom of ``ti`` from the triggerer; False if a trigger cannot (Airflow 2).
+
+    ``in_thread``: serialize each value in a thread first. The Task SDK's ``XCom.aset`` serializes on
+    the event loop (Airflow 3.3.2; no upstream issue yet), walking every element in Python: for a
+    batch's thousands of outcomes, long enough to block the triggerer's other triggers."""
     target = _xcom_target(ti)
     if target is None:
         return False
     for key, value in values.items():
-        await TriggerXCom.aset(key, value, **target)
+        if in_thread:
+            serialized = await asyncio.to_thread(TriggerXCom.serialize_value, value=value, key=key, **target)
+            await _SerializedXCom.aset(key, serialized, **target)
+        else:
+            await TriggerXCom.aset(key, value, **target)
     return True
+
+
+# TriggerXCom for a value push_xcoms has serialized already.
+_SerializedXCom: Any = (
+    None
+    if TriggerXCom is None
+    else type("SerializedXCom", (TriggerXCom,), {"serialize_value": staticmethod(lambda value, **_: value)})
+)
 
 
 async def pull_xcom(ti: Any, key: str) -> Any:
@@ -104,7 +120,7 @@ async def end_task_in_triggerer(ti: Any, xcoms: Mapping[str, Any]) -> Any:
     task would read a string."""
     from airflow.triggers.base import TaskSuccessEvent
 
-    if await push_xcoms(ti, xcoms):
+    if await push_xcoms(ti, xcoms, in_thread=True):
         return TaskSuccessEvent()
     return TaskSuccessEvent(xcoms=dict(xcoms))
 

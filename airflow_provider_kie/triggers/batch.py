@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -111,8 +112,11 @@ class KieBatchTrigger(BaseTrigger):
         if self.end_from_trigger and acceptable and ti is not None:
             await log_outcomes_async(self.log, outcomes)
             self.log.info("Kie batch ended; ending the Airflow task from the triggerer")
-            xcoms = {RETURN_VALUE: event.return_value(), BATCH_RECORD_KEY: run.record.to_dict()}
+            # Thousands of outcomes take a while to convert: in a thread, not on the triggerer's loop.
+            xcoms = await asyncio.to_thread(
+                lambda: {RETURN_VALUE: event.return_value(), BATCH_RECORD_KEY: run.record.to_dict()}
+            )
             yield await end_task_in_triggerer(ti, xcoms)
             return
         await settle_before_resume(self, self.resume_not_before)
-        yield TriggerEvent(event.to_dict())
+        yield TriggerEvent(await asyncio.to_thread(event.to_dict))

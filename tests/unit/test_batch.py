@@ -99,11 +99,12 @@ def test_a_finished_task_wakes_the_unfinished_ones_created_before_it_or_just_aft
     async def main():
         for index in range(6):
             run._sleeper(index)
-        run.progress.begin({i: "success" if i in (1, 3) else "generating" for i in range(6)})
+        events = dict(run._wake)
+        del run._wake[1]  # finished before: an item leaves the waiting ones as it ends
         run._polled = {index: 0.0 for index in range(6)}
-        run._polled[0] = time.monotonic()  # polled a moment ago: not again before initial_interval
+        run._polled[0] = run._polled[3] = time.monotonic()  # polled a moment ago (3: its last, final read)
         run._wake_older(record.jobs[3])  # item 3 finished
-        return {index: event.is_set() for index, event in run._wake.items()}
+        return {index: event.is_set() for index, event in events.items()}
 
     # 2 is older and unfinished, 4 came less than 3 s after 3: woken. 0 was just polled, 1 is done, 3 is
     # the one that finished, 5 is too new.
