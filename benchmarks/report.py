@@ -586,6 +586,12 @@ def large_batch_section(runs: list[dict], ledger: dict | None, before: dict | No
                 row("rate-limit bound (s)", lambda v: fmt(v["rate_limit_bound_seconds"])),
                 row("makespan / bound", lambda v: fmt(v["makespan_over_bound"])),
                 row(
+                    "first createTask → last poll / bound",
+                    lambda v: fmt(
+                        v.get("first_create_to_last_poll_seconds", 0) / v["rate_limit_bound_seconds"]
+                    ),
+                ),
+                row(
                     "triggerer CPU per edit (ms)", lambda v: fmt(1000 * v["triggerer_cpu_seconds_per_image"])
                 ),
                 row("triggerer RSS growth (MiB)", lambda v: fmt(v.get("triggerer_rss_growth_mib"))),
@@ -656,6 +662,36 @@ def large_batch_section(runs: list[dict], ledger: dict | None, before: dict | No
     return lines
 
 
+def poll_cost_section() -> list[str]:
+    """Issue 20: one read's CPU, ours against the peer's, in the same conditions."""
+    path = RESULTS / "poll_cost.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    cpu = report["cpu_ms_per_read"]
+    return [
+        "## One poll's CPU",
+        "",
+        f"`{report['command']}`",
+        "",
+        "One recordInfo read of a finished task, repeated in one event loop against the emulator (no",
+        "limits): back to back (*dense*) and 0.1 s apart (*sparse*). *hook*: `KieAsyncHook.get_task`;",
+        "*trigger*: a whole `KieTaskTrigger` per read; *peer*: HttpSensorTrigger's poke (a new session,",
+        "`HttpAsyncHook.run`) plus the state check. CPU ms per read, median of the rounds:",
+        "",
+        *table(
+            [
+                ("reads", "hook", "trigger", "peer"),
+                *[
+                    (mode, fmt(cpu[f"hook {mode}"]), fmt(cpu[f"trigger {mode}"]), fmt(cpu[f"peer {mode}"]))
+                    for mode in ("dense", "sparse")
+                ],
+            ]
+        ),
+        "",
+    ]
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -688,6 +724,12 @@ def main() -> None:
                         fmt(o["cpu_seconds_per_task"]),
                         fmt(p["cpu_seconds_per_task"]),
                         fmt(r["cpu_seconds_per_task"]),
+                    ),
+                    (
+                        "CPU ms per recordInfo request",
+                        fmt(1000 * o["cpu_seconds_per_task"] / o["recordinfo_requests_per_task"]),
+                        fmt(1000 * p["cpu_seconds_per_task"] / p["recordinfo_requests_per_task"]),
+                        "",
                     ),
                     (
                         "peak RSS growth per task (KiB)",
@@ -723,6 +765,7 @@ def main() -> None:
             "![requests and poll interval against task age](benchmarks-polling.png)",
             "",
         ]
+    lines += poll_cost_section()
     if batch_path.exists():
         batch = json.loads(batch_path.read_text())
         variants = batch["variants"]
