@@ -604,7 +604,7 @@ def large_batch_section(runs: list[dict], ledger: dict | None, before: dict | No
     ]
     largest = max(columns, key=lambda v: v["tasks"])
     lines += [
-        *[f"{run['note']}." for run in runs[-1:] if run.get("note")],
+        *[f"{run['variants']['batch']['tasks']:,} edits: {run['note']}." for run in runs if run.get("note")],
         "",
         *table(
             [
@@ -846,7 +846,10 @@ def main() -> None:
             json.loads(large_path.read_text()) if large_path.exists() else None,
             json.loads(waiting_path.read_text()) if waiting_path.exists() else None,
         )
-    large_runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("large-batch-*.json"))]
+    large_runs = [
+        json.loads(p.read_text())
+        for p in sorted(RESULTS.glob("large-batch-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
+    ]
     if large_runs:
         large_runs.sort(key=lambda run: run["variants"]["batch"]["tasks"])
         ledger_path, before_path = RESULTS / "ledger_writes.json", RESULTS / "paths-1000.json"
