@@ -32,6 +32,18 @@ def test_waiting_benchmark_runs_both_waiters(tmp_path):
     assert report["ours"]["detected"] == report["peer"]["detected"] == 3
 
 
+def test_poll_cost_benchmark_measures_each_kind_of_read(tmp_path):
+    out = tmp_path / "poll_cost.json"
+    command = [sys.executable, "benchmarks/poll_cost.py", "--polls", "5", "--rounds", "1", "--out", str(out)]
+    result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cpu = json.loads(out.read_text())["cpu_ms_per_read"]
+    assert set(cpu) == {
+        f"{kind} {mode}" for kind in ("hook", "trigger", "peer") for mode in ("dense", "sparse")
+    }
+    assert all(value > 0 for value in cpu.values())
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the persist benchmark's baseline uses curl")
 def test_persist_benchmark_stores_every_result_in_each_variant(tmp_path):
     out = tmp_path / "persist.json"
