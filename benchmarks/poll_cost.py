@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from waiting import start_emulator  # beside this file
+from waiting import KEY, peer_poke, start_emulator  # beside this file
 
 from airflow_provider_kie.testing import free_port
 
-KEY = "benchmark-key"
 KINDS = ("hook", "trigger", "peer")
 
 
@@ -51,18 +50,9 @@ async def poll_trigger(task_id: str) -> None:
 
 
 async def poll_peer(task_id: str) -> None:
-    import aiohttp
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
-    hook = HttpAsyncHook(method="GET", http_conn_id="kie_http")
-    async with aiohttp.ClientSession() as session:  # as HttpSensorTrigger does, per poke
-        response = await hook.run(
-            session=session,
-            endpoint=f"api/v1/jobs/recordInfo?taskId={task_id}",
-            headers={"Authorization": f"Bearer {KEY}"},
-        )
-        body = await response.json()
-    assert body["data"]["state"] == "success"
+    assert await peer_poke(HttpAsyncHook(method="GET", http_conn_id="kie_http"), task_id) == "success"
 
 
 async def measure(kind: str, task_id: str, polls: int, gap: float) -> float:

@@ -71,21 +71,27 @@ async def wait_ours(task_id: str, deadline: float) -> dict[str, Any]:
     raise AssertionError
 
 
+async def peer_poke(hook: Any, task_id: str) -> str | None:
+    """The task's state, read as HttpSensorTrigger pokes (a new aiohttp session each time) plus the
+    state check it lacks."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        response = await hook.run(
+            session=session,
+            endpoint=f"api/v1/jobs/recordInfo?taskId={task_id}",
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+        body = await response.json()
+    return (body.get("data") or {}).get("state")
+
+
 async def wait_peer(task_id: str, deadline: float, poke_interval: float = 5.0) -> dict[str, Any]:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
     hook = HttpAsyncHook(method="GET", http_conn_id="kie_http")
     while time.time() < deadline:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session:  # as HttpSensorTrigger does, per poll
-            response = await hook.run(
-                session=session,
-                endpoint=f"api/v1/jobs/recordInfo?taskId={task_id}",
-                headers={"Authorization": f"Bearer {KEY}"},
-            )
-            body = await response.json()
-        state = (body.get("data") or {}).get("state")
+        state = await peer_poke(hook, task_id)
         if state in ("success", "fail"):
             return {"status": state, "at": time.time()}
         await asyncio.sleep(poke_interval)
