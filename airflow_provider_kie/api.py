@@ -424,9 +424,8 @@ def _from_millis(value: Any) -> pendulum.DateTime | None:
     if millis is None or millis <= 0:
         return None
     try:
-        return pendulum.DateTime.fromtimestamp(
-            float(millis) / 1000, pendulum.UTC
-        )  # a third of from_timestamp's CPU
+        # not pendulum.from_timestamp: three per reply, and it costs half as much again
+        return pendulum.DateTime.fromtimestamp(float(millis) / 1000, pendulum.UTC)
     except (OverflowError, OSError, ValueError):
         return None
 
