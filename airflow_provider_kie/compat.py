@@ -82,14 +82,14 @@ async def push_xcoms(ti: Any, values: Mapping[str, Any], *, in_thread: bool = Fa
     for key, value in values.items():
         if in_thread:
             serialized = await asyncio.to_thread(TriggerXCom.serialize_value, value=value, key=key, **target)
-            await _SerializedXCom.aset(key, serialized, **target)
+            await PreserializedTriggerXCom.aset(key, serialized, **target)
         else:
             await TriggerXCom.aset(key, value, **target)
     return True
 
 
-# TriggerXCom for a value push_xcoms has serialized already.
-_SerializedXCom: Any = (
+#: TriggerXCom for a value push_xcoms has serialized already.
+PreserializedTriggerXCom: Any = (
     None
     if TriggerXCom is None
     else type("SerializedXCom", (TriggerXCom,), {"serialize_value": staticmethod(lambda value, **_: value)})

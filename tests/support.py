@@ -91,6 +91,9 @@ class TriggererXCom(dict):
     async def aget_one(self, *, key, **target):
         return self.get(key)
 
+    def serialize_value(self, *, value, key, **target):  # push_xcoms(in_thread=True) calls it in a thread
+        return json.loads(json.dumps(value))
+
     def stop_when(self, trigger, condition, timeout: float = 30.0) -> None:
         """Run ``trigger`` with this task instance until ``condition()`` holds, then stop it as a killed
         triggerer would (it yields no event)."""

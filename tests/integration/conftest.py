@@ -93,4 +93,5 @@ def triggerer_xcom(monkeypatch) -> TriggererXCom:
     store = TriggererXCom()
     if compat.TRIGGER_WRITES_XCOM:
         monkeypatch.setattr(compat, "TriggerXCom", store)
+        monkeypatch.setattr(compat, "PreserializedTriggerXCom", store)
     return store
