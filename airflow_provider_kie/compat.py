@@ -92,7 +92,11 @@ async def push_xcoms(ti: Any, values: Mapping[str, Any], *, in_thread: bool = Fa
 PreserializedTriggerXCom: Any = (
     None
     if TriggerXCom is None
-    else type("SerializedXCom", (TriggerXCom,), {"serialize_value": staticmethod(lambda value, **_: value)})
+    else type(
+        "PreserializedTriggerXCom",
+        (TriggerXCom,),
+        {"serialize_value": staticmethod(lambda value, **_: value)},
+    )
 )
 
 
