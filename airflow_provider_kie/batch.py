@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
@@ -37,10 +37,12 @@ if TYPE_CHECKING:
 ON_ITEM_FAILURE = ("fail", "report")
 #: createTask calls in flight at once; the key's limiter paces them to Kie's limit.
 CREATES_IN_FLIGHT = 4
-#: How many items' coroutines start, or outcomes are built, before the loop gets to run other triggers.
+#: How many items' coroutines start before the loop gets to run other triggers.
 LOOP_SLICE = 500
 #: The least time between two progress lines of a batch (a line is written only when its counts changed).
 PROGRESS_EVERY = 10.0
+
+Kept = TypeVar("Kept")  # what the batch keeps of an item's event: the event itself, or its outcome
 
 
 @dataclass
@@ -160,11 +162,16 @@ class BatchRun:
         self._polled: dict[int, float] = {}  # per waiting item: when it was last polled (monotonic)
 
     async def run(self) -> list[ItemOutcome]:
-        """One outcome per item, in the items' order."""
-        return await _outcomes(await self.events())
+        """One outcome per item, in the items' order. Each is made as its item ends, so the batch keeps
+        one small object per finished item rather than its whole Kie task for every full garbage
+        collection to walk."""
+        return await self._every_event(ItemOutcome.of)
 
     async def events(self) -> list[KieTaskEvent]:
         """One event per item, in the items' order."""
+        return await self._every_event(lambda _, event: event)
+
+    async def _every_event(self, keep: Callable[[int, KieTaskEvent], Kept]) -> list[Kept]:
         while True:
             try:
                 kept = await self.ledger.open()
@@ -178,7 +185,7 @@ class BatchRun:
             )
             self.progress.report(force=True)
             try:
-                outcomes = await self._every_item()
+                outcomes = await self._every_item(keep)
             except asyncio.CancelledError:
                 await asyncio.shield(self._keep_received())
                 raise
@@ -189,7 +196,7 @@ class BatchRun:
             # leaves (every item it created is waited for, none created again).
             self.ledger = self.new_ledger()
         self.progress.report(force=True)
-        return [event for event in outcomes if event is not None]  # all are, once no run took over
+        return [outcome for outcome in outcomes if outcome is not None]  # all are, once no run took over
 
     def _log_kept(self, kept: BatchRecord) -> None:
         if self.single and kept.jobs:
@@ -203,20 +210,29 @@ class BatchRun:
                 len(kept.jobs),
             )
 
-    async def _every_item(self) -> list[KieTaskEvent | None]:
-        """Each item's event, its coroutine started :data:`LOOP_SLICE` at a time so that a batch of
-        thousands does not hold the triggerer's loop while they start."""
-        started: list[asyncio.Future[KieTaskEvent | None]] = []
+    async def _every_item(self, keep: Callable[[int, KieTaskEvent], Kept]) -> list[Kept | None]:
+        """Each item's outcome. The Kie tasks already created are waited for at once (:data:`LOOP_SLICE`
+        coroutines started at a time, so the loop runs other triggers meanwhile); an item to create gets
+        its coroutine when a create place frees, not thousands of coroutines waiting for four places."""
+        started: dict[int, asyncio.Future[Kept | None]] = {}
+
+        def start(index: int) -> None:
+            started[index] = asyncio.ensure_future(self._item(index, keep))
+
         try:
-            for first in range(0, len(self.items), LOOP_SLICE):
-                last = min(len(self.items), first + LOOP_SLICE)
-                started += [asyncio.ensure_future(self._one(index)) for index in range(first, last)]
-                await asyncio.sleep(0)
+            for n, index in enumerate(list(self.record.jobs)):
+                start(index)
+                if n % LOOP_SLICE == LOOP_SLICE - 1:
+                    await asyncio.sleep(0)
+            for index in range(len(self.items)):
+                if index not in started:
+                    await self._creates.acquire()  # released by _job once the createTask is answered
+                    start(index)
         except asyncio.CancelledError:
-            for item in started:
+            for item in started.values():
                 item.cancel()
             raise
-        return list(await asyncio.gather(*started))
+        return list(await asyncio.gather(*(started[index] for index in range(len(self.items)))))
 
     async def _keep_received(self) -> None:
         """Cancelled (the triggerer stops, or hands the trigger to another): send nothing more, keep the
@@ -239,6 +255,10 @@ class BatchRun:
                 )
                 await self.ledger.created(index, job)
         await self.ledger.close()
+
+    async def _item(self, index: int, keep: Callable[[int, KieTaskEvent], Kept]) -> Kept | None:
+        event = await self._one(index)
+        return None if event is None else keep(index, event)
 
     async def _one(self, index: int) -> KieTaskEvent | None:
         """Item ``index``'s outcome; None if another run took the batch over before it was created."""
@@ -289,14 +309,14 @@ class BatchRun:
 
     async def _job(self, index: int) -> KieJobRef:
         """Create item ``index``'s Kie task: marked in the ledger as it leaves, its id kept when it comes."""
-        if index in self.record.sent and not self.retry_ambiguous_create:
-            raise KieAmbiguousCreateError(
-                "its createTask was sent by an earlier run of this batch that stopped before its task id "
-                "came back, so a Kie task may exist; it was not sent again",
-                operation=CREATE_TASK,
-            )
-        body = self.items[index].body
-        async with self._creates:
+        try:
+            if index in self.record.sent and not self.retry_ambiguous_create:
+                raise KieAmbiguousCreateError(
+                    "its createTask was sent by an earlier run of this batch that stopped before its task "
+                    "id came back, so a Kie task may exist; it was not sent again",
+                    operation=CREATE_TASK,
+                )
+            body = self.items[index].body
             self.progress.set(index, "creating")
             target = self.callback_for
             create = asyncio.ensure_future(
@@ -312,6 +332,8 @@ class BatchRun:
             # Shielded: a run cancelled mid-create still gets the reply and keeps its id (_keep_received).
             kie_task_id = await asyncio.shield(create)
             del self._creating[create]
+        finally:
+            self._creates.release()  # the place _every_item took for this item
         job = KieJobRef.starting_now(kie_task_id, self.timeout)
         if self.single:
             self.log.info("Created Kie task %s (model %s)", kie_task_id, body["model"])
@@ -356,16 +378,6 @@ class BatchRun:
 
     def _provenance(self, index: int) -> dict[str, Any]:
         return {"input": self.items[index].body.get("input"), "sources": self.items[index].sources}
-
-
-async def _outcomes(events: Sequence[KieTaskEvent]) -> list[ItemOutcome]:
-    """Each item's outcome, letting the loop run every :data:`LOOP_SLICE` items."""
-    outcomes = []
-    for index, event in enumerate(events):
-        outcomes.append(ItemOutcome.of(index, event))
-        if index % LOOP_SLICE == LOOP_SLICE - 1:
-            await asyncio.sleep(0)
-    return outcomes
 
 
 def _both(*observers: Callable[[KieTask | KieError], None]) -> Callable[[KieTask | KieError], None]:
