@@ -158,6 +158,14 @@ def run(
             "first_create_to_last_poll_seconds": max(r.at for r in polls) - min(r.at for r in creates)
             if polls and creates
             else None,
+            # The makespan's parts outside the engine: Airflow's start and the worker's run before the
+            # first createTask, and ending the task after the last poll.
+            "run_start_to_first_create_seconds": min(r.at for r in creates) - _parse(start).timestamp()
+            if creates
+            else None,
+            "last_poll_to_task_end_seconds": _parse(work_end).timestamp() - max(r.at for r in polls)
+            if polls
+            else None,
             "rate_limit_bound_seconds": bound,
             "makespan_over_bound": makespan / bound,
             "createTask_requests": len(creates),

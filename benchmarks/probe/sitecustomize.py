@@ -1,7 +1,8 @@
 """A probe for the triggerer's processes, loaded by putting this folder on their PYTHONPATH:
 ``benchmarks/batch.py ... --env PYTHONPATH=$PWD/benchmarks/probe``. It times every event-loop callback
 and, once one has run 30 ms, samples the loop thread's stack every 10 ms; a callback over 80 ms is
-written with its most frequent stacks to ``$KIE_PROBE_DIR/slow-<pid>.log`` (default /tmp). It costs CPU
+written with its most frequent stacks to ``$KIE_PROBE_DIR/slow-<pid>.log`` (default /tmp), and every
+full garbage collection over 30 ms to ``gc-<pid>.log`` (its time and the objects it walked). It costs CPU
 of its own: figures of a probed run are not comparable with unprobed ones."""
 
 import os
@@ -12,6 +13,7 @@ import traceback
 
 if "triggerer" in " ".join(sys.argv):
     import asyncio.events
+    import gc
 
     _state: dict = {"handle": None, "started": 0.0, "samples": []}
     _main = threading.main_thread().ident
@@ -44,3 +46,22 @@ if "triggerer" in " ".join(sys.argv):
 
     asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
     threading.Thread(target=_sample, daemon=True, name="kie-probe").start()
+
+    _gc_started = [0.0]
+    _gc_out = os.path.join(os.environ.get("KIE_PROBE_DIR", "/tmp"), f"gc-{os.getpid()}.log")
+
+    def _time_full_collections(phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            _gc_started[0] = time.perf_counter()
+            return
+        took = time.perf_counter() - _gc_started[0]
+        if took > 0.03:
+            with open(_gc_out, "a") as log:
+                walked = sum(gc.get_count()) + len(gc.get_objects(2))
+                log.write(
+                    f"{time.strftime('%H:%M:%S')} {took:.3f}s gen2 objects={walked} frozen={gc.get_freeze_count()}\n"
+                )
+
+    gc.callbacks.append(_time_full_collections)
