@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -24,10 +25,12 @@ class KieBatchTrigger(BaseTrigger):
 
     ``items`` are :class:`~airflow_provider_kie.batch.BatchItem` dicts (a validated createTask body with
     its files uploaded); ``record`` a :class:`~airflow_provider_kie.batch.BatchRecord` dict of what an
-    earlier try sent (its Kie tasks are waited for, not created again). What is sent is kept in XCom as
-    it happens (:class:`~airflow_provider_kie.ledger.BatchLedger`), so a restarted trigger, or a second
-    run of it during a triggerer HA hand-over, waits for the tasks that exist and reports an item whose
-    createTask was in flight as an ambiguous create; XCom ``kie_batch`` has the whole record at the end.
+    earlier try sent (its Kie tasks are waited for, not created again). Both travel as JSON text: Airflow
+    decodes a trigger's kwargs on the triggerer's event loop, and text is one value however many items
+    it holds. What is sent is kept in XCom as it happens (:class:`~airflow_provider_kie.ledger.BatchLedger`),
+    so a restarted trigger, or a second run of it during a triggerer HA hand-over, waits for the tasks
+    that exist and reports an item whose createTask was in flight as an ambiguous create; XCom
+    ``kie_batch`` has the whole record at the end.
 
     The event is a :class:`~airflow_provider_kie.events.BatchEvent`. With ``end_from_trigger``, a batch
     whose items all succeeded (or any batch, with ``on_item_failure="report"``) ends the Airflow task
@@ -37,9 +40,9 @@ class KieBatchTrigger(BaseTrigger):
     def __init__(
         self,
         *,
-        items: Sequence[Mapping[str, Any]],
+        items: str | Sequence[Mapping[str, Any]],
         timeout: float,
-        record: Mapping[str, Any] | None = None,
+        record: str | Mapping[str, Any] | None = None,
         kie_conn_id: str = "kie_default",
         poll_policy: Mapping[str, Any] | None = None,
         output_path: str | None = None,
@@ -50,8 +53,8 @@ class KieBatchTrigger(BaseTrigger):
     ) -> None:
         super().__init__()
         check_policy(on_item_failure)
-        self.items = [BatchItem.from_dict(item) for item in items]
-        self.record = BatchRecord.from_dict(record)
+        self.items = items if isinstance(items, str) else json.dumps([dict(item) for item in items])
+        self.record = record if isinstance(record, str) else json.dumps(dict(record or {}))
         self.timeout = float(timeout)
         self.kie_conn_id = kie_conn_id
         self.poll_policy = PollPolicy.from_dict(dict(poll_policy)) if poll_policy else PollPolicy()
@@ -63,9 +66,9 @@ class KieBatchTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "items": [item.to_dict() for item in self.items],
+            "items": self.items,
             "timeout": self.timeout,
-            "record": self.record.to_dict(),
+            "record": self.record,
             "kie_conn_id": self.kie_conn_id,
             "poll_policy": self.poll_policy.to_dict(),
             "output_path": self.output_path,
@@ -76,7 +79,7 @@ class KieBatchTrigger(BaseTrigger):
         }
 
     def __repr__(self) -> str:
-        return f"<KieBatchTrigger items={len(self.items)} kie_conn_id={self.kie_conn_id!r}>"
+        return f"<KieBatchTrigger kie_conn_id={self.kie_conn_id!r}>"
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
@@ -85,6 +88,7 @@ class KieBatchTrigger(BaseTrigger):
         async def legacy() -> BatchRecord:  # 0.1.0 kept the whole record as it went
             return BatchRecord.from_dict(await load(BATCH_RECORD_KEY))
 
+        items, record = await asyncio.to_thread(self._decoded)  # thousands of items: not on the loop
         async with KieAsyncHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create) as hook:
             callbacks = await callbacks_for(hook, self.kie_conn_id, ti)
             if callbacks is not None:
@@ -95,11 +99,11 @@ class KieBatchTrigger(BaseTrigger):
                 )
             run = BatchRun(
                 hook,
-                self.items,
+                items,
                 timeout=self.timeout,
                 poll_policy=self.poll_policy,
                 log=self.log,
-                record=self.record,
+                record=record,
                 ledger=lambda: BatchLedger(load, save, log=self.log, legacy=legacy),
                 output_path=self.output_path,
                 retry_ambiguous_create=self.retry_ambiguous_create,
@@ -120,3 +124,7 @@ class KieBatchTrigger(BaseTrigger):
             return
         await settle_before_resume(self, self.resume_not_before)
         yield TriggerEvent(await asyncio.to_thread(event.to_dict))
+
+    def _decoded(self) -> tuple[list[BatchItem], BatchRecord]:
+        items = [BatchItem.from_dict(item) for item in json.loads(self.items)]
+        return items, BatchRecord.from_dict(json.loads(self.record))

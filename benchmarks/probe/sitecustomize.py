@@ -16,9 +16,8 @@ if "triggerer" in " ".join(sys.argv):
     import gc
 
     _state: dict = {"handle": None, "started": 0.0, "samples": []}
-    _main = threading.main_thread().ident
     _run = asyncio.events.Handle._run
-    _out = os.path.join(os.environ.get("KIE_PROBE_DIR", "/tmp"), f"slow-{os.getpid()}.log")
+    _dir = os.environ.get("KIE_PROBE_DIR", "/tmp")
 
     def _timed_run(self):  # type: ignore[no-untyped-def]
         _state.update(handle=self, started=time.perf_counter(), samples=[])
@@ -31,7 +30,8 @@ if "triggerer" in " ".join(sys.argv):
                 counts: dict = {}
                 for stack in _state["samples"]:
                     counts[stack] = counts.get(stack, 0) + 1
-                with open(_out, "a") as log:
+                # The pid at the time of writing: the trigger runner is forked from the supervisor.
+                with open(os.path.join(_dir, f"slow-{os.getpid()}.log"), "a") as log:
                     log.write(f"\n=== {time.strftime('%H:%M:%S')} {took:.3f}s {self._callback!r:.200}\n")
                     for stack, n in sorted(counts.items(), key=lambda item: -item[1])[:4]:
                         log.write(f"--- x{n}\n{stack}\n")
@@ -40,15 +40,20 @@ if "triggerer" in " ".join(sys.argv):
         while True:
             time.sleep(0.01)
             if _state["handle"] is not None and time.perf_counter() - _state["started"] > 0.03:
-                frame = sys._current_frames().get(_main)
+                frame = sys._current_frames().get(_state["main"])
                 if frame is not None:
                     _state["samples"].append("".join(traceback.format_stack(frame)[-14:]))
 
     asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
-    threading.Thread(target=_sample, daemon=True, name="kie-probe").start()
+
+    def _start_sampler() -> None:
+        _state["main"] = threading.main_thread().ident
+        threading.Thread(target=_sample, daemon=True, name="kie-probe").start()
+
+    _start_sampler()
+    os.register_at_fork(after_in_child=_start_sampler)  # the trigger runner is forked: no threads come along
 
     _gc_started = [0.0]
-    _gc_out = os.path.join(os.environ.get("KIE_PROBE_DIR", "/tmp"), f"gc-{os.getpid()}.log")
 
     def _time_full_collections(phase: str, info: dict) -> None:
         if info.get("generation") != 2:
@@ -58,7 +63,7 @@ if "triggerer" in " ".join(sys.argv):
             return
         took = time.perf_counter() - _gc_started[0]
         if took > 0.03:
-            with open(_gc_out, "a") as log:
+            with open(os.path.join(_dir, f"gc-{os.getpid()}.log"), "a") as log:
                 walked = sum(gc.get_count()) + len(gc.get_objects(2))
                 log.write(
                     f"{time.strftime('%H:%M:%S')} {took:.3f}s gen2 objects={walked} frozen={gc.get_freeze_count()}\n"
