@@ -39,6 +39,9 @@ ON_ITEM_FAILURE = ("fail", "report")
 CREATES_IN_FLIGHT = 4
 #: How many items' coroutines start before the loop gets to run other triggers.
 LOOP_SLICE = 500
+#: The failed items a batch's end logs one line each (a line per item of thousands held the triggerer's
+#: loop while its log pipe drained them).
+FAILURES_LOGGED = 50
 #: The least time between two progress lines of a batch (a line is written only when its counts changed).
 PROGRESS_EVERY = 10.0
 
@@ -397,41 +400,42 @@ def check_policy(on_item_failure: Any) -> None:
 
 
 def log_outcomes(log: Any, outcomes: Sequence[ItemOutcome]) -> None:
-    """One line per item, then the totals: the outcome of every item is in the task log."""
+    """The totals, then a line per item that did not succeed (:data:`FAILURES_LOGGED` at most): every
+    item's outcome is in ``return_value``."""
     for line in outcome_lines(log, outcomes):
         line()
 
 
 async def log_outcomes_async(log: Any, outcomes: Sequence[ItemOutcome]) -> None:
-    """:func:`log_outcomes` on an event loop: it lets the loop run between lines, so a thousand items
-    do not hold up the triggerer's other triggers."""
-    for n, line in enumerate(outcome_lines(log, outcomes)):
+    """:func:`log_outcomes` on an event loop, letting it run after each line: a line may wait for the
+    triggerer's log pipe."""
+    for line in outcome_lines(log, outcomes):
         line()
-        if n % 10 == 9:
-            await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
 
 def outcome_lines(log: Any, outcomes: Sequence[ItemOutcome]) -> Iterator[Callable[[], None]]:
-    for o in outcomes:
-        if o.succeeded:
-            yield partial(
-                log.info,
-                "Kie batch item %d: success, Kie task %s, %d result(s)",
-                o.index,
-                o.kie_task_id,
-                len(o.result),
-            )
-        else:
-            yield partial(
-                log.warning,
-                "Kie batch item %d: %s, Kie task %s: %s",
-                o.index,
-                o.status.value,
-                o.kie_task_id,
-                o.error,
-            )
+    failed = [o for o in outcomes if not o.succeeded]
     credits = sum(o.credits_consumed or 0 for o in outcomes)
-    succeeded = sum(o.succeeded for o in outcomes)
     yield partial(
-        log.info, "Kie batch: %d of %d items succeeded, %d credits", succeeded, len(outcomes), credits
+        log.info,
+        "Kie batch: %d of %d items succeeded, %d credits",
+        len(outcomes) - len(failed),
+        len(outcomes),
+        credits,
     )
+    for o in failed[:FAILURES_LOGGED]:
+        yield partial(
+            log.warning,
+            "Kie batch item %d: %s, Kie task %s: %s",
+            o.index,
+            o.status.value,
+            o.kie_task_id,
+            o.error,
+        )
+    if len(failed) > FAILURES_LOGGED:
+        yield partial(
+            log.warning,
+            "Kie batch: %d more items did not succeed (see return_value)",
+            len(failed) - FAILURES_LOGGED,
+        )

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from airflow_provider_kie.api import KieTask, TaskState
-from airflow_provider_kie.batch import BatchItem, BatchProgress, BatchRun
+from airflow_provider_kie.batch import FAILURES_LOGGED, BatchItem, BatchProgress, BatchRun, log_outcomes
 from airflow_provider_kie.events import (
     BatchEvent,
     BatchRecord,
@@ -25,6 +25,8 @@ BODY = {"model": "seedream/4.5-edit", "input": {"prompt": "p"}}
 class Lines(list):
     def info(self, message, *args):
         self.append(message % args)
+
+    warning = info
 
 
 def test_the_record_round_trips_through_json_keys():
@@ -51,6 +53,17 @@ def test_item_outcomes_say_what_a_retry_can_fix():
     assert results[1]["error"] == "failCode '500': boom" and results[1]["result"] == []
     assert results[2]["kie_task_id"] is None and results[4]["status"] == "timeout"
     assert [o.index for o in BatchEvent(outcomes, BatchRecord()).failed] == [1, 2, 3, 4]
+
+
+def test_the_end_of_a_batch_logs_its_totals_and_the_first_failures_not_a_line_per_item():
+    outcomes = [ItemOutcome(i, EventStatus.SUCCESS, f"t{i}", ("https://r/1.png",), 2.0) for i in range(500)]
+    outcomes += [ItemOutcome(500 + i, EventStatus.FAILED, f"f{i}", error="boom") for i in range(80)]
+    lines = Lines()
+    log_outcomes(lines, outcomes)
+    assert lines[0] == "Kie batch: 500 of 580 items succeeded, 1000 credits"
+    assert lines[1] == "Kie batch item 500: failed, Kie task f0: boom"
+    assert len(lines) == 1 + FAILURES_LOGGED + 1
+    assert lines[-1] == f"Kie batch: {80 - FAILURES_LOGGED} more items did not succeed (see return_value)"
 
 
 def test_the_batch_event_round_trips_and_reads_the_dicts_earlier_triggers_sent():
