@@ -156,48 +156,32 @@ def hint_reader(base_url: str, conn_id: str, api_key: str) -> HintReader:
     return _READERS[key]
 
 
-class HintedSleep:
-    """The sleep between polls of a task whose callback is awaited: ends early when its hint is seen,
-    and lasts at least ``safety_net`` seconds and long enough that the process's safety-net polls stay
-    within :data:`SAFETY_NET_READS_PER_SECOND` (never past ``deadline``); after the hint, sleeps at
-    most :data:`AFTER_HINT_INTERVAL`."""
-
-    def __init__(self, hints: HintReader, kie_task_id: str, deadline: float, safety_net: float) -> None:
-        self.hints = hints
-        self.kie_task_id = kie_task_id
-        self.deadline = deadline
-        self.safety_net = safety_net
-        self.hint_seen = False
-
-    async def __call__(self, delay: float) -> None:
-        if self.hint_seen:
-            await asyncio.sleep(min(delay, AFTER_HINT_INTERVAL))
-            return
-        spread = (len(self.hints.waiting) + 1) / SAFETY_NET_READS_PER_SECOND * random.uniform(0.8, 1.2)
-        timeout = min(max(delay, self.safety_net, spread), max(delay, self.deadline - time.time()))
-        self.hint_seen = await self.hints.wait(self.kie_task_id, timeout)
-
-
 class CallbackWait:
     """How one Kie task is waited for when its connection has ``callback_base_url``: polled as usual
     (``between_polls``) until it is known, or a read shows (its ``param.callBackUrl``), that Kie calls
-    this deployment's plugin back for it; from then on each sleep is a :class:`HintedSleep`. Pass
-    :meth:`observe` and :meth:`sleep` to ``wait_async``."""
+    this deployment's plugin back for it. From then on a sleep ends when the task's hint is seen, and
+    lasts at least ``safety_net`` seconds and long enough that the process's safety-net polls stay within
+    :data:`SAFETY_NET_READS_PER_SECOND` (never past the deadline); after the hint, at most
+    :data:`AFTER_HINT_INTERVAL`. Pass :meth:`observe` and :meth:`sleep` to ``wait_async``."""
 
     def __init__(
         self,
-        hinted_sleep: HintedSleep,
+        hints: HintReader,
+        job: KieJobRef,
+        safety_net: float,
         base_url: str,
         log: Any,
         *,
         awaited: bool,
         between_polls: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.hinted_sleep = hinted_sleep
+        self.hints = hints
+        self.job = job
+        self.safety_net = safety_net
         self.base_url = base_url
         self.log = log  # None: the caller says it once for many tasks
         self.between_polls = between_polls
-        self.awaited = False
+        self.awaited = self.hint_seen = False
         if awaited:
             self._await()
 
@@ -206,18 +190,24 @@ class CallbackWait:
             self._await()
 
     async def sleep(self, delay: float) -> None:
-        await (self.hinted_sleep(delay) if self.awaited else self.between_polls(delay))
+        if not self.awaited:
+            await self.between_polls(delay)
+        elif self.hint_seen:
+            await asyncio.sleep(min(delay, AFTER_HINT_INTERVAL))
+        else:
+            spread = (len(self.hints.waiting) + 1) / SAFETY_NET_READS_PER_SECOND * random.uniform(0.8, 1.2)
+            timeout = min(max(delay, self.safety_net, spread), max(delay, self.job.deadline - time.time()))
+            self.hint_seen = await self.hints.wait(self.job.kie_task_id, timeout)
 
     def _await(self) -> None:
         self.awaited = True
-        if self.log is None:
-            return
-        self.log.info(
-            "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in case it "
-            "is lost)",
-            self.hinted_sleep.kie_task_id,
-            self.hinted_sleep.safety_net,
-        )
+        if self.log is not None:
+            self.log.info(
+                "Kie task %s: waiting for Kie's callback (polling every %.0f s or more meanwhile, in case "
+                "it is lost)",
+                self.job.kie_task_id,
+                self.safety_net,
+            )
 
 
 @dataclass(frozen=True)
@@ -237,8 +227,9 @@ class Callbacks:
         awaited: bool,
         between_polls: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> CallbackWait:
-        hinted_sleep = HintedSleep(self.hints, job.kie_task_id, job.deadline, self.safety_net)
-        return CallbackWait(hinted_sleep, self.base_url, log, awaited=awaited, between_polls=between_polls)
+        return CallbackWait(
+            self.hints, job, self.safety_net, self.base_url, log, awaited=awaited, between_polls=between_polls
+        )
 
 
 async def callbacks_for(hook: Any, conn_id: str, task_instance: Any) -> Callbacks | None:

@@ -19,7 +19,8 @@ from airflow_provider_kie.callbacks import (
     calls_back,
     hints_token,
 )
-from airflow_provider_kie.hints import HintedSleep, HintReader, PluginHintLister
+from airflow_provider_kie.events import KieJobRef
+from airflow_provider_kie.hints import CallbackWait, HintReader, PluginHintLister
 
 TARGET = CallbackTarget("kie_default", "dag", "edit", "manual__2026-11-29T00:00:00+00:00", 3)
 
@@ -67,6 +68,11 @@ def test_one_listing_wakes_every_task_named_and_no_other():
     assert len(listings) <= 4  # one listing a second for all three waiters, not one each
 
 
+def awaited(hints, kie_task_id, deadline):
+    """A task's wait for its callback, awaited from the start, with a 60 s safety net."""
+    return CallbackWait(hints, KieJobRef(kie_task_id, deadline), 60, "http://airflow", None, awaited=True)
+
+
 def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only_delays():
     def failing():
         raise RuntimeError("no supervisor")
@@ -74,12 +80,10 @@ def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only
     async def main():
         hints = HintReader(failing)
         assert await hints.wait("a", 1.5) is False  # the safety-net poll happens, nothing raised
-        sleep = HintedSleep(
-            HintReader(lambda: frozenset({HINT_PREFIX + "a"})), "a", time.time() + 3600, safety_net=60
-        )
-        await asyncio.wait_for(sleep(3600), 10)  # its hint ends the long safety-net sleep
-        assert sleep.hint_seen
-        await asyncio.wait_for(sleep(3600), 10)  # later sleeps are at most AFTER_HINT_INTERVAL
+        wait = awaited(HintReader(lambda: frozenset({HINT_PREFIX + "a"})), "a", time.time() + 3600)
+        await asyncio.wait_for(wait.sleep(3600), 10)  # its hint ends the long safety-net sleep
+        assert wait.hint_seen
+        await asyncio.wait_for(wait.sleep(3600), 10)  # later sleeps are at most AFTER_HINT_INTERVAL
 
     asyncio.run(main())
 
@@ -88,7 +92,7 @@ def test_safety_net_polls_of_many_waiting_tasks_stay_within_their_share_of_kies_
     async def main():
         hints = HintReader(lambda: frozenset())
         hints.waiting.update({str(i): set() for i in range(999)})  # 999 other tasks wait in this process
-        sleep = HintedSleep(hints, "a", deadline=time.time() + 3600, safety_net=60)
+        many = awaited(hints, "a", deadline=time.time() + 3600)
         timeouts = []
         real_wait = hints.wait
 
@@ -97,11 +101,11 @@ def test_safety_net_polls_of_many_waiting_tasks_stay_within_their_share_of_kies_
             return True
 
         hints.wait = wait
-        await sleep(60)
+        await many.sleep(60)
         hints.wait = real_wait
-        near_deadline = HintedSleep(hints, "b", deadline=time.time() + 100, safety_net=60)
+        near_deadline = awaited(hints, "b", deadline=time.time() + 100)
         near_deadline.hints.wait = wait
-        await near_deadline(60)
+        await near_deadline.sleep(60)
         return timeouts
 
     many, near_deadline = asyncio.run(main())
