@@ -592,6 +592,11 @@ def large_batch_section(runs: list[dict], ledger: dict | None, before: dict | No
                     ),
                 ),
                 row(
+                    "run start → first createTask (s)",
+                    lambda v: fmt(v.get("run_start_to_first_create_seconds")),
+                ),
+                row("last poll → task end (s)", lambda v: fmt(v.get("last_poll_to_task_end_seconds"))),
+                row(
                     "triggerer CPU per edit (ms)", lambda v: fmt(1000 * v["triggerer_cpu_seconds_per_image"])
                 ),
                 row("triggerer RSS growth (MiB)", lambda v: fmt(v.get("triggerer_rss_growth_mib"))),
