@@ -7,7 +7,14 @@ import asyncio
 import time
 
 from airflow_provider_kie.api import KieTask, TaskState
-from airflow_provider_kie.batch import FAILURES_LOGGED, BatchItem, BatchProgress, BatchRun, log_outcomes
+from airflow_provider_kie.batch import (
+    CREATES_IN_FLIGHT,
+    FAILURES_LOGGED,
+    BatchItem,
+    BatchProgress,
+    BatchRun,
+    log_outcomes,
+)
 from airflow_provider_kie.events import (
     BatchEvent,
     BatchRecord,
@@ -122,3 +129,44 @@ def test_a_finished_task_wakes_the_unfinished_ones_created_before_it_or_just_aft
     # 2 is older and unfinished, 4 came less than 3 s after 3: woken. 0 was just polled, 1 is done, 3 is
     # the one that finished, 5 is too new.
     assert asyncio.run(main()) == {0: False, 1: False, 2: True, 3: False, 4: True, 5: False}
+
+
+def test_items_to_create_get_a_coroutine_only_when_a_create_place_frees():
+    class GatedHook:  # createTask answers when the test lets it; every task has succeeded
+        def __init__(self):
+            self.gate = asyncio.Event()
+            self.created = 0
+
+        async def create_task(self, model, input, callback_url, *, claim, callback_for):
+            await claim.sending()
+            await self.gate.wait()
+            self.created += 1
+            return f"t{self.created}"
+
+        async def get_task(self, kie_task_id):
+            return KieTask(kie_task_id=kie_task_id, state=TaskState.SUCCESS, result_urls=("https://r/1.png",))
+
+    kept = {0: KieJobRef("kept", time.time() + 60)}  # created by an earlier try: waited for at once
+    hook = GatedHook()
+    run = BatchRun(
+        hook,
+        [BatchItem(BODY) for _ in range(300)],
+        timeout=60,
+        poll_policy=PollPolicy(initial_interval=0.01),
+        log=Lines(),
+        record=BatchRecord(dict(kept)),
+    )
+
+    async def main():
+        batch = asyncio.ensure_future(run.run())
+        for _ in range(50):
+            await asyncio.sleep(0)
+        in_flight = len(asyncio.all_tasks()) - 2  # this coroutine and the batch's
+        hook.gate.set()
+        return in_flight, await batch
+
+    in_flight, outcomes = asyncio.run(main())
+    # The gather and the creates' shielded calls besides the items: not 300 items' coroutines waiting.
+    assert in_flight <= 2 * CREATES_IN_FLIGHT + 2
+    assert [o.status for o in outcomes] == [EventStatus.SUCCESS] * 300
+    assert outcomes[0].kie_task_id == "kept" and hook.created == 299
