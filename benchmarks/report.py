@@ -631,8 +631,12 @@ def large_batch_section(runs: list[dict], ledger: dict | None, before: dict | No
                 ),
                 (
                     "the triggerer's loop never blocked > 0.1 s",
-                    f"{largest['triggerer_loop_blocked_warnings']} warnings "
-                    + ", ".join(f"{b['seconds']} s" for b in largest["triggerer_loop_blocked"]),
+                    " ".join(
+                        [
+                            f"{largest['triggerer_loop_blocked_warnings']} warnings",
+                            *[f"{b['seconds']} s" for b in largest["triggerer_loop_blocked"]],
+                        ]
+                    ),
                     verdict(largest["triggerer_loop_blocked_warnings"] == 0),
                 ),
             ]
