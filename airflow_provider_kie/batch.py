@@ -223,7 +223,8 @@ class BatchRun:
             started[index] = asyncio.ensure_future(self._item(index, keep))
 
         try:
-            for n, index in enumerate(list(self.record.jobs)):
+            kept = [index for index in range(len(self.items)) if index in self.record.jobs]
+            for n, index in enumerate(kept):
                 start(index)
                 if n % LOOP_SLICE == LOOP_SLICE - 1:
                     await asyncio.sleep(0)

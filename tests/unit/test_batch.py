@@ -136,6 +136,7 @@ def test_items_to_create_get_a_coroutine_only_when_a_create_place_frees():
         def __init__(self):
             self.gate = asyncio.Event()
             self.created = 0
+            self.polled = set()
 
         async def create_task(self, model, input, callback_url, *, claim, callback_for):
             await claim.sending()
@@ -144,9 +145,11 @@ def test_items_to_create_get_a_coroutine_only_when_a_create_place_frees():
             return f"t{self.created}"
 
         async def get_task(self, kie_task_id):
+            self.polled.add(kie_task_id)
             return KieTask(kie_task_id=kie_task_id, state=TaskState.SUCCESS, result_urls=("https://r/1.png",))
 
-    kept = {0: KieJobRef("kept", time.time() + 60)}  # created by an earlier try: waited for at once
+    # Created by an earlier try: 0 is waited for at once; 300 is of an item this try no longer has.
+    kept = {0: KieJobRef("kept", time.time() + 60), 300: KieJobRef("dropped", time.time() + 60)}
     hook = GatedHook()
     run = BatchRun(
         hook,
@@ -170,3 +173,4 @@ def test_items_to_create_get_a_coroutine_only_when_a_create_place_frees():
     assert in_flight <= 2 * CREATES_IN_FLIGHT + 2
     assert [o.status for o in outcomes] == [EventStatus.SUCCESS] * 300
     assert outcomes[0].kie_task_id == "kept" and hook.created == 299
+    assert "kept" in hook.polled and "dropped" not in hook.polled
