@@ -156,7 +156,9 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
         "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     content = json.dumps(manifest, indent=2).encode()
-    await asyncio.to_thread(_write_whole, folder / f"{task.kie_task_id}.json", content)
+    name = f"{task.kie_task_id}.json"
+    await asyncio.to_thread(_remove_partials, folder, name)  # a copy killed mid-manifest left one
+    await asyncio.to_thread(_write_whole, folder / name, content)
     return stored
 
 
@@ -166,10 +168,15 @@ def _stored_before(folder: Any, stem: str) -> Any:
     done = [p for p in folder.glob(f"{stem}.*") if not p.name.startswith(".")]
     if done:
         return done[0]
-    for leftover in folder.glob(f".{stem}.*.partial-*"):
+    _remove_partials(folder, f"{stem}.*")
+    return None
+
+
+def _remove_partials(folder: Any, name: str) -> None:
+    """Remove what copies killed while writing ``name`` (a glob) left."""
+    for leftover in folder.glob(f".{name}.partial-*"):
         with contextlib.suppress(Exception):
             leftover.unlink()
-    return None
 
 
 async def _download(session: Any, url: str, folder: Any, stem: str) -> Any:

@@ -182,6 +182,7 @@ def test_a_copy_removes_what_a_copy_killed_mid_file_left(kie_emulator, tmp_path)
     edit().execute(ctx)
     task = KieTask.from_dict(ctx["ti"].xcom["kie_task"])
     (tmp_path / f".{task.kie_task_id}-0.png.partial-0123").write_bytes(b"\x89PNG half")
+    (tmp_path / f".{task.kie_task_id}.json.partial-4567").write_bytes(b'{"kie_task_id": ')  # mid-manifest
     assert storage.persist(task, storage.as_path(str(tmp_path))) == [
         f"file://{tmp_path}/{task.kie_task_id}-0.png"
     ]
