@@ -156,9 +156,7 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
         "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     content = json.dumps(manifest, indent=2).encode()
-    name = f"{task.kie_task_id}.json"
-    await asyncio.to_thread(_remove_partials, folder, name)  # a copy killed mid-manifest left one
-    await asyncio.to_thread(_write_whole, folder / name, content)
+    await asyncio.to_thread(_write_whole, folder / f"{task.kie_task_id}.json", content)
     return stored
 
 
@@ -207,6 +205,7 @@ async def _download(session: Any, url: str, folder: Any, stem: str) -> Any:
 
 
 def _write_whole(target: Any, content: bytes) -> None:
+    _remove_partials(target.parent, target.name)  # what a copy killed mid-write left
     file = AtomicFile(target)
     try:
         file.write(content)
