@@ -328,6 +328,7 @@ class BatchRun:
                     body["model"],
                     body["input"],
                     body.get("callBackUrl"),
+                    validate=False,  # the body was validated where it was built, before any request
                     claim=ItemClaim(self.ledger, index),
                     callback_for=None if body.get("callBackUrl") or target is None else target(index),
                 )

@@ -30,18 +30,58 @@ from airflow_provider_kie.exceptions import KieInputError
 
 UPLOAD_PATH = "airflow-inputs"
 REUSE_FOR = 12 * 3600.0
+# Kie's File Upload API recommends at most 100 MB a file; a field whose limit the catalog does not state
+# gets that one, which also bounds what a task reads into memory.
+DEFAULT_MAX_MB = 100
 log = logging.getLogger(__name__)
-MEDIA_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+# The types Kie's pages name, by file extension of the upload, and the other names pages give them.
+EXTENSIONS = {
+    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif",
+    "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm", "video/x-matroska": "mkv",
+    "video/x-msvideo": "avi", "audio/mpeg": "mp3", "audio/wav": "wav", "audio/aac": "aac",
+    "audio/ogg": "ogg", "audio/mp4": "m4a", "audio/flac": "flac", "audio/x-ms-wma": "wma",
+    "application/pdf": "pdf",
+}  # fmt: skip
+ALIASES = {
+    "image/jpg": "image/jpeg", "audio/mp3": "audio/mpeg", "audio/x-wav": "audio/wav",
+    "audio/m4a": "audio/mp4", "audio/x-m4a": "audio/mp4", "video/avi": "video/x-msvideo",
+}  # fmt: skip
 
 
 def sniff(content: bytes) -> str | None:
-    """The media type of an image from its first bytes (JPEG, PNG or WEBP), or None."""
-    if content.startswith(b"\xff\xd8\xff"):
+    """The media type of a file from its first bytes (the image, video and audio types Kie takes), or None."""
+    head = content[:16]
+    if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
-    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith(b"RIFF"):
+        return {b"WEBP": "image/webp", b"WAVE": "audio/wav", b"AVI ": "video/x-msvideo"}.get(head[8:12])
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return (
+            "video/quicktime"
+            if brand == b"qt  "
+            else "audio/mp4"
+            if brand.startswith(b"M4A")
+            else "video/mp4"
+        )
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: the document type says which
+        return "video/webm" if b"webm" in content[:64] else "video/x-matroska"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2):
+        return "audio/mpeg"  # an ID3 tag, or an MPEG audio layer III frame
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "audio/aac"  # an ADTS frame
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
+        return "audio/x-ms-wma"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
     return None
 
 
@@ -60,10 +100,11 @@ def file_ref(item: Any) -> Any:
 
 @dataclass(frozen=True)
 class LocalFile:
-    """A file input read and checked: where it goes in the input, its content, type and hash."""
+    """A file input read and checked: where it goes in the input (``index`` None: the field takes one
+    file, not a list), its content, type and hash."""
 
     field: str
-    index: int
+    index: int | None
     source: str
     content: bytes
     media_type: str
@@ -76,34 +117,42 @@ class LocalFile:
 def read_files(model_input: dict[str, Any], model: models.KieModel | None) -> list[LocalFile]:
     """Every file input of ``model_input``, read and checked; raises KieInputError naming the input."""
     files = []
-    for field in model.fields if model else ():
-        if not isinstance(field.rule, models.FileUrls):
-            continue
-        for index, item in enumerate(model_input.get(field.name) or ()):
+    for field in model.file_fields if model else ():
+        value = model_input.get(field.name)
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
             ref = file_ref(item)
             if ref is not None:
-                files.append(_read(field.name, index, ref, field.rule))
+                files.append(_read(field, index, ref))
     return files
 
 
-def _read(name: str, index: int, ref: Any, rule: models.FileUrls) -> LocalFile:
-    where = f"item {index} ({ref})"
+def _read(field: models.Field, index: int | None, ref: Any) -> LocalFile:
+    name = field.name
+    where = f"item {index} ({ref})" if index is not None else str(ref)
+    max_bytes = field.max_bytes or DEFAULT_MAX_MB * 1024 * 1024
     try:
         with ref.open("rb") as handle:
-            content = handle.read(rule.max_bytes + 1)
+            content = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise KieInputError(name, f"{where} does not exist")
     except Exception as error:
         raise KieInputError(name, f"{where} cannot be read: {type(error).__name__}: {error}")
-    if len(content) > rule.max_bytes:
-        raise KieInputError(name, f"{where} is larger than {rule.max_bytes // (1024 * 1024)} MB")
-    media_type = sniff(content)
-    if media_type not in rule.media_types:
+    if len(content) > max_bytes:
         raise KieInputError(
-            name,
-            f"{where} is not an image of an allowed type ({', '.join(rule.media_types)}), by its content",
+            name, f"{where} is larger than {max_bytes / (1024 * 1024):g} MB, the field's limit"
         )
-    return LocalFile(name, index, str(ref), content, media_type)
+    media_type = sniff(content)
+    accepted = {ALIASES.get(t, t) for t in field.accept}
+    if accepted and media_type not in accepted:
+        allowed = ", ".join(sorted(accepted))
+        raise KieInputError(
+            name, f"{where} is {media_type or 'of an unknown type'} by its content; allowed: {allowed}"
+        )
+    kind = field.file if field.file in ("image", "video", "audio") else None
+    if not accepted and kind and not (media_type or "").startswith(kind + "/"):
+        raise KieInputError(name, f"{where} is not {kind} by its content ({media_type or 'unknown type'})")
+    return LocalFile(name, index, str(ref), content, media_type or "application/octet-stream")
 
 
 def upload_files(
@@ -119,10 +168,13 @@ def upload_files(
     cache = UploadCache(upload_host)
     result = {name: list(value) if isinstance(value, list) else value for name, value in model_input.items()}
     for file in files:
-        name = f"{file.sha256[:32]}.{MEDIA_TYPES[file.media_type]}"
+        name = f"{file.sha256[:32]}.{EXTENSIONS.get(file.media_type, 'bin')}"
         made: list[str] = []
         url = cache.url_for(file.sha256, lambda: _noted(made, upload(file.content, name)))  # noqa: B023
-        result[file.field][file.index] = url
+        if file.index is None:
+            result[file.field] = url
+        else:
+            result[file.field][file.index] = url
         if made:
             log.info("Uploaded %s to Kie (%d bytes): %s", file.source, len(file.content), url)
         else:

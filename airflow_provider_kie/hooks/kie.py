@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -24,6 +25,7 @@ from airflow_provider_kie.exceptions import (
     KieInputError,
     KieNotSentError,
     KieRateLimitError,
+    KieValidationError,
 )
 from airflow_provider_kie.hooks import ratelimit, sessions
 from airflow_provider_kie.hooks.settings import (
@@ -217,12 +219,16 @@ class KieHook(_KieHookBase):
         callback_url: str | None = None,
         *,
         callback_for: CallbackTarget | None = None,
+        validate: bool = True,
     ) -> str:
-        """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``. Without a
+        """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``. ``input`` is
+        checked against the model's catalog entry first (``validate=False``: sent as given). Without a
         ``callback_url``, a connection with ``callback_base_url`` has Kie call the provider's plugin for
         ``callback_for``."""
-        body = models.create_task_body(model, input, callback_url or self.settings.callback_url(callback_for))
-        data = self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
+        callback_url = callback_url or self.settings.callback_url(callback_for)
+        body = models.create_task_body(model, input, callback_url, validate=validate)
+        with _catalog_hint(model):
+            data = self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
         kie_task_id = api.parse_task_id(data)
         self.log.info("Created Kie task %s (model %s)", kie_task_id, model)
         return kie_task_id
@@ -414,13 +420,17 @@ class KieAsyncHook(_KieHookBase):
         *,
         claim: SendClaim | None = None,
         callback_for: CallbackTarget | None = None,
+        validate: bool = True,
     ) -> str:
         """The new task's id. ``claim`` is told as each attempt is about to leave (after the key's
         limiter let it; an exception from it stops the create with nothing sent) and when an attempt
-        was answered without creating anything. ``callback_for`` as in :meth:`KieHook.create_task`."""
+        was answered without creating anything. ``callback_for`` and ``validate`` as in
+        :meth:`KieHook.create_task`."""
         settings = await self.get_settings()
-        body = models.create_task_body(model, input, callback_url or settings.callback_url(callback_for))
-        data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, claim=claim)
+        callback_url = callback_url or settings.callback_url(callback_for)
+        body = models.create_task_body(model, input, callback_url, validate=validate)
+        with _catalog_hint(model):
+            data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, claim=claim)
         return api.parse_task_id(data)
 
     async def get_task(self, kie_task_id: str) -> KieTask:
@@ -477,3 +487,14 @@ class KieAsyncHook(_KieHookBase):
             if claim is not None and not error.may_have_created_task:
                 await claim.not_sent()
             await asyncio.sleep(delay)
+
+
+@contextlib.contextmanager
+def _catalog_hint(model: str) -> Iterator[None]:
+    """Kie's refusal of a catalog model's input says the catalog may be out of date for it."""
+    try:
+        yield
+    except KieValidationError as error:
+        if not isinstance(error, KieInputError):
+            error.message += models.rejected_hint(model)
+        raise

@@ -31,6 +31,7 @@ class KieOperatorBase(BaseOperator):
         timeout: timedelta = timedelta(minutes=30),
         retry_ambiguous_create: bool = False,
         end_from_trigger: bool = True,
+        validate: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -43,6 +44,7 @@ class KieOperatorBase(BaseOperator):
         self.timeout = timeout
         self.retry_ambiguous_create = retry_ambiguous_create
         self.end_from_trigger = end_from_trigger
+        self.validate = validate
         check_wait_arguments(poll_interval, timeout)
 
     @cached_property

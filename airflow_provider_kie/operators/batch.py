@@ -178,7 +178,9 @@ class KieBatchOperator(KieOperatorBase):
         try:
             for item in self.item_inputs():
                 if isinstance(item, Mapping):
-                    body = models.create_task_body(self.model, dict(item), None, files=True)
+                    body = models.create_task_body(
+                        self.model, dict(item), None, files=True, validate=self.validate
+                    )
                     given += models.file_inputs(self.model, body["input"])
         except KieError:
             pass
@@ -193,8 +195,10 @@ class KieBatchOperator(KieOperatorBase):
         if not isinstance(item, Mapping):
             raise KieInputError(where, f"must be a dict of the model's input fields, got {item!r}")
         try:
-            body = models.create_task_body(self.model, dict(item), self.callback_url, files=True)
-            files = inputs.read_files(body["input"], models.CATALOG.get(self.model))
+            body = models.create_task_body(
+                self.model, dict(item), self.callback_url, files=True, validate=self.validate
+            )
+            files = inputs.read_files(body["input"], models.entry(self.model))
         except KieInputError as error:
             raise KieInputError(f"{where}.{error.parameter}", str(error).split(": ", 1)[-1]) from None
         sources = [str(ref) for ref in models.file_inputs(self.model, body["input"])]
@@ -222,7 +226,7 @@ class SeedreamEditBatchOperator(KieBatchOperator):
     Every other parameter is KieBatchOperator's.
     """
 
-    kie_model = models.SEEDREAM_EDIT
+    kie_model = models.catalog_model(models.SEEDREAM_EDIT_MODEL)
     template_fields: Sequence[str] = (
         "edits",
         "prompt",

@@ -38,7 +38,7 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
     """Create one Kie task and, unless told otherwise, wait for it and return its result URLs.
 
     :param model: Kie Market model, e.g. ``"seedream/4.5-edit"``.
-    :param input: the model's ``input`` object (templated). Known models are validated before any request.
+    :param input: the model's ``input`` object (templated). Catalog models are validated before any request.
     :param callback_url: absolute http(s) URL Kie POSTs to when the task ends (templated).
     :param kie_conn_id: connection of type ``kie``.
     :param deferrable: wait in the triggerer instead of a worker slot.
@@ -46,6 +46,8 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
     :param poll_interval: first poll interval in seconds; the policy backs off with the task's age.
     :param timeout: how long to wait for the task, as an absolute deadline set when it is created; it
         holds across deferral, triggerer restarts and retries that resume the same Kie task.
+    :param validate: check ``input`` against the model's catalog entry before any request (a model
+        outside the catalog is sent unvalidated, with a warning); False sends it as given.
     :param retry_ambiguous_create: resend a createTask whose reply was lost (may pay twice).
     :param end_from_trigger: when deferred, a success ends the task in the triggerer with its XCom,
         without resuming on a worker; set False if a subclass must run ``execute_complete`` on success.
@@ -143,6 +145,7 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
                 "retry_ambiguous_create": self.retry_ambiguous_create,
                 "poll_policy": self.poll_policy.to_dict(),
                 "end_from_trigger": may_end_in_triggerer(self, log=False),
+                "validate": self.validate,
                 **fields,
             },
             next_kwargs=None,
@@ -162,7 +165,7 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
         # Everything is validated before any request (the mixin's first is a status read): bad input
         # never costs a call. File inputs are read and checked now, uploaded only if a task is submitted.
         self._body = self._validated_body()
-        self._files = inputs.read_files(self._body["input"], models.CATALOG.get(self.model))
+        self._files = inputs.read_files(self._body["input"], models.entry(self.model))
         self._output = storage.writable_folder(self.output_path)
         self._result = _NO_RESULT
         try:
@@ -191,6 +194,7 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
             body["model"],
             body["input"],
             body.get("callBackUrl"),
+            validate=False,  # validated with the operator's own setting, before the uploads
             # A deferred wait listens for Kie's callback, and so may a deferred sensor of a task this
             # operator does not wait for; a worker's wait only polls (docs/callbacks.md).
             callback_for=CallbackTarget.of(self.kie_conn_id, context["ti"])
@@ -260,7 +264,9 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
 
     def _validated_body(self) -> dict[str, Any]:
         """The createTask body from the rendered fields; file inputs stay as given until uploaded."""
-        return models.create_task_body(self.model, self.build_input(), self.callback_url, files=True)
+        return models.create_task_body(
+            self.model, self.build_input(), self.callback_url, files=True, validate=self.validate
+        )
 
     def _given_files(self) -> list[Any]:
         """The input files and URLs as the task was given them (before any upload)."""

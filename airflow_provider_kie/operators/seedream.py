@@ -16,7 +16,7 @@ class KieModelOperator(KieCreateTaskOperator):
     kie_model: ClassVar[models.KieModel]
 
     def __init__(self, **kwargs: Any) -> None:
-        fields = {f.name: kwargs.pop(f.name, f.default) for f in self.kie_model.fields}
+        fields = {f.name: kwargs.pop(f.name, None) for f in self.kie_model.fields}
         super().__init__(model=self.kie_model.name, **kwargs)
         for name, value in fields.items():
             setattr(self, name, value)
@@ -36,7 +36,7 @@ class SeedreamTextToImageOperator(KieModelOperator):
     Every other parameter is KieCreateTaskOperator's. Input is validated after rendering, before any request.
     """
 
-    kie_model = models.SEEDREAM_TEXT_TO_IMAGE
+    kie_model = models.catalog_model(models.SEEDREAM_TEXT_TO_IMAGE_MODEL)
     template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url", "output_path")
 
     def __init__(
@@ -66,7 +66,7 @@ class SeedreamEditOperator(KieModelOperator):
     Every other parameter is KieCreateTaskOperator's. Input is validated after rendering, before any request.
     """
 
-    kie_model = models.SEEDREAM_EDIT
+    kie_model = models.catalog_model(models.SEEDREAM_EDIT_MODEL)
     template_fields: Sequence[str] = (*kie_model.template_fields, "callback_url", "output_path")
 
     def __init__(

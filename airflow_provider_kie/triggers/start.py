@@ -40,6 +40,7 @@ class KieStartTrigger(BaseTrigger):
         retry_ambiguous_create: bool = False,
         poll_policy: Mapping[str, Any] | None = None,
         end_from_trigger: bool = True,
+        validate: bool = True,
         **fields: Any,
     ) -> None:
         super().__init__()
@@ -53,6 +54,7 @@ class KieStartTrigger(BaseTrigger):
         self.retry_ambiguous_create = retry_ambiguous_create
         self.poll_policy = dict(poll_policy) if poll_policy else None
         self.end_from_trigger = end_from_trigger
+        self.validate = validate
         self.fields = dict(fields)
         for name, value in fields.items():  # as attributes: Airflow renders the templated ones in place
             setattr(self, name, value)
@@ -69,6 +71,7 @@ class KieStartTrigger(BaseTrigger):
             "retry_ambiguous_create": self.retry_ambiguous_create,
             "poll_policy": self.poll_policy,
             "end_from_trigger": self.end_from_trigger,
+            "validate": self.validate,
             **{name: getattr(self, name) for name in self.fields},
         }
 
@@ -101,7 +104,9 @@ class KieStartTrigger(BaseTrigger):
         )
         if not isinstance(model_input, Mapping):
             raise KieInputError("input", f"must be a dict of the model's input fields, got {model_input!r}")
-        body = models.create_task_body(self.model, model_input, self.callback_url, files=True)
+        body = models.create_task_body(
+            self.model, model_input, self.callback_url, files=True, validate=self.validate
+        )
         given = models.file_inputs(self.model, body["input"])
         if any(models.is_file_ref(item) for item in given):
             return "its input names files, which a worker reads and uploads"

@@ -18,6 +18,7 @@ from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator, SeedreamTextToImageOperator
 from airflow_provider_kie.sensors.kie import KieTaskSensor
 from airflow_provider_kie.waiting import PollPolicy
+from tests.catalog_cases import minimal_input
 from tests.support import FakeTI
 
 URL = "https://a/b.png"
@@ -39,6 +40,18 @@ def run_generic(**kwargs):
     return KieCreateTaskOperator(**{"task_id": "t", "model": "m/x", "input": {"a": 1}, **kwargs}).execute(
         {"ti": FakeTI()}
     )
+
+
+def run_model(model, **fields):
+    """The generic operator with a catalog model's minimal input, ``fields`` changed."""
+    given = {**minimal_input(models.catalog_model(model)), **fields}
+    return KieCreateTaskOperator(task_id="t", model=model, input=given).execute({"ti": FakeTI()})
+
+
+def local_file(name: str, head: bytes, size: int) -> str:
+    path = Path(tempfile.mkdtemp(prefix="kie-bad-input-")) / name
+    path.write_bytes(head + b"\0" * (size - len(head)))
+    return str(path)
 
 
 def run_sensor(**kwargs):
@@ -93,10 +106,13 @@ CASES = [
     ("image_urls: bytes", lambda: run_edit(image_urls=b"https://a/b.png"), "image_urls", KieInputError),
     ("aspect_ratio: 5:4", lambda: run_edit(aspect_ratio="5:4"), "aspect_ratio", KieInputError),
     ("aspect_ratio: auto", lambda: run_t2i(aspect_ratio="auto"), "aspect_ratio", KieInputError),
-    ("aspect_ratio: None", lambda: run_edit(aspect_ratio=None), "aspect_ratio", KieInputError),
     ("quality: ultra", lambda: run_edit(quality="ultra"), "quality", KieInputError),
     ("quality: HIGH (case)", lambda: run_t2i(quality="HIGH"), "quality", KieInputError),
-    ("nsfw_checker: 'false' string", lambda: run_edit(nsfw_checker="false"), "nsfw_checker", KieInputError),
+    ("nsfw_checker: 'maybe' string", lambda: run_edit(nsfw_checker="maybe"), "nsfw_checker", KieInputError),
+    ("video duration: 7 s for kling-2.6/image-to-video (5 or 10)", lambda: run_model("kling-2.6/image-to-video", duration=7), "duration", KieInputError),
+    ("reference images: 10 for bytedance/seedance-2 (at most 9)", lambda: run_model("bytedance/seedance-2", reference_image_urls=[URL] * 10), "reference_image_urls", KieInputError),
+    ("a local audio file over the model's 10 MB", lambda: run_model("elevenlabs/audio-isolation", audio_url=local_file("big.mp3", b"ID3", 10 * 1024 * 1024 + 1)), "audio_url", KieInputError),
+    ("a PNG given to an audio field", lambda: run_model("kling/ai-avatar-standard", audio_url=local_file("voice.mp3", b"\x89PNG\r\n\x1a\n", 64)), "audio_url", KieInputError),
     ("callback_url: relative", lambda: run_edit(callback_url="/kie/callback"), "callback_url", KieInputError),
     ("callback_url: ftp scheme", lambda: run_edit(callback_url="ftp://me/cb"), "callback_url", KieInputError),
     ("output_path: a relative folder", lambda: run_edit(output_path="results/kie"), "output_path", KieInputError),

@@ -138,7 +138,7 @@ def test_items_to_create_get_a_coroutine_only_when_a_create_place_frees():
             self.created = 0
             self.polled = set()
 
-        async def create_task(self, model, input, callback_url, *, claim, callback_for):
+        async def create_task(self, model, input, callback_url, *, claim, callback_for, validate):
             await claim.sending()
             await self.gate.wait()
             self.created += 1

@@ -12,7 +12,9 @@ EDIT = {"prompt": "p", "image_urls": ["https://a/b.png"], "aspect_ratio": "1:1",
 
 
 def edit_input(**kwargs):
-    return models.SEEDREAM_EDIT.validate({"prompt": "p", "image_urls": ["https://a/b.png"], **kwargs})
+    return models.catalog_model(models.SEEDREAM_EDIT_MODEL).validate(
+        {"prompt": "p", "image_urls": ["https://a/b.png"], **kwargs}
+    )
 
 
 def test_create_body():
@@ -23,6 +25,7 @@ def test_create_body():
 def test_defaults_filled_and_optional_flag_omitted():
     assert edit_input() == {**EDIT}
     assert edit_input(nsfw_checker=None) == {**EDIT}
+    assert edit_input(aspect_ratio=None, quality=None) == {**EDIT}  # None: not given
     assert edit_input(nsfw_checker=False)["nsfw_checker"] is False
 
 
@@ -42,7 +45,6 @@ def test_unknown_model_passes_through_and_no_callback_key_when_absent():
         ({"image_urls": [3]}, "image_urls"),
         ({"image_urls": None}, "image_urls"),
         ({"aspect_ratio": "auto"}, "aspect_ratio"),
-        ({"aspect_ratio": None}, "aspect_ratio"),
         ({"quality": "ultra"}, "quality"),
         ({"nsfw_checker": "yes"}, "nsfw_checker"),
     ],
@@ -81,20 +83,25 @@ def test_callback_url_must_be_absolute_http(url):
         models.create_task_body("m", {}, url)
 
 
-def test_catalog_entries_are_keyed_by_name_and_mark_their_files():
-    assert models.CATALOG[models.SEEDREAM_EDIT_MODEL] is models.SEEDREAM_EDIT
-    assert [f.name for f in models.SEEDREAM_EDIT.fields if f.is_file] == ["image_urls"]
-    assert not any(f.is_file for f in models.SEEDREAM_TEXT_TO_IMAGE.fields)
+def test_catalog_entries_are_found_by_model_id_and_mark_their_files():
+    edit = models.catalog_model(models.SEEDREAM_EDIT_MODEL)
+    assert models.entry(models.SEEDREAM_EDIT_MODEL) is edit
+    assert [f.name for f in edit.file_fields] == ["image_urls"]
+    assert not models.catalog_model(models.SEEDREAM_TEXT_TO_IMAGE_MODEL).file_fields
+    assert models.entry("other/model") is None and models.entry("../models") is None
 
 
 @pytest.mark.parametrize(
     ("operator", "model"),
     [
-        (SeedreamEditOperator, models.SEEDREAM_EDIT),
-        (SeedreamTextToImageOperator, models.SEEDREAM_TEXT_TO_IMAGE),
+        (SeedreamEditOperator, models.SEEDREAM_EDIT_MODEL),
+        (SeedreamTextToImageOperator, models.SEEDREAM_TEXT_TO_IMAGE_MODEL),
     ],
 )
 def test_typed_operators_take_their_fields_from_the_catalog(operator, model):
-    assert operator.kie_model is model
-    assert tuple(operator.template_fields) == (*model.template_fields, "callback_url", "output_path")
-    assert "nsfw_checker" not in operator.template_fields
+    assert operator.kie_model is models.entry(model)
+    assert tuple(operator.template_fields) == (
+        *operator.kie_model.template_fields,
+        "callback_url",
+        "output_path",
+    )
