@@ -30,6 +30,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": modules(
             "airflow_provider_kie.operators.kie",
             "airflow_provider_kie.operators.seedream",
+            "airflow_provider_kie.operators.market",
             "airflow_provider_kie.operators.batch",
         ),
         "sensors": modules("airflow_provider_kie.sensors.kie"),

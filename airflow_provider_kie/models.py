@@ -89,6 +89,8 @@ class Field:
             f"≥ {self.min:g}" if self.min is not None else "",
             f"≤ {self.max:g}" if self.max is not None else "",
         ]
+        if self.max_length is not None:
+            bounds.append(f"at most {self.max_length} characters")
         text = " and ".join(b for b in bounds if b)
         return f"a {self.type} {text}".strip() if text else f"a {self.type}"
 
@@ -141,7 +143,8 @@ class Field:
             value = [value]
         if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
             raise _Refused(f"must be a list, got {type(value).__name__}")
-        least = self.min_items if self.min_items is not None else int(self.required)
+        # Required files need one; a required list of options may be empty (Kie's pages give no minimum).
+        least = self.min_items if self.min_items is not None else int(self.required and bool(self.file))
         most = self.max_items if self.max_items is not None else len(value)
         if not least <= len(value) <= most:
             raise _Refused(f"has {len(value)} items; between {least} and {most} are allowed")

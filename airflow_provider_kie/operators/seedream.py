@@ -10,10 +10,21 @@ from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 
 
 class KieModelOperator(KieCreateTaskOperator):
-    """A KieCreateTaskOperator whose ``input`` is built from one typed attribute per field of
-    ``kie_model`` (a catalog entry); a subclass declares the model and its ``__init__`` signature."""
+    """A KieCreateTaskOperator whose ``input`` is built from one attribute per field of ``kie_model``
+    (a catalog entry). A subclass names the model; its templated fields and the documentation of its
+    parameters come from the catalog entry, unless the subclass declares them itself."""
 
     kie_model: ClassVar[models.KieModel]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("kie_model")
+        if model is None:
+            return
+        if "template_fields" not in cls.__dict__:
+            cls.template_fields = (*model.template_fields, "callback_url", "output_path")
+        if ":param" not in (cls.__doc__ or ""):
+            cls.__doc__ = f"{cls.__doc__ or ''}\n\n{parameter_docs(model)}"
 
     def __init__(self, **kwargs: Any) -> None:
         fields = {f.name: kwargs.pop(f.name, None) for f in self.kie_model.fields}
@@ -87,3 +98,20 @@ class SeedreamEditOperator(KieModelOperator):
             nsfw_checker=nsfw_checker,
             **kwargs,
         )
+
+
+def parameter_docs(model: models.KieModel) -> str:
+    """The ``:param:`` lines of a typed operator, from its catalog entry."""
+    lines = []
+    for f in model.fields:
+        facts = [f.allowed() if not f.file else f"{f.file} file(s): URLs, local paths or object-storage URIs"]
+        if f.is_list and f.max_items is not None:
+            facts.append(f"at most {f.max_items} items")
+        facts.append("required" if f.required and f.default is None else f"default {f.default!r}")
+        lines.append(f"    :param {f.name}: {'; '.join(facts)} (templated).")
+    source = "Kie's page " + model.doc_url if model.confidence == "doc" else "third-party material only"
+    lines.append(
+        f"\n    Fields from the provider's catalog ({source}); every other parameter is KieCreateTaskOperator's."
+        " Input is validated after rendering, before any request."
+    )
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_kie import inputs
 from airflow_provider_kie.emulator.images import result_png
+from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 from tests.support import FakeTI
 
@@ -116,3 +117,24 @@ def test_an_upload_that_meets_a_5xx_is_sent_again(kie_emulator, png, fault, requ
     assert kie_emulator.count("upload") == 2 and kie_emulator.count("createTask") == 1
     ((sent,),) = sent_image_urls(kie_emulator)
     assert kie_emulator.state.files[sent.removeprefix(f"{kie_emulator.url}/files/")][0] == png.read_bytes()
+
+
+def test_every_file_field_of_a_video_model_takes_local_files_single_or_listed(kie_emulator, png, tmp_path):
+    """kling/v2-1-pro: ``image_url`` and ``tail_image_url`` take one file each (not a list)."""
+    clip = tmp_path / "voice.mp3"
+    clip.write_bytes(b"ID3\x03\x00" + b"\0" * 64)
+    KieCreateTaskOperator(
+        task_id="animate",
+        model="kling/v2-1-pro",
+        input={"prompt": "slow dolly-in", "image_url": str(png), "tail_image_url": f"file://{png}"},
+    ).execute({"ti": FakeTI()})
+    (sent,) = [r.body["input"] for r in kie_emulator.requests if r.endpoint == "createTask"]
+    assert sent["image_url"] == sent["tail_image_url"]  # one upload for one content
+    assert sent["image_url"].startswith(f"{kie_emulator.url}/files/uploads/")
+    assert kie_emulator.count("upload") == 1
+    audio = {"image_url": str(png), "audio_url": str(clip), "prompt": "say hello"}
+    KieCreateTaskOperator(task_id="avatar", model="kling/ai-avatar-standard", input=audio).execute(
+        {"ti": FakeTI()}
+    )
+    uploaded = [r.body for r in kie_emulator.requests if r.endpoint == "createTask"][-1]["input"]["audio_url"]
+    assert kie_emulator.state.files[uploaded.removeprefix(f"{kie_emulator.url}/files/")][1] == "audio/mpeg"
