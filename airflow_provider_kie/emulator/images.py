@@ -1,4 +1,5 @@
-"""Small real PNG images, made with the standard library only, for the emulator's results."""
+"""The emulator's results: small real PNG images made with the standard library, and a short MP4 video
+and MP3 sound (``media/``, made once with ffmpeg: see media/README.md) that browsers play."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import functools
 import hashlib
 import struct
 import zlib
+from pathlib import Path
+
+MEDIA = Path(__file__).with_name("media")
 
 
 def result_png(seed: str, size: int = 256, pad_to: int = 0) -> bytes:
@@ -48,3 +52,27 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return (
         struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
     )
+
+
+def result_file(kind: str, seed: str, pad_to: int = 0) -> tuple[bytes, str]:
+    """A result of ``kind`` (image, video or audio) and its media type, padded to ``pad_to`` bytes in a
+    way players skip (a PNG chunk, an MP4 ``free`` box, an MP3 with trailing zero bytes)."""
+    if kind == "video":
+        return _padded(_media("result.mp4"), pad_to, mp4=True), "video/mp4"
+    if kind == "audio":
+        return _padded(_media("result.mp3"), pad_to, mp4=False), "audio/mpeg"
+    return result_png(seed, pad_to=pad_to), "image/png"
+
+
+@functools.cache
+def _media(name: str) -> bytes:
+    return (MEDIA / name).read_bytes()
+
+
+def _padded(content: bytes, pad_to: int, *, mp4: bool) -> bytes:
+    padding = pad_to - len(content)
+    if padding < 8:
+        return content
+    if mp4:
+        return content + struct.pack(">I", padding) + b"free" + bytes(padding - 8)
+    return content + bytes(padding)

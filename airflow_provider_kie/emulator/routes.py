@@ -16,12 +16,13 @@ from urllib.parse import urlparse
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from airflow_provider_kie.emulator import catalog
 from airflow_provider_kie.emulator.callbacks import schedule_callback
 from airflow_provider_kie.emulator.faults import FAULTS, RECORD_FAULTS
-from airflow_provider_kie.emulator.images import result_png
+from airflow_provider_kie.emulator.images import result_file, result_png
 from airflow_provider_kie.emulator.replies import MESSAGES, envelope, record_of, reply
 from airflow_provider_kie.emulator.schema import create_task_problem
-from airflow_provider_kie.emulator.state import EmulatedTask, EmulatorState, task_record
+from airflow_provider_kie.emulator.state import RESULT_EXTENSIONS, EmulatedTask, EmulatorState, task_record
 
 STATE_KEY = web.AppKey("state", EmulatorState)
 RECORD_INFO_IS_NULL = "recordInfo is null"
@@ -73,6 +74,7 @@ async def create_task(request: web.Request) -> web.Response:
     if problem is not None:
         return reply(request, state, state.config.validation_error_code, problem)
     model, task_input, callback = body["model"], body["input"], body.get("callBackUrl")
+    kind = catalog.kind(model)
     config = state.config
     with state.lock:
         if state.balance() < Decimal(str(config.credits_per_task)):
@@ -87,9 +89,11 @@ async def create_task(request: web.Request) -> web.Response:
             created=time.time(),
             waiting=config.waiting_seconds,
             queuing=config.queuing_seconds,
-            generating=config.generating_seconds + random.uniform(0.0, config.generating_spread_seconds),
+            generating=config.generating_seconds * config.generating_factors.get(kind, 1.0)
+            + random.uniform(0.0, config.generating_spread_seconds),
             fails=config.fail_marker in prompt or random.random() < config.fail_rate,
             credits=Decimal(str(config.credits_per_task)),
+            kind=kind,
         )
         state.tasks[task_id] = task
         if not task.fails:
@@ -258,13 +262,13 @@ def _local_file(state: EmulatorState, url: str) -> bytes | None:
 
 
 def _find_file(state: EmulatorState, path: str) -> tuple[bytes, str] | None:
-    if path.startswith("results/") and path.endswith(".png"):
-        task_id = path[len("results/") : -len(".png")]
+    if path.startswith("results/"):
+        task_id, _, extension = path[len("results/") :].partition(".")
         with state.lock:
             task = state.tasks.get(task_id)
-        if task is not None and task.state(time.time()) == "success":
-            return result_png(task_id, pad_to=state.config.result_bytes), "image/png"
-        return None
+        if task is None or task.state(time.time()) != "success" or RESULT_EXTENSIONS[task.kind] != extension:
+            return None
+        return result_file(task.kind, task_id, state.config.result_bytes)
     with state.lock:
         return state.files.get(path)
 

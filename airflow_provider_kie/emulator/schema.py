@@ -3,7 +3,8 @@ against the client's validation code, so the emulator catches a client that vali
 
 Kie's schemas are looser than Kie's behaviour (no ``minItems``, ``input`` not required, an empty prompt
 allowed); the few rules Kie documents in prose or enforces in practice (docs/kie-api.md §1, §8) are
-added here, by the emulator, in its own words. Models without a vendored document pass unchecked.
+added here, by the emulator, in its own words. Other models are checked against the catalog's facts
+(``catalog.py``); a model outside the catalog passes unchecked.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from airflow_provider_kie.emulator import catalog
 
 OPENAPI_DIR = Path(__file__).with_name("openapi")
 CREATE_TASK_DOCUMENTS = {
@@ -75,7 +78,7 @@ def create_task_problem(body: Any) -> str | None:
     if not isinstance(task_input, dict):
         return "input is required and must be an object"
     if model not in CREATE_TASK_DOCUMENTS:
-        return None
+        return catalog.input_problem(model, task_input)
     error = next(
         iter(sorted(_create_task_validator(model).iter_errors(body), key=lambda e: list(e.path))), None
     )

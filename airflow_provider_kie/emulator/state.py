@@ -13,6 +13,8 @@ from typing import Any
 
 from airflow_provider_kie.emulator.faults import BadSetting, Fault
 
+RESULT_EXTENSIONS = {"image": "png", "video": "mp4", "audio": "mp3"}
+
 
 @dataclass
 class EmulatorConfig:
@@ -23,6 +25,10 @@ class EmulatorConfig:
     queuing_seconds: float = 0.0
     generating_seconds: float = 0.7
     generating_spread_seconds: float = 0.0  # each task generates up to this much longer (uniform)
+    # Generation time per kind of result, as a multiple of generating_seconds: videos take longest.
+    generating_factors: dict[str, float] = field(
+        default_factory=lambda: {"image": 1.0, "video": 3.0, "audio": 1.5}
+    )
     null_seconds: float = 0.2  # recordInfo answers "recordInfo is null" this long after creation
     credits: Decimal = Decimal(1000)
     credits_per_task: Decimal = Decimal(6)
@@ -85,6 +91,7 @@ class EmulatedTask:
     generating: float
     fails: bool
     credits: Decimal
+    kind: str = "image"  # what the model makes: image, video or audio
     forced_state: str | None = None  # set through /_emulator/tasks/{id}
 
     @property
@@ -166,7 +173,7 @@ def task_record(state: EmulatorState, task: EmulatedTask, now: float) -> dict[st
     """recordInfo ``data`` for ``task`` at time ``now``, shaped as Kie sends it."""
     current = task.state(now)
     terminal = current in ("success", "fail")
-    url = f"{state.public_url}/files/results/{task.task_id}.png"
+    url = f"{state.public_url}/files/results/{task.task_id}.{RESULT_EXTENSIONS[task.kind]}"
     finished = min(now, task.done_at)
     record: dict[str, Any] = {
         "taskId": task.task_id,

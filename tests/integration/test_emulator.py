@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from airflow_provider_kie import api, models
+from airflow_provider_kie.api import TaskState
 from airflow_provider_kie.callbacks import sign as callback_signature
-from airflow_provider_kie.exceptions import KieRateLimitError
+from airflow_provider_kie.exceptions import KieRateLimitError, KieValidationError
 from airflow_provider_kie.hooks.kie import KieHook, RetryPolicy
 from airflow_provider_kie.testing import EMULATOR_API_KEY, free_port
 from tests.support import EDIT_INPUT
@@ -157,3 +158,29 @@ def test_models_without_a_vendored_schema_are_accepted(kie_emulator):
         timeout=5,
     ).json()
     assert reply["code"] == 200 and reply["data"]["taskId"] in kie_emulator.state.tasks
+
+
+@pytest.mark.parametrize(
+    ("model", "task_input", "extension", "media_type", "magic"),
+    [
+        ("kling-2.6/text-to-video", {"prompt": "waves", "sound": False, "aspect_ratio": "16:9", "duration": "5"}, "mp4", "video/mp4", b"ftyp"),
+        ("elevenlabs/text-to-speech-multilingual-v2", {"text": "Hello", "voice": "Rachel"}, "mp3", "audio/mpeg", b"ID3"),
+        (models.SEEDREAM_EDIT_MODEL, EDIT_INPUT, "png", "image/png", b"PNG"),
+    ],
+)  # fmt: skip
+def test_results_are_of_the_models_kind(hook, kie_emulator, model, task_input, extension, media_type, magic):
+    kie_emulator.config.generating_seconds = 0.05
+    task_id = hook.create_task(model, task_input)
+    deadline = time.monotonic() + 10
+    while (task := hook.get_task(task_id)).state is not TaskState.SUCCESS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (url,) = task.result_urls
+    assert url.endswith(f".{extension}")
+    response = requests.get(url, timeout=10)
+    assert response.headers["Content-Type"] == media_type and magic in response.content[:12]
+
+
+def test_the_emulator_refuses_what_the_catalog_forbids_in_its_own_words(hook, kie_emulator):
+    given = {"prompt": "waves", "sound": False, "aspect_ratio": "16:9", "duration": "7"}
+    with pytest.raises(KieValidationError, match=r"input\.duration.*'7' is not one of"):
+        hook.create_task("kling-2.6/text-to-video", given, validate=False)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from airflow_provider_kie import models
+from airflow_provider_kie.emulator import catalog as emulator_catalog
 from airflow_provider_kie.exceptions import KieInputError
 from tests.catalog_cases import minimal_input, mutations
 from tests.support import REPOSITORY
@@ -33,14 +34,17 @@ def test_the_catalog_ships_every_model_once_under_its_own_id():
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_takes_a_minimal_input_and_refuses_each_forbidden_value_by_field(name):
+    """The provider's validator and the emulator's own check (the catalog as JSON Schema) agree."""
     model = models.catalog_model(name)
     accepted = model.validate(minimal_input(model))
     assert {f.name for f in model.fields if f.required} <= set(accepted)
+    assert emulator_catalog.input_problem(name, accepted) is None
     for field, wrong, given in mutations(model):
         with pytest.raises(KieInputError) as info:
             model.validate(given)
         assert info.value.parameter == field, (wrong, str(info.value))
         assert name in str(info.value)
+        assert f"input.{field}:" in (emulator_catalog.input_problem(name, given) or ""), wrong
 
 
 def test_unambiguous_values_are_converted_to_what_kie_wants():
