@@ -15,6 +15,7 @@ from attrs import define
 from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
 
+from airflow_provider_kie import models
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.events import ItemOutcome
 
@@ -27,6 +28,7 @@ class KieTaskRunFacet(RunFacet):
     kieTaskId: str  # facet fields are camelCase in OpenLineage
     state: str
     creditsConsumed: float | None = None
+    kind: str | None = None  # image, video or audio, by the model's catalog entry
 
 
 @define
@@ -38,6 +40,7 @@ class KieBatchRunFacet(RunFacet):
     succeeded: int
     kieTaskIds: list[str]
     creditsConsumed: float
+    kind: str | None = None
 
 
 def dataset(ref: Any) -> Dataset:
@@ -66,6 +69,7 @@ def operator_lineage(task: KieTask | None, inputs: list[Any], outputs: list[str]
             kieTaskId=task.kie_task_id,
             state=task.state.value,
             creditsConsumed=None if task.credits_consumed is None else float(task.credits_consumed),
+            kind=models.kind_of(task.model),
         )
     return OperatorLineage(
         inputs=[dataset(ref) for ref in inputs],
@@ -83,6 +87,7 @@ def batch_lineage(model: str, inputs: list[Any], outcomes: list[ItemOutcome]) ->
         succeeded=len(made),
         kieTaskIds=[o.kie_task_id for o in outcomes if o.kie_task_id],
         creditsConsumed=float(sum(o.credits_consumed or 0 for o in outcomes)),
+        kind=models.kind_of(model),
     )
     distinct = list(dict.fromkeys(str(ref) for ref in inputs))
     return OperatorLineage(

@@ -285,6 +285,12 @@ def catalog_model(model: str) -> KieModel:
     return found
 
 
+def kind_of(model: str | None) -> str | None:
+    """What ``model`` makes (image, video or audio) by its catalog entry; None outside the catalog."""
+    found = entry(model) if model else None
+    return found.kind if found else None
+
+
 def names() -> list[str]:
     """Every model id of the catalog."""
     return sorted(p.stem.replace("__", "/") for p in CATALOG_DIR.glob("*.json") if not p.name.startswith("_"))

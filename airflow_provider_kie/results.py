@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_kie import storage
+from airflow_provider_kie import models, storage
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.compat import listeners_registered
 from airflow_provider_kie.events import EventStatus, ItemOutcome, KieTaskEvent
@@ -31,7 +31,8 @@ def result_xcoms(task: KieTask, stored: list[str] | None = None) -> dict[str, An
     ``output_path``, else Kie's result URLs) and ``kie_task`` (the record, Kie's URLs included); the
     extra link's XCom is :func:`~airflow_provider_kie.links.link_xcoms`."""
     urls = list(task.result_urls)
-    return {RETURN_VALUE: urls if stored is None else stored, XCOM_KIE_TASK: task.to_dict()}
+    record = {**task.to_dict(), "kind": models.kind_of(task.model)}
+    return {RETURN_VALUE: urls if stored is None else stored, XCOM_KIE_TASK: record}
 
 
 def task_result(
@@ -86,6 +87,7 @@ def task_asset_extra(task: KieTask, stored: list[str] | None) -> dict[str, Any]:
     return {
         "kie_task_id": task.kie_task_id,
         "model": task.model,
+        "kind": models.kind_of(task.model),
         "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
         "kie_urls": list(task.result_urls),
         **({"stored": stored} if stored is not None else {}),
@@ -99,6 +101,7 @@ def batch_asset_extra(outcomes: Sequence[ItemOutcome], model: str, *, stored: bo
     return {
         "kie_task_ids": [o.kie_task_id for o in made],
         "model": model,
+        "kind": models.kind_of(model),
         "credits_consumed": sum(o.credits_consumed or 0 for o in outcomes),
         "stored" if stored else "kie_urls": [uri for o in made for uri in o.result],
         "failed_items": [o.index for o in outcomes if not o.succeeded],

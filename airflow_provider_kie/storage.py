@@ -3,7 +3,8 @@
 Each result file is streamed (never whole in memory) to a hidden partial name beside its final name,
 then renamed: a reader never sees half a file under ``{kie_task_id}-{n}.{ext}``, and the next copy of
 the same result removes what a process killed mid-file left. A manifest
-``{kie_task_id}.json`` beside the files says where each came from. Copying again is harmless: a file
+``{kie_task_id}.json`` beside the files says where each came from and, under ``files``, its kind
+(image, video, audio), content type, size and SHA-256. Copying again is harmless: a file
 already stored under its final name is kept, so a retry after a crash mid-copy finishes the copy.
 Result URLs are fetched without the API key: they are on Kie's file hosts, not its API.
 
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import mimetypes
 import time
 import uuid
 import weakref
@@ -38,6 +41,12 @@ EXTENSIONS = {
     "image/gif": "gif",
     "video/mp4": "mp4",
     "video/webm": "webm",
+    "video/quicktime": "mov",
+    "audio/mpeg": "mp3",
+    "audio/wav": "wav",
+    "audio/mp4": "m4a",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
 }
 
 
@@ -128,7 +137,7 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
         await asyncio.to_thread(make_folder, folder)
     except OSError as error:
         raise KieStorageError(f"could not make {folder}: {type(error).__name__}: {error}", operation="store")
-    stored = []
+    files: list[dict[str, Any]] = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=DOWNLOAD_TIMEOUT, sock_read=DOWNLOAD_TIMEOUT)
     # One session for the loop's copies (no key: Kie's file hosts, not its API); a session per copy
     # would promote its objects to the oldest GC generation and bring on full collections, which
@@ -140,9 +149,14 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
         for n, url in enumerate(task.result_urls):
             stem = f"{task.kie_task_id}-{n}"
             found = await asyncio.to_thread(_stored_before, folder, stem)
-            stored.append(str(found or await _download(session, url, folder, stem)))
+            files.append(
+                await asyncio.to_thread(_described, found, url)
+                if found
+                else await _download(session, url, folder, stem)
+            )
     finally:
         await sessions.release_async_session(session)
+    stored = [file["uri"] for file in files]
     manifest = {
         "kie_task_id": task.kie_task_id,
         "model": task.model,
@@ -151,6 +165,7 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
         "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
         "kie_urls": list(task.result_urls),
         "stored": stored,
+        "files": files,
         "created_at": task.created_at.isoformat() if task.created_at else None,
         "completed_at": task.completed_at.isoformat() if task.completed_at else None,
         "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -177,13 +192,14 @@ def _remove_partials(folder: Any, name: str) -> None:
             leftover.unlink()
 
 
-async def _download(session: Any, url: str, folder: Any, stem: str) -> Any:
+async def _download(session: Any, url: str, folder: Any, stem: str) -> dict[str, Any]:
     import aiohttp
 
     try:
         async with session.get(url) as response:
             response.raise_for_status()
-            target = folder / f"{stem}.{extension(response.headers.get('Content-Type'), url)}"
+            content_type = media_type(response.headers.get("Content-Type"), url)
+            target = folder / f"{stem}.{extension(content_type, url)}"
             file = await asyncio.to_thread(AtomicFile, target)
             try:
                 buffer = bytearray()
@@ -201,7 +217,39 @@ async def _download(session: Any, url: str, folder: Any, stem: str) -> Any:
         raise KieStorageError(f"could not download {url}: {type(error).__name__}: {error}", operation="store")
     except OSError as error:
         raise KieStorageError(f"could not store {url}: {type(error).__name__}: {error}", operation="store")
-    return target
+    return file_entry(target, url, content_type, file.size, file.sha256.hexdigest())
+
+
+def file_entry(target: Any, url: str, content_type: str, size: int, sha256: str) -> dict[str, Any]:
+    """A stored result as its manifest lists it."""
+    kind = content_type.split("/")[0] if content_type.split("/")[0] in ("image", "video", "audio") else "file"
+    return {
+        "uri": str(target),
+        "kie_url": url,
+        "kind": kind,
+        "content_type": content_type,
+        "bytes": size,
+        "sha256": sha256,
+    }
+
+
+def _described(target: Any, url: str) -> dict[str, Any]:
+    """A result an earlier try stored, described as :func:`_download` describes a new one."""
+    digest, size = hashlib.sha256(), 0
+    with target.open("rb") as handle:
+        while data := handle.read(CHUNK_BYTES):
+            digest.update(data)
+            size += len(data)
+    return file_entry(target, url, media_type(None, str(target)), size, digest.hexdigest())
+
+
+def media_type(content_type: str | None, url: str) -> str:
+    """The reply's media type, else the one the URL's extension names, else a binary file's."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media and media != "application/octet-stream":
+        return media
+    name = url.split("?")[0].rsplit("/", 1)[-1]
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def _write_whole(target: Any, content: bytes) -> None:
@@ -222,12 +270,16 @@ class AtomicFile:
     def __init__(self, target: Any) -> None:
         self.target = target
         self.partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex}"
+        self.sha256 = hashlib.sha256()
+        self.size = 0
         with self._storing():
             self.handle = self.partial.open("wb")
 
     def write(self, data: bytes) -> None:
         with self._storing():
             self.handle.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
 
     def commit(self) -> None:
         with self._storing():

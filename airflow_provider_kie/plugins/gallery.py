@@ -208,10 +208,8 @@ def _card_html(dag_id: str, run_id: str, card: Card) -> Iterator[str]:
     if images:
         yield '<div class="images">'
         for index, uri in enumerate(images):
-            src = e(_image_src(dag_id, run_id, card, index, uri))
-            yield (
-                f'<a href="{src}" target="_blank">'
-                f'<img src="{src}" alt="result {index + 1} of {e(card.label)}" loading="lazy"></a>'
+            yield _media_html(
+                e(_image_src(dag_id, run_id, card, index, uri)), uri, f"result {index + 1} of {card.label}"
             )
         yield "</div>"
     yield f"<h2>{e(card.label)}</h2>"
@@ -237,6 +235,16 @@ def _card_html(dag_id: str, run_id: str, card: Card) -> Iterator[str]:
     yield "</article>"
 
 
+def _media_html(src: str, uri: str, label: str) -> str:
+    """A result as the browser shows it: a video or a sound with its controls, else an image."""
+    kind = (mimetypes.guess_type(uri.split("?")[0])[0] or "image/").split("/")[0]
+    if kind == "video":
+        return f'<video src="{src}" controls muted playsinline preload="metadata" title="{html.escape(label)}"></video>'
+    if kind == "audio":
+        return f'<audio src="{src}" controls preload="metadata" title="{html.escape(label)}"></audio>'
+    return f'<a href="{src}" target="_blank"><img src="{src}" alt="{html.escape(label)}" loading="lazy"></a>'
+
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; padding: 16px; color: #1a202c; background: #fff; }
 @media (prefers-color-scheme: dark) { body { color: #e2e8f0; background: #1a202c; } }
@@ -245,7 +253,8 @@ header { margin-bottom: 16px; }
 .card { border: 1px solid #cbd5e0; border-radius: 8px; padding: 12px; }
 .card.fail { border-color: #e53e3e; }
 .images { display: flex; flex-wrap: wrap; gap: 6px; }
-.images img { width: 100%; max-height: 260px; object-fit: contain; border-radius: 4px; background: #edf2f7; }
+.images img, .images video { width: 100%; max-height: 260px; object-fit: contain; border-radius: 4px; background: #edf2f7; }
+.images audio { width: 100%; }
 h2 { font-size: 1rem; margin: 8px 0 4px; }
 .prompt { font-style: italic; margin: 4px 0; }
 dl { display: grid; grid-template-columns: auto 1fr; gap: 2px 8px; font-size: 0.85rem; margin: 6px 0 0; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 
@@ -13,6 +14,7 @@ from airflow_provider_kie import storage
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.exceptions import KieStorageError
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
+from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 from tests.support import AIRFLOW_33, DictStateStore, FakeTI
 
@@ -211,3 +213,32 @@ def test_a_folder_unwritable_at_copy_time_is_a_retry_not_a_new_task(kie_emulator
     uris = edit(output_path=str(folder), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
     (kie_task_id,) = kie_emulator.state.tasks
     assert uris == [f"file://{folder}/{kie_task_id}-0.png"] and kie_emulator.count("createTask") == 1
+
+
+def test_a_video_is_stored_with_its_kind_type_size_and_hash_in_the_manifest(kie_emulator, tmp_path):
+    ctx = {"ti": FakeTI()}
+    given = {"prompt": "waves", "sound": False, "aspect_ratio": "16:9", "duration": 5}
+    uris = KieCreateTaskOperator(
+        task_id="clip",
+        model="kling-2.6/text-to-video",
+        input=given,
+        output_path=str(tmp_path),
+        poll_interval=0.05,
+    ).execute(ctx)
+    (kie_task_id,) = kie_emulator.state.tasks
+    video = tmp_path / f"{kie_task_id}-0.mp4"
+    assert uris == [f"file://{video}"] and video.read_bytes()[4:8] == b"ftyp"
+    manifest = json.loads((tmp_path / f"{kie_task_id}.json").read_text())
+    (entry,) = manifest["files"]
+    assert entry == {
+        "uri": f"file://{video}",
+        "kie_url": manifest["kie_urls"][0],
+        "kind": "video",
+        "content_type": "video/mp4",
+        "bytes": video.stat().st_size,
+        "sha256": hashlib.sha256(video.read_bytes()).hexdigest(),
+    }
+    assert ctx["ti"].xcom["kie_task"]["kind"] == "video"
+    task = KieTask(kie_task_id, TaskState.SUCCESS, result_urls=tuple(manifest["kie_urls"]))
+    storage.persist(task, storage.as_path(str(tmp_path)))  # a retry: the stored file is described again
+    assert json.loads((tmp_path / f"{kie_task_id}.json").read_text())["files"] == [entry]

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from airflow_provider_kie.emulator.images import result_png
 from tests.support import AIRFLOW_3, EXAMPLES, RealAirflow, debian_program, wait_for_port
 
 pytestmark = [
@@ -28,9 +29,21 @@ DAG = f"""
 import os
 from datetime import datetime
 from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_kie.operators.market import ElevenLabsTextToSpeechOperator, Kling26ImageToVideoOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
 
 with DAG(dag_id="kie_gallery", start_date=datetime(2026, 1, 1), schedule=None, catchup=False):
+    # A local still animated into a stored MP4, and a voice-over stored as MP3.
+    Kling26ImageToVideoOperator(
+        task_id="video", prompt="Slow dolly-in", image_urls=[os.environ["KIE_INPUT_PNG"]], sound=False,
+        duration=5, output_path="file://" + os.environ["KIE_OUTPUT_DIR"] + "/{{{{ run_id }}}}",
+        deferrable=True, poll_interval=0.5,
+    )
+    ElevenLabsTextToSpeechOperator(
+        task_id="voice", text="The dress, in red, at dawn.",
+        output_path="file://" + os.environ["KIE_OUTPUT_DIR"] + "/{{{{ run_id }}}}", deferrable=True,
+        poll_interval=0.5,
+    )
     SeedreamEditOperator(
         task_id="stored", prompt="The dress in red, on a beach at dawn", image_urls={IMAGE!r},
         output_path="file://" + os.environ["KIE_OUTPUT_DIR"] + "/{{{{ run_id }}}}", deferrable=True,
@@ -94,7 +107,15 @@ def ui_airflow(tmp_path_factory, chromium):
             emulator.connection_uri("kie-key"),
             {"kie_gallery.py": DAG, "kie_human_approval.py": approval},
         )
-        airflow.env.update({"AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "KIE_POLL_INTERVAL": "0.5"})
+        still = root / "still.png"
+        still.write_bytes(result_png("a local still", size=64))
+        airflow.env.update(
+            {
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "KIE_POLL_INTERVAL": "0.5",
+                "KIE_INPUT_PNG": str(still),
+            }
+        )
         airflow.start_all()
         port = int(airflow.env["AIRFLOW__API__PORT"])
         wait_for_port(port, airflow.processes["api-server"], "the API server", timeout=180)
@@ -145,7 +166,19 @@ def test_the_gallery_and_the_connection_form_in_a_browser(ui_airflow, page):
     page.get_by_text("Kie results", exact=True).click()
     frame = page.frame_locator("iframe")
     cards = frame.locator("article.card")
-    expect(cards).to_have_count(3, timeout=60_000)
+    expect(cards).to_have_count(5, timeout=60_000)
+    # The video and the voice-over play from their stored copies.
+    for kind in ("video", "audio"):
+        player = frame.locator(f"article.card {kind}")
+        expect(player).to_have_count(1)
+        assert player.get_attribute("src").startswith("gallery/image?")
+        player.evaluate("media => { media.preload = 'auto'; media.muted = true; media.play(); }")
+        expect(player).to_have_js_property("error", None)
+        for _ in range(300):  # up to 30 s: the player has the current frame (HAVE_CURRENT_DATA) or more
+            if player.evaluate("media => media.readyState") >= 2:
+                break
+            page.wait_for_timeout(100)
+        assert player.evaluate("media => media.readyState") >= 2, kind
     images = frame.locator("article.card img")
     expect(images).to_have_count(2)  # one result each for the two that succeeded
     for index in range(2):

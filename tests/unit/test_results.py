@@ -36,7 +36,7 @@ def test_event_result_returns_urls_and_pushes_the_record():
     task = KieTask(kie_task_id="abc", state=TaskState.SUCCESS, result_urls=("https://r/1.png",))
     context = {"ti": FakeTI()}
     urls = event_result(context, KieTaskEvent.finished(KieJobRef("abc", 1.0), task), "kie_default")
-    assert urls == ["https://r/1.png"] and context["ti"].xcom["kie_task"] == task.to_dict()
+    assert urls == ["https://r/1.png"] and context["ti"].xcom["kie_task"] == {**task.to_dict(), "kind": None}
     assert "return_value" not in context["ti"].xcom  # Airflow writes it from what execute returns
     assert result_xcoms(task)["return_value"] == urls
 
@@ -62,7 +62,9 @@ def test_result_xcoms_are_what_a_worker_leaves():
     )
     xcoms = result_xcoms(task)
     assert xcoms["return_value"] == ["https://r/1.png", "https://r/2.png"]
-    assert xcoms["kie_task"] == task.to_dict()
+    assert xcoms["kie_task"] == {**task.to_dict(), "kind": None}  # outside the catalog
+    video = KieTask(kie_task_id="v", state=TaskState.SUCCESS, model="kling-2.6/text-to-video")
+    assert result_xcoms(video)["kie_task"]["kind"] == "video"
     links = link_xcoms(task.result_urls)
     if LINK_XCOM_KEY:  # Airflow 3 keeps the rendered link in XCom
         assert links == {LINK_XCOM_KEY: "https://r/1.png"}
