@@ -1,5 +1,6 @@
-"""The content pipeline to copy: images from a folder, every style applied to each by Seedream 4.5, the
-results stored with a manifest each, and a contact sheet made when they land.
+"""The content pipeline to copy: images from a folder, every style applied to each by Seedream 4.5, each
+edited still animated into a short video by Kling 2.6, the results stored with a manifest each, and a
+contact sheet of stills and videos made when they land.
 
 - ``kie_content_pipeline`` lists the images in ``KIE_INPUT_DIR`` (default: ``inputs/`` beside this file)
   and runs one edit per image and style as a single deferrable batch task: one worker run validates every
@@ -10,8 +11,13 @@ results stored with a manifest each, and a contact sheet made when they land.
   whose extra holds the stored URIs, the Kie task ids and the credits. ``return_value`` holds each
   edit's outcome. (Mapped edits would cost two worker runs each: Airflow 3.3 starts no mapped task in
   the triggerer.)
-- ``kie_contact_sheet`` is scheduled on that asset: in each folder the triggering events name, it writes
-  ``contact-sheet.html``, one entry per manifest there, so it is complete whichever event triggered it.
+- ``animate`` then turns each edited still into a 5 s clip with ``kling-2.6/image-to-video`` (a
+  ``KieBatchOperator`` whose items are the stored stills: local or object-storage files, uploaded once
+  each), stored as MP4 with a manifest each in the same folder; its outlet is the ``animated`` asset.
+  With a key, each clip costs Kling's price on top of the edit's.
+- ``kie_contact_sheet`` is scheduled on the ``animated`` asset: in each folder the triggering events
+  name, it writes ``contact-sheet.html``, one entry per stored file there (images and playable videos),
+  so it is complete whichever event triggered it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 
 from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, Param, task
 
-from airflow_provider_kie.operators.batch import SeedreamEditBatchOperator
+from airflow_provider_kie.operators.batch import KieBatchOperator, SeedreamEditBatchOperator
 
 INPUT_DIR = Path(os.environ.get("KIE_INPUT_DIR") or Path(__file__).parent / "inputs")
 OUTPUT_URI = os.environ.get("KIE_OUTPUT_URI") or (
@@ -37,7 +43,10 @@ STYLES = [
     "Make it a neon-lit night scene.",
     "Render it as a pencil sketch.",
 ]
+CLIP = {"prompt": "A slow dolly-in; the scene comes alive.", "sound": False, "duration": "5"}
 EDITED = Asset("kie://content-pipeline/edited")
+ANIMATED = Asset("kie://content-pipeline/animated")
+POLL_INTERVAL = float(os.environ.get("KIE_POLL_INTERVAL", "3"))
 
 with DAG(
     dag_id="kie_content_pipeline",
@@ -56,7 +65,7 @@ with DAG(
             raise ValueError(f"no {', '.join(sorted(IMAGE_SUFFIXES))} images in {INPUT_DIR}")
         return [{"image_urls": [str(image)], "prompt": style} for image in images for style in STYLES]
 
-    SeedreamEditBatchOperator(
+    edit = SeedreamEditBatchOperator(
         task_id="edit",
         edits=plan_edits(),
         aspect_ratio="1:1",
@@ -64,15 +73,31 @@ with DAG(
         deferrable=True,
         output_path="{{ params.output_uri }}",
         outlets=[EDITED],
-        poll_interval=float(os.environ.get("KIE_POLL_INTERVAL", "3")),
+        poll_interval=POLL_INTERVAL,
         timeout=timedelta(minutes=15),
+    )
+
+    @task
+    def plan_clips(outcomes: list[dict]) -> list[dict]:
+        """One clip per edited still (its stored copy)."""
+        return [{**CLIP, "image_urls": o["result"][:1]} for o in outcomes if o["status"] == "success"]
+
+    KieBatchOperator(
+        task_id="animate",
+        model="kling-2.6/image-to-video",
+        inputs=plan_clips(edit.output),
+        deferrable=True,
+        output_path="{{ params.output_uri }}",
+        outlets=[ANIMATED],
+        poll_interval=POLL_INTERVAL,
+        timeout=timedelta(minutes=30),
     )
 
 
 with DAG(
     dag_id="kie_contact_sheet",
     start_date=datetime(2026, 1, 1),
-    schedule=[EDITED],
+    schedule=[ANIMATED],
     catchup=False,
     tags=["kie", "example"],
 ) as contact_sheet_dag:
@@ -102,9 +127,14 @@ def write_contact_sheet(folder: ObjectStoragePath) -> ObjectStoragePath:
         manifest = json.loads(path.read_text())
         source = manifest.get("sources") or ["?"]  # the file as given, not its upload's URL
         for stored in manifest.get("stored") or []:
+            name = html.escape(stored.rsplit("/", 1)[-1])
+            shown = (
+                f'<video src="{name}" width="256" controls muted loop></video>'
+                if name.endswith((".mp4", ".webm", ".mov"))
+                else f'<img src="{name}" width="256">'
+            )
             entries.append(
-                "<figure>"
-                f'<img src="{html.escape(stored.rsplit("/", 1)[-1])}" width="256">'
+                f"<figure>{shown}"
                 f"<figcaption>{html.escape(str((manifest.get('input') or {}).get('prompt', '')))}<br>"
                 f"from {html.escape(str(source[0]))}<br>Kie task {html.escape(manifest['kie_task_id'])}, "
                 f"{manifest.get('credits_consumed')} credits</figcaption></figure>"

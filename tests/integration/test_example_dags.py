@@ -111,26 +111,41 @@ def test_kie_content_pipeline_then_its_contact_sheet(airflow_env, kie_emulator, 
     state, xcom, _ = dags_test(env, kie_emulator, "kie_content_pipeline")
     assert state == "success"
     inputs = sorted((EXAMPLES / "inputs").iterdir())
-    assert kie_emulator.count("createTask") == 3 * len(inputs) and kie_emulator.count("upload") == len(inputs)
+    edits = 3 * len(inputs)
+    # Every edit, then a clip of each edited still: each still is a distinct file, uploaded once.
+    assert (
+        kie_emulator.count("createTask") == 2 * edits and kie_emulator.count("upload") == len(inputs) + edits
+    )
     results = xcom[("edit", -1, "return_value")]  # one batch task: an outcome per edit
-    assert [r["status"] for r in results] == ["success"] * 3 * len(inputs)
+    assert [r["status"] for r in results] == ["success"] * edits
     stored = [uri for r in results for uri in r["result"]]
+    clips = xcom[("animate", -1, "return_value")]
+    assert [c["status"] for c in clips] == ["success"] * edits
+    videos = [uri for c in clips for uri in c["result"]]
+    assert all(uri.endswith(".mp4") for uri in videos) and len(videos) == edits
     assert sorted(p.name for p in output.iterdir()) == sorted(
-        [uri.rsplit("/", 1)[1] for uri in stored]
+        [uri.rsplit("/", 1)[1] for uri in stored + videos]
         + [f"{kie_task_id}.json" for kie_task_id in kie_emulator.state.tasks]
     )
     manifests = [json.loads(p.read_text()) for p in output.glob("*.json")]
-    assert sorted(m["sources"][0] for m in manifests) == sorted(str(p) for p in inputs for _ in range(3))
+    edited = [m for m in manifests if m["model"] == "seedream/4.5-edit"]
+    assert sorted(m["sources"][0] for m in edited) == sorted(str(p) for p in inputs for _ in range(3))
+    animated = [m for m in manifests if m["model"] == "kling-2.6/image-to-video"]
+    assert sorted(m["sources"][0] for m in animated) == sorted(stored)  # each clip names its still
+    assert {f["content_type"] for m in animated for f in m["files"]} == {"video/mp4"}
     if AIRFLOW_3:  # Airflow 2's `dags test` records no dataset events for any operator (test mode)
         db = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
-        extras = [json.loads(extra) for (extra,) in db.execute("SELECT extra FROM asset_event")]
-        (extra,) = extras  # one event for the batch, naming every edit's Kie task and stored file
-        assert sorted(extra["kie_task_ids"]) == sorted(kie_emulator.state.tasks)
-        assert extra["stored"] == stored and extra["failed_items"] == []
+        extras = [json.loads(extra) for (extra,) in db.execute("SELECT extra FROM asset_event ORDER BY id")]
+        edit_extra, clip_extra = extras  # one event per batch, naming every Kie task and stored file
+        assert sorted(edit_extra["kie_task_ids"] + clip_extra["kie_task_ids"]) == sorted(
+            kie_emulator.state.tasks
+        )
+        assert edit_extra["stored"] == stored and edit_extra["failed_items"] == []
+        assert clip_extra["stored"] == videos and clip_extra["kind"] == "video"
 
     state, xcom, _ = dags_test(env, kie_emulator, "kie_contact_sheet")
     assert state == "success"
     (sheet,) = xcom[("contact_sheet", -1, "return_value")]
     page = Path(sheet.removeprefix("file://"))
     assert page == output / "contact-sheet.html"
-    assert page.read_text().count("<figure>") == 3 * len(inputs)
+    assert page.read_text().count("<figure>") == 2 * edits and page.read_text().count("<video") == edits

@@ -1,7 +1,7 @@
 """A real Airflow 3.3 (scheduler, triggerer, dag-processor, api-server) runs the example content pipeline
-with its default settings: a batch of edits stored in the local folder, then in S3 (moto's server), an
-outlet that fires the asset-scheduled contact sheet, one createTask per edit and one upload per distinct
-input, two worker runs per batch."""
+with its default settings: a batch of edits, then a batch of clips animating them, stored in the local
+folder, then in S3 (moto's server), an outlet that fires the asset-scheduled contact sheet, one
+createTask per edit and clip and one upload per distinct input, two worker runs per batch."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
         airflow.start("triggerer")
         state, _, _ = airflow.wait_for("the run", lambda: airflow.finished_run("kie_content_pipeline"))
         assert state == "success", airflow.log("scheduler")[-3000:]
-        airflow.wait_for("the contact sheet", lambda: sheet_entries(local) == EDITS)
+        airflow.wait_for("the contact sheet", lambda: sheet_entries(local) == 2 * EDITS)
 
         # The same pipeline, stored in S3: a param of the run.
         airflow.cli(
@@ -74,23 +74,27 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
         airflow.stop()
     record_property("create_requests", kie_emulator.count("createTask"))
     record_property("tasks_created", len(kie_emulator.state.tasks))
-    assert kie_emulator.count("createTask") == len(kie_emulator.state.tasks) == 2 * EDITS
-    assert kie_emulator.count("upload") == len(INPUTS)  # the second run reused the first run's uploads
+    assert kie_emulator.count("createTask") == len(kie_emulator.state.tasks) == 2 * 2 * EDITS
+    # The inputs once (the second run reused the first run's uploads), and each run's edited stills.
+    assert kie_emulator.count("upload") == len(INPUTS) + 2 * EDITS
 
     names = sorted(p.name for p in local.iterdir())
     assert not [n for n in names if n.startswith(".")]  # the killed copy's partial was cleaned up
     pngs = [n for n in names if n.endswith(".png")]
     assert len(pngs) == EDITS and all((local / n).stat().st_size == RESULT_BYTES for n in pngs)
-    assert len([n for n in names if n.endswith(".json")]) == EDITS
+    mp4s = [n for n in names if n.endswith(".mp4")]
+    assert len(mp4s) == EDITS and all((local / n).stat().st_size == RESULT_BYTES for n in mp4s)
+    assert len([n for n in names if n.endswith(".json")]) == 2 * EDITS
     s3_keys = s3_server.keys("kie-system", "content/")
     assert len([k for k in s3_keys if k.endswith(".png")]) == EDITS
-    assert len([k for k in s3_keys if k.endswith(".json")]) == EDITS
+    assert len([k for k in s3_keys if k.endswith(".mp4")]) == EDITS
+    assert len([k for k in s3_keys if k.endswith(".json")]) == 2 * EDITS
 
-    assert len(extras) == 2  # the batch's outlet fired once per run
+    assert len(extras) == 4  # each batch's outlet fired once per run
     stored = sorted(uri for extra in extras for uri in extra["stored"])
     assert stored == sorted(
-        [f"file://{local}/{n}" for n in pngs]
-        + [f"{s3_folder}/{k[8:]}" for k in s3_keys if k.endswith(".png")]
+        [f"file://{local}/{n}" for n in pngs + mp4s]
+        + [f"{s3_folder}/{k[8:]}" for k in s3_keys if k.endswith((".png", ".mp4"))]
     )
     assert {task for e in extras for task in e["kie_task_ids"]} == set(kie_emulator.state.tasks)
     assert airflow.worker_runs("edit") and len(airflow.worker_runs("edit")) == 4  # 2 per batch of 6 edits
