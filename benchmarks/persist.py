@@ -10,6 +10,8 @@ inline, blocking the loop: what the lag probe catches).
 
     .venv/bin/python benchmarks/persist.py --results 100 --result-mb 20 --waiting 1000 \
         --out benchmarks/results/persist.json
+    .venv/bin/python benchmarks/persist.py --kind video --results 1 --result-mb 500 --waiting 1000 \
+        --variants ours,no_copy --out benchmarks/results/persist-video-500mb.json
 """
 
 from __future__ import annotations
@@ -40,9 +42,21 @@ KEY = waiting_benchmark.KEY
 PROBE_INTERVAL = 0.02
 
 
-def create_tasks(url: str, n: int, generating: float) -> list[str]:
-    requests.post(f"{url}/_emulator/config", json={"generating_seconds": generating}).raise_for_status()
-    return waiting_benchmark.create_tasks(url, n)
+# What each kind of result is made by, and the extension the emulator serves it under.
+KINDS = {
+    "image": (waiting_benchmark.EDIT_BODY, "png"),
+    "video": (
+        {"model": "kling-2.6/text-to-video",
+         "input": {"prompt": "p", "sound": False, "aspect_ratio": "16:9", "duration": "5"}},
+        "mp4",
+    ),
+}  # fmt: skip
+
+
+def create_tasks(url: str, n: int, generating: float, kind: str = "image") -> list[str]:
+    config = {"generating_seconds": generating, "generating_factors": {"image": 1.0, "video": 1.0}}
+    requests.post(f"{url}/_emulator/config", json=config).raise_for_status()
+    return waiting_benchmark.create_tasks(url, n, KINDS[kind][0])
 
 
 def rss_bytes() -> int:
@@ -98,7 +112,9 @@ def run_loop(
         async def persist_on_loop(task: Any, output_path: str, provenance: Any = None) -> list[str]:
             started, stored = time.monotonic(), []
             for n, url in enumerate(task.result_urls):
-                target = Path(output_path.removeprefix("file://")) / f"{task.kie_task_id}-{n}.png"
+                target = (
+                    Path(output_path.removeprefix("file://")) / f"{task.kie_task_id}-{n}{Path(url).suffix}"
+                )
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with requests.get(url, stream=True, timeout=60) as response, open(target, "wb") as handle:
                     for chunk in response.iter_content(storage.CHUNK_BYTES):
@@ -234,7 +250,9 @@ def plain_curl(urls: list[str], target: Path) -> float:
     return elapsed
 
 
-def measure(variant: str, results: int, result_bytes: int, waiting: int, scratch: Path) -> dict[str, Any]:
+def measure(
+    variant: str, results: int, result_bytes: int, waiting: int, scratch: Path, kind: str = "image"
+) -> dict[str, Any]:
     port = free_port()
     config = {"waiting_seconds": 0, "null_seconds": 0, "credits": 10**9, "result_bytes": result_bytes}
     emulator = waiting_benchmark.start_emulator(port, config)
@@ -242,9 +260,13 @@ def measure(variant: str, results: int, result_bytes: int, waiting: int, scratch
     folder = scratch / f"out-{variant}"
     try:
         waiting_ids = create_tasks(url, waiting, generating=3600)
-        copy_ids = create_tasks(url, results, generating=0)
+        copy_ids = create_tasks(url, results, generating=0, kind=kind)
+        extension = KINDS[kind][1]
         for task_id in copy_ids:  # the emulator makes each result image once; a file host serves stored files
-            requests.get(f"{url}/files/results/{task_id}.png", timeout=60).raise_for_status()
+            with requests.get(f"{url}/files/results/{task_id}.{extension}", stream=True, timeout=60) as reply:
+                reply.raise_for_status()
+                for _ in reply.iter_content(1 << 20):
+                    pass
         subprocess.run(["sync"], check=True)
         child = subprocess.run(
             [sys.executable, __file__, "--child", variant, "--url", url, "--folder", str(folder)],
@@ -255,17 +277,19 @@ def measure(variant: str, results: int, result_bytes: int, waiting: int, scratch
         if child.returncode:
             raise RuntimeError(f"{variant} failed:\n{child.stderr[-3000:]}")
         run = json.loads(child.stdout.strip().splitlines()[-1])
-        run["curl_seconds"] = plain_curl([f"{url}/files/results/{t}.png" for t in copy_ids], scratch / "curl")
+        urls = [f"{url}/files/results/{t}.{extension}" for t in copy_ids]
+        run["curl_seconds"] = plain_curl(urls, scratch / "curl")
     finally:
         emulator.terminate()
         emulator.wait(10)
     total = results * result_bytes
     if variant == "no_copy":
         return {"variant": variant, "results": results, "waiting_triggers": waiting, **run}
-    stored = [p for p in folder.iterdir() if p.suffix == ".png"]
+    stored = [p for p in folder.iterdir() if p.suffix == f".{extension}"]
     assert len(stored) == results and all(p.stat().st_size == result_bytes for p in stored)
     return {
         "variant": variant,
+        "kind": kind,
         "results": results,
         "result_mb": result_bytes / 2**20,
         "waiting_triggers": waiting,
@@ -282,6 +306,7 @@ def main() -> None:
     parser.add_argument("--result-mb", type=float, default=20)
     parser.add_argument("--waiting", type=int, default=1000)
     parser.add_argument("--variants", default="ours,no_copy,on_loop")
+    parser.add_argument("--kind", choices=sorted(KINDS), default="image", help="what the results are")
     parser.add_argument("--out", default=str(HERE / "results" / "persist.json"))
     parser.add_argument("--child")
     parser.add_argument("--url")
@@ -298,7 +323,7 @@ def main() -> None:
         cp_seconds = []
         copying = [v for v in args.variants.split(",") if v != "no_copy"]
         for variant in args.variants.split(","):
-            report[variant] = measure(variant, args.results, result_bytes, args.waiting, scratch)
+            report[variant] = measure(variant, args.results, result_bytes, args.waiting, scratch, args.kind)
             if variant in copying:  # cp of the very files just stored, right after: same bytes, same disk
                 cp_seconds.append(plain_cp(Path(report[variant].pop("source_folder")), scratch / "cp-target"))
         cp_rate = args.results * result_bytes / 2**20 / (sum(cp_seconds) / len(cp_seconds))

@@ -50,11 +50,13 @@ def start_emulator(port: int, config: dict[str, Any]) -> subprocess.Popen:
     return process
 
 
-def create_tasks(url: str, n: int) -> list[str]:
+EDIT_BODY = {"model": "seedream/4.5-edit", "input": {"prompt": "p", "image_urls": ["https://a/b.png"],
+             "aspect_ratio": "1:1", "quality": "basic"}}  # fmt: skip
+
+
+def create_tasks(url: str, n: int, body: dict[str, Any] = EDIT_BODY) -> list[str]:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {KEY}"
-    body = {"model": "seedream/4.5-edit", "input": {"prompt": "p", "image_urls": ["https://a/b.png"],
-            "aspect_ratio": "1:1", "quality": "basic"}}  # fmt: skip
     return [
         session.post(f"{url}/api/v1/jobs/createTask", json=body).json()["data"]["taskId"] for _ in range(n)
     ]
