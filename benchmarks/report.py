@@ -253,6 +253,93 @@ def persist_section(report: dict) -> list[str]:
     ]
 
 
+def video_persist_section(report: dict) -> list[str]:
+    """Issue 21's large-video copy: one 500 MB MP4 stored by a trigger while 1,000 others wait."""
+    o = report["ours"]
+    command = (
+        f"benchmarks/persist.py --kind video --results {o['results']} --result-mb {o['result_mb']:g} "
+        f"--waiting {o['waiting_triggers']} --variants {','.join(k for k in report if k != 'plain_cp')}"
+    )
+    calm = report.get("no_copy", {})
+    return [
+        "## Persisting a large video in the triggerer",
+        "",
+        f"`.venv/bin/python {command}`",
+        "",
+        f"As above, with one `kling-2.6/text-to-video` task whose result is a {o['result_mb']:g} MB MP4 (the",
+        "emulator's clip padded with an MP4 `free` box), copied by a `KieTaskTrigger` to a local `output_path`",
+        f"while {o['waiting_triggers']} other triggers wait on the same loop; `curl` fetches the same file from",
+        "the same emulator right after.",
+        "",
+        *table(
+            [
+                ("goal (issue 21)", "measured", "verdict"),
+                (
+                    "RSS growth < 64 MB",
+                    f"{fmt(o['rss_growth_mb'])} MB (no copy: {fmt(calm.get('rss_growth_mb'))} MB)",
+                    verdict(o["rss_growth_mb"] < 64),
+                ),
+                (
+                    "throughput ≥ 0.8 × curl from the same source",
+                    f"{fmt(o['copy_mb_per_s'])} MB/s, {fmt(o['copy_throughput_vs_curl'])} × curl "
+                    f"({fmt(o['result_mb'] / o['curl_seconds'])} MB/s)",
+                    verdict(o["copy_throughput_vs_curl"] >= 0.8),
+                ),
+                (
+                    "the triggerer's loop never blocked > 0.1 s",
+                    f"max lag {fmt(o['max_loop_lag_s'])} s, {o['loop_lags_over_0_1_s']} over 0.1 s "
+                    f"(no copy: {fmt(calm.get('max_loop_lag_s'))} s)",
+                    verdict(o["max_loop_lag_s"] <= 0.1),
+                ),
+                (
+                    "stored, complete, with its manifest",
+                    f"{o['events_ok']} of {o['results']}",
+                    verdict(o["events_ok"] == o["results"]),
+                ),
+            ]
+        ),
+        "",
+    ]
+
+
+def catalog_section(runs: dict[str, dict]) -> list[str]:
+    """Issue 21's catalog costs: import time on top of airflow.sdk (before and after, one run), and
+    validation time per input."""
+    after = runs["after"]
+    rows = [("", *runs)]
+    for label, key in (
+        ("import on top of airflow.sdk, bytecode cached (ms)", "cached"),
+        ("same, no bytecode (ms)", "uncached"),
+    ):
+        rows.append((label, *(fmt(r[key]["median_ms"]) for r in runs.values())))
+    rows.append(
+        (
+            "catalog entries read by the import",
+            *(str(r["cached"]["catalog_entries_read"]) for r in runs.values()),
+        )
+    )
+    rows.append(("models in the catalog", *(str(r["catalog_models"]) for r in runs.values())))
+    validation = after["validation"]
+    return [
+        "## The model catalog: import and validation",
+        "",
+        "`.venv/bin/python benchmarks/catalog.py --runs 9` (before: the same script with `PYTHONPATH` at the",
+        "commit before the catalog, alternated with after in one session). What importing the operators,",
+        "typed ones included, the sensor and the hooks adds to a fresh interpreter that has imported",
+        "`airflow.sdk` (median of 9).",
+        "",
+        *table(rows),
+        "",
+        f"Validating a minimal input of each of the {validation['models']} models: {validation['mean_us_per_input']} µs",
+        f"on average, {validation['slowest_us_per_input']} µs for the slowest ({validation['slowest_model']}).",
+        "The issue's goal of at most 40 ms cached is not met on this machine, where the provider before the",
+        "catalog measured about 63 ms (the issue's 25 ms came from elsewhere): the catalog reads only the",
+        "entries of the typed operators (12 small files), and the operators now import their triggers (and",
+        "the engine behind them) when a task defers, not when a DAG file is parsed.",
+        "",
+    ]
+
+
 def plot_sharing(report: dict, path: Path) -> None:
     variants = report["variants"]
     fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 3.6), sharey=True)
@@ -879,6 +966,12 @@ def main() -> None:
     persist_path = RESULTS / "persist.json"
     if persist_path.exists():
         lines += persist_section(json.loads(persist_path.read_text()))
+    video_path = RESULTS / "persist-video-500mb.json"
+    if video_path.exists():
+        lines += video_persist_section(json.loads(video_path.read_text()))
+    catalog_runs = {name: RESULTS / f"catalog-{name}.json" for name in ("before", "after")}
+    if all(path.exists() for path in catalog_runs.values()):
+        lines += catalog_section({name: json.loads(path.read_text()) for name, path in catalog_runs.items()})
     if waiting_path.exists() and batch_path.exists():
         lines += goals(json.loads(waiting_path.read_text()), json.loads(batch_path.read_text()))
     notes = ROOT / "benchmarks" / "NOTES.md"

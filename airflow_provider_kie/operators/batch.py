@@ -22,7 +22,6 @@ from airflow_provider_kie.results import (
     describe_asset_events,
     may_end_in_triggerer,
 )
-from airflow_provider_kie.triggers.batch import KieBatchTrigger
 
 
 class KieBatchOperator(KieOperatorBase):
@@ -89,6 +88,9 @@ class KieBatchOperator(KieOperatorBase):
             items.append(BatchItem(body, sources))
         output_path = None if output is None else str(output)
         if self.deferrable and TRIGGER_WRITES_XCOM:
+            # Imported when a task defers: a DAG file's parse needs no trigger (nor the engine behind it).
+            from airflow_provider_kie.triggers.batch import KieBatchTrigger
+
             self.defer(
                 trigger=KieBatchTrigger(
                     items=[item.to_dict() for item in items],

@@ -28,7 +28,6 @@ from airflow_provider_kie.results import (
     raise_for,
     task_result,
 )
-from airflow_provider_kie.triggers.kie import KieTaskTrigger
 from airflow_provider_kie.waiting import wait_sync
 
 _NO_RESULT = object()
@@ -302,6 +301,9 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
         store = None
         if self._output is not None:
             store = StoreRequest(str(self._output), self._provenance()).to_dict()
+        # Imported when a task defers: a DAG file's parse needs no trigger (nor the engine behind it).
+        from airflow_provider_kie.triggers.kie import KieTaskTrigger
+
         self.defer(
             trigger=KieTaskTrigger(
                 kie_conn_id=self.kie_conn_id,

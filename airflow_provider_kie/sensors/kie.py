@@ -19,7 +19,6 @@ from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators.base import check_wait_arguments
 from airflow_provider_kie.results import event_result, may_end_in_triggerer, raise_for, task_result
-from airflow_provider_kie.triggers.kie import KieTaskTrigger
 from airflow_provider_kie.waiting import PollAgain, PollPolicy, Waiter
 
 
@@ -81,6 +80,9 @@ class KieTaskSensor(BaseSensorOperator):
             self._waiter = Waiter(KieJobRef(kie_task_id, math.inf), policy, self.log, waiting_since=started)
             return super().execute(context)
         job = KieJobRef.starting_now(kie_task_id, float(self.timeout))
+        # Imported when a task defers: a DAG file's parse needs no trigger (nor the engine behind it).
+        from airflow_provider_kie.triggers.kie import KieTaskTrigger
+
         self.defer(
             trigger=KieTaskTrigger(
                 kie_conn_id=self.kie_conn_id,
