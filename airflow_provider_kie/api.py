@@ -105,6 +105,11 @@ class KieTask:
         return self.state.is_terminal
 
     @property
+    def result_object(self) -> Any:
+        """What a model that answers with data rather than files returned (``resultObject``), or None."""
+        return (self.result or {}).get("resultObject")
+
+    @property
     def prompt(self) -> str | None:
         """The prompt the task was created with, from ``param`` (the rest of ``param`` is never kept: its
         ``callBackUrl`` may carry a token)."""
@@ -126,6 +131,7 @@ class KieTask:
             "updated_at": _iso(self.updated_at),
             "completed_at": _iso(self.completed_at),
             "prompt": self.prompt,
+            **({"result_object": self.result_object} if self.result_object is not None else {}),
         }
 
     @classmethod
@@ -137,6 +143,9 @@ class KieTask:
             state=TaskState.parse(record.get("state")),
             model=record.get("model"),
             result_urls=tuple(record.get("result_urls") or ()),
+            result={"resultObject": record["result_object"]}
+            if record.get("result_object") is not None
+            else None,
             fail_code=record.get("fail_code"),
             fail_msg=record.get("fail_msg"),
             credits_consumed=None if credits is None else Decimal(str(credits)),
@@ -362,13 +371,18 @@ def _decode_embedded_json(value: Any, name: str, task_id: str) -> Any:
     return value
 
 
+# Frames some video models return beside their videos (Seedance 2 with ``return_last_frame``): results too.
+FRAME_KEYS = ("firstFrameUrl", "lastFrameUrl")
+
+
 def _result_urls(result: Mapping[str, Any] | None, task_id: str) -> tuple[str, ...]:
     urls = (result or {}).get("resultUrls") or ()
     if isinstance(urls, str):
         urls = [urls]
     if not isinstance(urls, Sequence) or not all(isinstance(u, str) for u in urls):
         raise _bad_record(task_id, f"resultUrls is not a list of URLs: {_snippet(urls)!r}")
-    return tuple(urls)
+    frames = [(result or {}).get(key) for key in FRAME_KEYS]
+    return (*urls, *(f for f in frames if isinstance(f, str) and f and f not in urls))
 
 
 def _parse_param(value: Any) -> Mapping[str, Any] | None:

@@ -156,6 +156,8 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
             )
     finally:
         await sessions.release_async_session(session)
+    if task.result_object is not None:  # data, not files (a transcript): stored as JSON beside them
+        files.append(await asyncio.to_thread(_write_object, folder / f"{task.kie_task_id}-object.json", task))
     stored = [file["uri"] for file in files]
     manifest = {
         "kie_task_id": task.kie_task_id,
@@ -220,9 +222,16 @@ async def _download(session: Any, url: str, folder: Any, stem: str) -> dict[str,
     return file_entry(target, url, content_type, file.size, file.sha256.hexdigest())
 
 
-def file_entry(target: Any, url: str, content_type: str, size: int, sha256: str) -> dict[str, Any]:
+def file_entry(target: Any, url: str | None, content_type: str, size: int, sha256: str) -> dict[str, Any]:
     """A stored result as its manifest lists it."""
-    kind = content_type.split("/")[0] if content_type.split("/")[0] in ("image", "video", "audio") else "file"
+    major = content_type.split("/")[0]
+    kind = (
+        major
+        if major in ("image", "video", "audio")
+        else "data"
+        if content_type == "application/json"
+        else "file"
+    )
     return {
         "uri": str(target),
         "kie_url": url,
@@ -231,6 +240,12 @@ def file_entry(target: Any, url: str, content_type: str, size: int, sha256: str)
         "bytes": size,
         "sha256": sha256,
     }
+
+
+def _write_object(target: Any, task: KieTask) -> dict[str, Any]:
+    content = json.dumps(task.result_object, indent=2).encode()
+    _write_whole(target, content)
+    return file_entry(target, None, "application/json", len(content), hashlib.sha256(content).hexdigest())
 
 
 def _described(target: Any, url: str) -> dict[str, Any]:

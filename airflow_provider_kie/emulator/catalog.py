@@ -33,6 +33,12 @@ def kind(model: str) -> str:
     return entry["kind"] if entry else "image"
 
 
+def result_shape(model: str) -> str:
+    """How the catalog says ``model`` returns its result: ``resultUrls``, or ``resultObject`` (data)."""
+    entry = facts(model)
+    return entry["result"] if entry else "resultUrls"
+
+
 def field_schema(field: dict[str, Any]) -> dict[str, Any]:
     """One input field as JSON Schema."""
     schema: dict[str, Any] = {}

@@ -94,6 +94,7 @@ async def create_task(request: web.Request) -> web.Response:
             fails=config.fail_marker in prompt or random.random() < config.fail_rate,
             credits=Decimal(str(config.credits_per_task)),
             kind=kind,
+            result_shape=catalog.result_shape(model),
         )
         state.tasks[task_id] = task
         if not task.fails:
@@ -263,12 +264,14 @@ def _local_file(state: EmulatorState, url: str) -> bytes | None:
 
 def _find_file(state: EmulatorState, path: str) -> tuple[bytes, str] | None:
     if path.startswith("results/"):
-        task_id, _, extension = path[len("results/") :].partition(".")
+        name, _, extension = path[len("results/") :].partition(".")
+        task_id, frame = name.removesuffix("-first").removesuffix("-last"), name.endswith(("-first", "-last"))
         with state.lock:
             task = state.tasks.get(task_id)
-        if task is None or task.state(time.time()) != "success" or RESULT_EXTENSIONS[task.kind] != extension:
+        kind = "image" if frame else task.kind if task else ""
+        if task is None or task.state(time.time()) != "success" or RESULT_EXTENSIONS.get(kind) != extension:
             return None
-        return result_file(task.kind, task_id, state.config.result_bytes)
+        return result_file(kind, name, state.config.result_bytes)
     with state.lock:
         return state.files.get(path)
 

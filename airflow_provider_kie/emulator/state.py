@@ -92,6 +92,7 @@ class EmulatedTask:
     fails: bool
     credits: Decimal
     kind: str = "image"  # what the model makes: image, video or audio
+    result_shape: str = "resultUrls"  # the catalog's word for it: resultUrls, or resultObject (data)
     forced_state: str | None = None  # set through /_emulator/tasks/{id}
 
     @property
@@ -180,7 +181,7 @@ def task_record(state: EmulatorState, task: EmulatedTask, now: float) -> dict[st
         "model": task.model,
         "state": current,
         "param": json.dumps(task.body),
-        "resultJson": json.dumps({"resultUrls": [url]}) if current == "success" else "",
+        "resultJson": json.dumps(result_json(state, task, url)) if current == "success" else "",
         "failCode": "500" if current == "fail" else "",
         "failMsg": "internal error, please try again later" if current == "fail" else "",
         "costTime": round(task.done_at - task.created) if terminal else 0,
@@ -192,3 +193,14 @@ def task_record(state: EmulatorState, task: EmulatedTask, now: float) -> dict[st
         record["completeTime"] = int(task.done_at * 1000)
         record["creditsConsumed"] = float(task.credits) if current == "success" else 0
     return record
+
+
+def result_json(state: EmulatorState, task: EmulatedTask, url: str) -> dict[str, Any]:
+    """What a successful task made, shaped as Kie's resultJson for its model."""
+    if task.result_shape.startswith("resultObject"):
+        return {"resultObject": {"text": f"An emulated transcript of task {task.task_id}."}}
+    result: dict[str, Any] = {"resultUrls": [url]}
+    if (task.body.get("input") or {}).get("return_last_frame") is True:
+        for key, frame in (("firstFrameUrl", "first"), ("lastFrameUrl", "last")):
+            result[key] = f"{state.public_url}/files/results/{task.task_id}-{frame}.png"
+    return result

@@ -237,11 +237,14 @@ def _card_html(dag_id: str, run_id: str, card: Card) -> Iterator[str]:
 
 def _media_html(src: str, uri: str, label: str) -> str:
     """A result as the browser shows it: a video or a sound with its controls, else an image."""
-    kind = (mimetypes.guess_type(uri.split("?")[0])[0] or "image/").split("/")[0]
+    media_type = mimetypes.guess_type(uri.split("?")[0])[0] or "image/"
+    kind = media_type.split("/")[0]
     if kind == "video":
         return f'<video src="{src}" controls muted playsinline preload="metadata" title="{html.escape(label)}"></video>'
     if kind == "audio":
         return f'<audio src="{src}" controls preload="metadata" title="{html.escape(label)}"></audio>'
+    if kind != "image":  # data such as a transcript: a link to it
+        return f'<a href="{src}" target="_blank">{html.escape(label)} ({html.escape(media_type)})</a>'
     return f'<a href="{src}" target="_blank"><img src="{src}" alt="{html.escape(label)}" loading="lazy"></a>'
 
 

@@ -6,16 +6,18 @@ import asyncio
 import hashlib
 import json
 import threading
+from pathlib import Path
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_kie import storage
+from airflow_provider_kie import models, storage
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.exceptions import KieStorageError
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator
+from tests.catalog_cases import minimal_input
 from tests.support import AIRFLOW_33, DictStateStore, FakeTI
 
 pytestmark = pytest.mark.usefixtures("fast_kie")
@@ -242,3 +244,34 @@ def test_a_video_is_stored_with_its_kind_type_size_and_hash_in_the_manifest(kie_
     task = KieTask(kie_task_id, TaskState.SUCCESS, result_urls=tuple(manifest["kie_urls"]))
     storage.persist(task, storage.as_path(str(tmp_path)))  # a retry: the stored file is described again
     assert json.loads((tmp_path / f"{kie_task_id}.json").read_text())["files"] == [entry]
+
+
+def test_frames_and_data_results_are_stored_and_listed_like_files(kie_emulator, tmp_path):
+    """Seedance 2's first and last frames beside its video; a transcript (resultObject) as JSON."""
+    ctx = {"ti": FakeTI()}
+    frames = {"prompt": "waves at dawn", "return_last_frame": True}
+    uris = KieCreateTaskOperator(
+        task_id="clip",
+        model="bytedance/seedance-2",
+        input=frames,
+        output_path=str(tmp_path),
+        poll_interval=0.05,
+    ).execute(ctx)
+    assert [uri.rsplit(".", 1)[1] for uri in uris] == ["mp4", "png", "png"]
+    (kie_task_id,) = kie_emulator.state.tasks
+    manifest = json.loads((tmp_path / f"{kie_task_id}.json").read_text())
+    assert [f["kind"] for f in manifest["files"]] == ["video", "image", "image"]
+
+    speech = minimal_input(models.catalog_model("elevenlabs/speech-to-text"))
+    ctx = {"ti": FakeTI()}
+    (stored,) = KieCreateTaskOperator(
+        task_id="transcribe", model="elevenlabs/speech-to-text", input=speech, output_path=str(tmp_path),
+        poll_interval=0.05,
+    ).execute(ctx)  # fmt: skip
+    record = ctx["ti"].xcom["kie_task"]
+    assert record["result_urls"] == [] and "transcript" in record["result_object"]["text"]
+    assert json.loads(Path(stored.removeprefix("file://")).read_text()) == record["result_object"]
+    manifest = json.loads((tmp_path / f"{record['kie_task_id']}.json").read_text())
+    assert [(f["kind"], f["content_type"], f["kie_url"]) for f in manifest["files"]] == [
+        ("data", "application/json", None)
+    ]

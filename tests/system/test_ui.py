@@ -45,7 +45,7 @@ with DAG(dag_id="kie_gallery", start_date=datetime(2026, 1, 1), schedule=None, c
         poll_interval=0.5,
     )
     SeedreamEditOperator(
-        task_id="stored", prompt="The dress in red, on a beach at dawn", image_urls={IMAGE!r},
+        task_id="stored", prompt="The dress in red, on a beach at dawn", image_urls=[os.environ["KIE_INPUT_PNG"]],
         output_path="file://" + os.environ["KIE_OUTPUT_DIR"] + "/{{{{ run_id }}}}", deferrable=True,
         poll_interval=0.5,
     )

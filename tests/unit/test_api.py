@@ -264,3 +264,18 @@ def test_error_event_round_trip():
     error = api.classify_error(429, "slow down", operation=api.CREATE_TASK, http_status=429)
     again = KieError.from_event(json.loads(json.dumps(error.to_event())), conn_id="kie_default")
     assert type(again) is KieRateLimitError and again.code == 429 and again.retryable
+
+
+def test_frames_are_results_and_a_result_object_survives_the_record():
+    frames = {
+        "resultUrls": ["https://r/v.mp4"],
+        "firstFrameUrl": "https://r/f.png",
+        "lastFrameUrl": "https://r/l.png",
+    }
+    task = api.parse_task({"taskId": "t", "state": "success", "resultJson": json.dumps(frames)})
+    assert task.result_urls == ("https://r/v.mp4", "https://r/f.png", "https://r/l.png")
+    data = {"resultObject": {"text": "hello"}}
+    task = api.parse_task({"taskId": "t", "state": "success", "resultJson": json.dumps(data)})
+    assert task.result_urls == () and task.result_object == {"text": "hello"}
+    assert KieTask.from_dict(task.to_dict()).result_object == {"text": "hello"}
+    assert "result_object" not in api.parse_task({"taskId": "t", "state": "generating"}).to_dict()

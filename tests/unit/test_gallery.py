@@ -73,3 +73,15 @@ def test_the_page_escapes_what_it_shows_and_links_stored_copies_through_the_plug
     assert 'src="https://tempfile.aiquickdraw.com/r.png"' in page
     assert "failCode 500: The &lt;model&gt; failed" in page
     assert render("dag", "r", []).count("No Kie task of this run has finished yet") == 1
+
+
+def test_results_show_as_players_images_or_links_by_their_type():
+    from airflow_provider_kie.plugins.gallery import _media_html
+
+    assert _media_html("s", "file:///o/a.mp4", "r").startswith("<video")
+    assert _media_html("s", "file:///o/a.mp3", "r").startswith("<audio")
+    assert "<img" in _media_html("s", "https://k/a.png?x=1", "r")
+    assert (
+        _media_html("s", "file:///o/a-object.json", "r")
+        == '<a href="s" target="_blank">r (application/json)</a>'
+    )
