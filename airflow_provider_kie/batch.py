@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
 from airflow_provider_kie.events import BatchRecord, EventStatus, ItemOutcome, KieJobRef, KieTaskEvent
-from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieInputError, KieTimeoutError
+from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieTimeoutError
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY as BATCH_RECORD_KEY  # importable here, as before
 from airflow_provider_kie.ledger import BatchLedger, ItemClaim, Superseded, in_memory
 from airflow_provider_kie.waiting import PollPolicy, wait_async
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 #: What a batch with failed items does: fail the Airflow task (after every item ended), or succeed and
 #: report them in its result.
-ON_ITEM_FAILURE = ("fail", "report")
 #: createTask calls in flight at once; the key's limiter paces them to Kie's limit.
 CREATES_IN_FLIGHT = 4
 #: How many items' coroutines start before the loop gets to run other triggers.
@@ -391,14 +390,6 @@ def _both(*observers: Callable[[KieTask | KieError], None]) -> Callable[[KieTask
             observer(outcome)
 
     return observe
-
-
-def check_policy(on_item_failure: Any) -> None:
-    if on_item_failure not in ON_ITEM_FAILURE:
-        raise KieInputError(
-            "on_item_failure",
-            f"must be one of {', '.join(map(repr, ON_ITEM_FAILURE))}, got {on_item_failure!r}",
-        )
 
 
 def log_outcomes(log: Any, outcomes: Sequence[ItemOutcome]) -> None:

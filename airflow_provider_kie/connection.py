@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: The connection id every Kie hook, operator, sensor and trigger uses unless told another.
+DEFAULT_CONN_ID = "kie_default"
+
 
 def connection_json(api_key: str | None, host: str | None = None, **extra: Any) -> str:
     """``{"conn_type": "kie", "password": api_key, "host": host, "extra": {...}}``, omitting what is None."""

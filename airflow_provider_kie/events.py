@@ -14,7 +14,10 @@ from enum import Enum
 from typing import Any
 
 from airflow_provider_kie.api import KieTask, TaskState
-from airflow_provider_kie.exceptions import KieError, KieTimeoutError
+from airflow_provider_kie.exceptions import KieError, KieInputError, KieTimeoutError
+
+# What a batch does when items did not succeed: fail the Airflow task once all ended, or report them.
+ON_ITEM_FAILURE = ("fail", "report")
 
 
 @dataclass(frozen=True)
@@ -279,4 +282,12 @@ class BatchEvent:
         return cls(
             [ItemOutcome.from_dict(item) for item in data.get("results") or ()],
             BatchRecord.from_dict(data.get("record")),
+        )
+
+
+def check_policy(on_item_failure: Any) -> None:
+    if on_item_failure not in ON_ITEM_FAILURE:
+        raise KieInputError(
+            "on_item_failure",
+            f"must be one of {', '.join(map(repr, ON_ITEM_FAILURE))}, got {on_item_failure!r}",
         )

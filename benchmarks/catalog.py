@@ -3,9 +3,9 @@ of ``airflow.sdk``, and how long validating one input takes.
 
     .venv/bin/python benchmarks/catalog.py [--runs 9] [--out benchmarks/results/catalog.json]
 
-Import: each run is a fresh interpreter that imports ``airflow.sdk`` first, then the operators (typed
-ones included), sensor and hooks a DAG file names, and reports the second step's wall time and how
-many catalog entries it read. "cached": with the bytecode caches as installed packages have them;
+Import: each run is a fresh interpreter that imports ``airflow.sdk`` first, then every operator module
+(typed ones included), the sensor and the hooks, and reports the second step's wall time and how many
+catalog entries it read; then each operator module alone, as one DAG file imports it. "cached": with the bytecode caches as installed packages have them;
 "uncached": every module compiled anew (a fresh ``PYTHONPYCACHEPREFIX``). Medians.
 Validation: a minimal valid input of every catalog model (as the tests make them), validated 200
 times each; the mean per input, and the slowest model's.
@@ -22,9 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PROBE = """
-import json, pathlib, time
+import importlib, json, pathlib, sys, time
 import airflow.sdk
 read = []
 original = pathlib.Path.read_text
@@ -34,19 +35,40 @@ def counted(self, *args, **kwargs):
     return original(self, *args, **kwargs)
 pathlib.Path.read_text = counted
 start = time.perf_counter()
-import airflow_provider_kie.operators.kie, airflow_provider_kie.operators.seedream
-try:
-    import airflow_provider_kie.operators.market
-except ImportError:  # a version before the typed Market operators, measured side by side
-    pass
-import airflow_provider_kie.operators.batch, airflow_provider_kie.sensors.kie, airflow_provider_kie.hooks.kie
-print(json.dumps({"ms": (time.perf_counter() - start) * 1000, "entries_read": len(read)}))
+missing = []
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except ImportError:  # a version before the typed Market operators, measured side by side
+        missing.append(name)
+ms = (time.perf_counter() - start) * 1000
+print(json.dumps({"ms": None if missing == sys.argv[1:] else ms, "entries_read": len(read)}))
 """
+EVERYTHING = [
+    "airflow_provider_kie.operators.kie", "airflow_provider_kie.operators.seedream",
+    "airflow_provider_kie.operators.market", "airflow_provider_kie.operators.batch",
+    "airflow_provider_kie.sensors.kie", "airflow_provider_kie.hooks.kie",
+]  # fmt: skip
+# What one DAG file imports: one operator module (typical), measured alone.
+ONE_MODULE = {
+    "operators.seedream": ["airflow_provider_kie.operators.seedream"],
+    "operators.market": ["airflow_provider_kie.operators.market"],
+    "operators.batch": ["airflow_provider_kie.operators.batch"],
+    "sensors.kie": ["airflow_provider_kie.sensors.kie"],
+}
 
 
-def run(env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+def run(env: dict[str, str], modules: list[str] = EVERYTHING) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *modules], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_ms(samples: list[dict[str, Any]]) -> float | None:
+    """The median time, or None where the modules do not exist in the version measured."""
+    times = [s["ms"] for s in samples if s["ms"] is not None]
+    return round(statistics.median(times), 1) if times else None
 
 
 def validation_times(repeat: int = 200) -> dict[str, float]:
@@ -91,6 +113,10 @@ def main() -> None:
             "median_ms": round(statistics.median(s["ms"] for s in samples), 1),
             "catalog_entries_read": samples[0]["entries_read"],
         }
+    results["one_module_cached_ms"] = {
+        label: median_ms([run(cached_env, modules) for _ in range(args.runs)])
+        for label, modules in ONE_MODULE.items()
+    }
     from airflow_provider_kie import models
 
     results["catalog_models"] = len(getattr(models, "names", lambda: models.CATALOG)())

@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_kie import api, get_provider_info, models
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.callbacks import CallbackTarget
+from airflow_provider_kie.connection import DEFAULT_CONN_ID
 from airflow_provider_kie.exceptions import (
     KieAmbiguousCreateError,
     KieConnectionError,
@@ -103,7 +104,7 @@ class SendClaim(Protocol):
 
 class _KieHookBase(BaseHook):
     conn_name_attr = "kie_conn_id"
-    default_conn_name = "kie_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "kie"
     hook_name = "Kie.ai"
 

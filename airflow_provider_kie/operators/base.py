@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_kie import inputs
+from airflow_provider_kie.connection import DEFAULT_CONN_ID
 from airflow_provider_kie.exceptions import KieInputError
-from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.waiting import PollPolicy
+
+if TYPE_CHECKING:
+    from airflow_provider_kie.hooks.kie import KieHook
 
 
 class KieOperatorBase(BaseOperator):
@@ -25,7 +28,7 @@ class KieOperatorBase(BaseOperator):
         model: str = "",
         callback_url: str | None = None,
         output_path: Any = None,
-        kie_conn_id: str = KieHook.default_conn_name,
+        kie_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 3.0,
         timeout: timedelta = timedelta(minutes=30),
@@ -49,6 +52,9 @@ class KieOperatorBase(BaseOperator):
 
     @cached_property
     def hook(self) -> KieHook:
+        # Imported when a task runs: a DAG file's parse needs no HTTP client code.
+        from airflow_provider_kie.hooks.kie import KieHook
+
         return KieHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create)
 
     @property

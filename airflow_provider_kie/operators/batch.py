@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_kie import inputs, models, storage
-from airflow_provider_kie.batch import BatchItem, BatchRun, check_policy, log_outcomes
 from airflow_provider_kie.compat import TRIGGER_WRITES_XCOM, resume_not_before
-from airflow_provider_kie.events import BatchEvent, BatchRecord, ItemOutcome
+from airflow_provider_kie.events import BatchEvent, BatchRecord, ItemOutcome, check_policy
+
+if TYPE_CHECKING:
+    from airflow_provider_kie.batch import BatchItem
 from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieError, KieInputError
-from airflow_provider_kie.hooks.kie import KieAsyncHook
-from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY, BatchLedger, in_memory
 from airflow_provider_kie.operators.base import KieOperatorBase
 from airflow_provider_kie.results import (
     RETURN_VALUE,
@@ -67,6 +67,10 @@ class KieBatchOperator(KieOperatorBase):
         return _as_list(self.items_parameter, self.inputs)
 
     def execute(self, context: Any) -> Any:
+        # The engine is imported when a task runs: a DAG file's parse needs none of it.
+        from airflow_provider_kie.batch import BatchItem
+        from airflow_provider_kie.ledger import BATCH_RECORD_KEY
+
         # Every item is validated and its files read before any request: a bad item costs no call.
         checked = [self._checked(index, item) for index, item in enumerate(self.item_inputs())]
         if not checked:
@@ -116,6 +120,9 @@ class KieBatchOperator(KieOperatorBase):
     ) -> BatchEvent:
         """The batch on this worker, its ledger in the task state store (no other run shares it, so no
         election), or in memory without one."""
+        from airflow_provider_kie.batch import BatchRun
+        from airflow_provider_kie.hooks.kie import KieAsyncHook
+        from airflow_provider_kie.ledger import BatchLedger, in_memory
 
         def ledger() -> BatchLedger:
             if store is None:
@@ -150,6 +157,9 @@ class KieBatchOperator(KieOperatorBase):
         return self._finish(context, BatchEvent.from_dict(event))
 
     def _finish(self, context: Any, event: BatchEvent) -> list[dict[str, Any]]:
+        from airflow_provider_kie.batch import log_outcomes
+        from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY
+
         self._outcomes = event.outcomes
         store = context.get("task_state_store")
         if store is not None:  # first: it is what a retry reads (and the ledger this try kept, not any more)

@@ -7,19 +7,22 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.compat import first_reschedule_time
+from airflow_provider_kie.connection import DEFAULT_CONN_ID
 from airflow_provider_kie.events import KieJobRef, KieTaskEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError
-from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators.base import check_wait_arguments
 from airflow_provider_kie.results import event_result, may_end_in_triggerer, raise_for, task_result
 from airflow_provider_kie.waiting import PollAgain, PollPolicy, Waiter
+
+if TYPE_CHECKING:
+    from airflow_provider_kie.hooks.kie import KieHook
 
 
 class KieTaskSensor(BaseSensorOperator):
@@ -44,7 +47,7 @@ class KieTaskSensor(BaseSensorOperator):
         self,
         *,
         kie_task_id: str,
-        kie_conn_id: str = KieHook.default_conn_name,
+        kie_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         end_from_trigger: bool = True,
         **kwargs: Any,
@@ -61,6 +64,8 @@ class KieTaskSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> KieHook:
+        from airflow_provider_kie.hooks.kie import KieHook  # when a task runs, not when a DAG is parsed
+
         return KieHook(self.kie_conn_id)
 
     def _checked_task_id(self) -> str:

@@ -9,10 +9,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kie.batch import BatchItem, BatchRun, check_policy, log_outcomes_async
+from airflow_provider_kie.batch import BatchItem, BatchRun, log_outcomes_async
 from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.compat import end_task_in_triggerer, settle_before_resume, xcom_store
-from airflow_provider_kie.events import BatchEvent, BatchRecord
+from airflow_provider_kie.events import BatchEvent, BatchRecord, check_policy
 from airflow_provider_kie.hints import callbacks_for
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY, BatchLedger
