@@ -67,6 +67,12 @@ def get_provider_info() -> dict[str, Any]:
                         "tasks when they end (the /kie plugin), and polling becomes a slow safety net.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "docs_url": {
+                        "label": "Docs URL",
+                        "description": "Where Kie's doc pages are read when the provider's catalog "
+                        "refuses an input (the current page decides). Default: https://docs.kie.ai.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "webhook_secret": {
                         "label": "Webhook HMAC key",
                         "description": "Kie's webhook HMAC key (kie.ai settings): only callbacks Kie "

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_provider_kie import storage
 from airflow_provider_kie.api import CREATE_TASK, KieTask, TaskState
 from airflow_provider_kie.events import BatchRecord, EventStatus, ItemOutcome, KieJobRef, KieTaskEvent
-from airflow_provider_kie.exceptions import KieAmbiguousCreateError, KieError, KieTimeoutError
+from airflow_provider_kie.exceptions import (
+    KieAmbiguousCreateError,
+    KieError,
+    KieTimeoutError,
+    KieValidationError,
+)
 from airflow_provider_kie.ledger import BATCH_RECORD_KEY as BATCH_RECORD_KEY  # importable here, as before
 from airflow_provider_kie.ledger import BatchLedger, ItemClaim, Superseded, in_memory
 from airflow_provider_kie.waiting import PollPolicy, wait_async
@@ -49,18 +54,60 @@ Kept = TypeVar("Kept")  # what the batch keeps of an item's event: the event its
 
 @dataclass
 class BatchItem:
-    """One item of a batch: its createTask body (validated, files uploaded) and the files or URLs it was
-    given (for the manifest)."""
+    """One item of a batch: its createTask body (validated, files uploaded), the files or URLs it was
+    given (for the manifest), and the values it sends unconfirmed (the catalog refused them and Kie's
+    page could not be read: :attr:`~airflow_provider_kie.models.CheckedInput.unconfirmed`)."""
 
     body: dict[str, Any]
     sources: list[str] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"body": self.body, "sources": self.sources}
+        return {
+            "body": self.body,
+            "sources": self.sources,
+            **({"unconfirmed": self.unconfirmed} if self.unconfirmed else {}),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchItem:
-        return cls(dict(data["body"]), list(data.get("sources") or []))
+        return cls(dict(data["body"]), list(data.get("sources") or []), list(data.get("unconfirmed") or []))
+
+
+class ValueProbes:
+    """A value sent unconfirmed costs a batch one request, not one per item: the first item that sends
+    it is its probe, and the others that send it wait for the probe's answer. Kie refusing the probe's
+    input (a validation error) fails them with that error and no request; Kie taking it lets them go.
+    An item probing several values at once that Kie refuses does not tell which: the next item tries."""
+
+    def __init__(self) -> None:
+        self._verdicts: dict[str, asyncio.Future[KieError | None]] = {}
+
+    async def turn(self, keys: Sequence[str]) -> tuple[list[str], KieError | None]:
+        """The keys this item probes and, if a probe of one of its keys was refused, that refusal."""
+        while True:
+            futures = [self._verdicts[k] for k in keys if k in self._verdicts]
+            refused = next((f.result() for f in futures if f.done() and f.result() is not None), None)
+            if refused is not None:
+                return [], refused
+            pending = [f for f in futures if not f.done()]
+            if not pending:
+                break
+            await asyncio.wait(pending)
+        mine = [k for k in keys if k not in self._verdicts]
+        for key in mine:
+            self._verdicts[key] = asyncio.get_running_loop().create_future()
+        return mine, None
+
+    def settle(self, keys: Sequence[str], error: BaseException | None) -> None:
+        """The probe of ``keys`` was answered: taken (``error`` None), refused, or neither."""
+        refused = error if isinstance(error, KieValidationError) and len(keys) == 1 else None
+        for key in keys:
+            verdict = self._verdicts[key]
+            if error is not None and refused is None:  # no verdict: the next item that sends it probes
+                del self._verdicts[key]
+            if not verdict.done():
+                verdict.set_result(refused)
 
 
 class BatchProgress:
@@ -159,6 +206,7 @@ class BatchRun:
         self.single = len(self.items) == 1
         self.progress = BatchProgress(len(self.items), log)
         self._creates = asyncio.Semaphore(CREATES_IN_FLIGHT)
+        self._probes = ValueProbes()
         self._creating: dict[asyncio.Future[str], int] = {}  # createTask calls not yet recorded
         self._wake: dict[int, asyncio.Event] = {}  # per waiting item: poll now
         self._polled: dict[int, float] = {}  # per waiting item: when it was last polled (monotonic)
@@ -320,6 +368,14 @@ class BatchRun:
                     operation=CREATE_TASK,
                 )
             body = self.items[index].body
+            probing, refused = await self._probes.turn(self.items[index].unconfirmed)
+            if refused is not None:
+                raise type(refused)(
+                    f"{refused.message} (another item of this batch sent the same input, and Kie refused "
+                    "it: this one was not sent)",
+                    code=refused.code,
+                    operation=CREATE_TASK,
+                )
             self.progress.set(index, "creating")
             target = self.callback_for
             create = asyncio.ensure_future(
@@ -333,8 +389,13 @@ class BatchRun:
                 )
             )
             self._creating[create] = index
-            # Shielded: a run cancelled mid-create still gets the reply and keeps its id (_keep_received).
-            kie_task_id = await asyncio.shield(create)
+            try:
+                # Shielded: a run cancelled mid-create still gets the reply and keeps its id (_keep_received).
+                kie_task_id = await asyncio.shield(create)
+            except BaseException as error:
+                self._probes.settle(probing, error)
+                raise
+            self._probes.settle(probing, None)
             del self._creating[create]
         finally:
             self._creates.release()  # the place _every_item took for this item

@@ -2,7 +2,8 @@
 
 ``kie_emulator`` gives a :class:`~airflow_provider_kie.emulator.KieEmulator` on 127.0.0.1, reset for
 the test, with the Airflow connection ``kie_default`` pointing at it (through
-``AIRFLOW_CONN_KIE_DEFAULT``)::
+``AIRFLOW_CONN_KIE_DEFAULT``), and Kie's doc pages read from it too (``KIE_DOCS_URL``, with a page cache
+of the test's own in ``KIE_CACHE_DIR``), so no test reaches the internet::
 
     def test_my_dag(kie_emulator):
         kie_emulator.config.generating_seconds = 0.1
@@ -37,8 +38,18 @@ def kie_emulator_server() -> Iterator[KieEmulator]:
 
 
 @pytest.fixture
-def kie_emulator(kie_emulator_server: KieEmulator, monkeypatch: pytest.MonkeyPatch) -> KieEmulator:
-    """The emulator, reset, with connection ``kie_default`` pointing at it."""
+def kie_emulator(
+    kie_emulator_server: KieEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> KieEmulator:
+    """The emulator, reset, with connection ``kie_default`` and Kie's doc pages pointing at it."""
+    from airflow_provider_kie import models, pages
+
     kie_emulator_server.reset()
     monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", kie_emulator_server.connection_uri(EMULATOR_API_KEY))
+    monkeypatch.setenv(pages.DOCS_URL_ENV, kie_emulator_server.url)
+    monkeypatch.setenv(pages.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("kie-cache")))
+    pages.forget()
+    models.forget_entries()
     return kie_emulator_server

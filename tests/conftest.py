@@ -22,6 +22,18 @@ def fast_retries() -> RetryPolicy:
     return FAST_RETRIES
 
 
+@pytest.fixture(autouse=True, scope="session")
+def offline_docs(kie_emulator_server, tmp_path_factory):
+    """No test reads Kie's real pages: the catalog's recheck reads the session emulator's (tests that
+    change the pages use ``kie_emulator``, which gives each test its own page cache)."""
+    from airflow_provider_kie import pages
+
+    os.environ[pages.DOCS_URL_ENV] = kie_emulator_server.url
+    os.environ[pages.CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("kie-cache"))
+    yield
+    pages.forget()
+
+
 # --------------------------------------------------------------------------- docs/reliability.md
 # Tests marked `fault` or `bad_input` are rows of docs/reliability.md. With KIE_RELIABILITY_REPORT=path
 # set, the session writes that table from its own results (scripts/reliability-report does this).

@@ -120,6 +120,19 @@ class KieEmulator:
     def add_fault(self, kind: str, endpoint: str = "*", times: int | None = 1, **kwargs: Any) -> None:
         self.state.add_fault(Fault(kind=kind, endpoint=endpoint, times=times, **kwargs))
 
+    def set_page(self, model: str, entry: dict[str, Any] | None) -> None:
+        """Make Kie's page of ``model`` document ``entry`` (facts in the catalog's format: a model added,
+        or its keys, values and limits changed); None takes the model off Kie's pages. createTask
+        follows the page."""
+        with self.state.lock:
+            self.state.pages[model] = entry
+
+    @property
+    def page_requests(self) -> list[RequestRecord]:
+        """The requests Kie's docs host (``/llms.txt``, the model pages) received."""
+        with self.state.lock:
+            return list(self.state.page_requests)
+
     def count(self, endpoint: str) -> int:
         """Requests received on ``endpoint`` ('createTask', 'recordInfo', 'credit', 'download-url', 'upload')."""
         return self.state.count(endpoint)

@@ -49,6 +49,7 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
     print(f"Kie emulator listening on {state.public_url}", flush=True)
     conn = connection_json("emulator-key", state.public_url, upload_base_url=state.public_url)
     print(f"AIRFLOW_CONN_KIE_DEFAULT={conn}", flush=True)
+    print(f"KIE_DOCS_URL={state.public_url}  # Kie's doc pages, served here too", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -46,6 +46,8 @@ def build_app(state: EmulatorState) -> web.Application:
     app.router.add_post(UPLOAD_URL_PATH, routes.upload_url)
     app.router.add_post(UPLOAD_BASE64_PATH, routes.upload_base64)
     app.router.add_get("/files/{path:.+}", routes.serve_file)
+    app.router.add_get("/llms.txt", routes.llms_txt)
+    app.router.add_get(r"/{page:.+\.md}", routes.doc_page)
     app.router.add_get("/_emulator/requests", control.requests)
     app.router.add_get("/_emulator/tasks", control.tasks)
     app.router.add_post("/_emulator/tasks/{task_id}", control.task)
@@ -54,6 +56,8 @@ def build_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/_emulator/config", control.config)
     app.router.add_post("/_emulator/faults", control.faults)
     app.router.add_post("/_emulator/reset", control.reset)
+    app.router.add_get("/_emulator/pages", control.pages)
+    app.router.add_post("/_emulator/pages", control.pages)
     app[CALLBACKS_KEY] = set()
     app.on_cleanup.append(cancel_callbacks)
     return app
@@ -71,6 +75,8 @@ def _make_middleware(state: EmulatorState) -> Any:
             respond = FAULTS[fault.kind].reply
             assert respond is not None
             return await respond(request, fault, state, lambda: handler(request))
+        if endpoint is None and (request.path == "/llms.txt" or request.path.endswith(".md")):
+            endpoint = "docs"  # Kie's docs host: its own log (never a key there), its own faults
         if endpoint is None:  # control endpoints: no auth, no faults, not logged
             return await handler(request)
         record = RequestRecord(
@@ -83,7 +89,7 @@ def _make_middleware(state: EmulatorState) -> Any:
             user_agent=request.headers.get("User-Agent", ""),
         )
         with state.lock:
-            state.requests.append(record)
+            (state.page_requests if endpoint == "docs" else state.requests).append(record)
             state.in_flight += 1
         request[RECORD_KEY] = record
 

@@ -64,6 +64,21 @@ async def faults(request: web.Request) -> web.Response:
     return web.json_response({"faults": len(state.faults)})
 
 
+async def pages(request: web.Request) -> web.Response:
+    """Kie's pages as a test wants them: POST ``{"model": id, "entry": facts}`` replaces or adds a model's
+    page (facts in the catalog's format), ``"entry": null`` takes it off the pages; GET lists the
+    requests the docs host saw."""
+    state: EmulatorState = request.app[STATE_KEY]
+    if request.method == "POST":
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return web.json_response({"error": "give {model, entry}"}, status=400)
+        with state.lock:
+            state.pages[body["model"]] = body.get("entry")
+    with state.lock:
+        return web.json_response([r.to_dict() for r in state.page_requests])
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
     return web.json_response({"reset": True})

@@ -70,11 +70,11 @@ async def create_task(request: web.Request) -> web.Response:
     if (error := _auth_error(request, state) or _throttle(request, state, "createTask")) is not None:
         return error
     body = record_of(request).body
-    problem = create_task_problem(body)
+    problem = create_task_problem(state, body)
     if problem is not None:
         return reply(request, state, state.config.validation_error_code, problem)
     model, task_input, callback = body["model"], body["input"], body.get("callBackUrl")
-    kind = catalog.kind(model)
+    kind = catalog.kind(state, model)
     config = state.config
     with state.lock:
         if state.balance() < Decimal(str(config.credits_per_task)):
@@ -94,7 +94,7 @@ async def create_task(request: web.Request) -> web.Response:
             fails=config.fail_marker in prompt or random.random() < config.fail_rate,
             credits=Decimal(str(config.credits_per_task)),
             kind=kind,
-            result_shape=catalog.result_shape(model),
+            result_shape=catalog.result_shape(state, model),
         )
         state.tasks[task_id] = task
         if not task.fails:
@@ -274,6 +274,20 @@ def _find_file(state: EmulatorState, path: str) -> tuple[bytes, str] | None:
         return result_file(kind, name, state.config.result_bytes)
     with state.lock:
         return state.files.get(path)
+
+
+async def llms_txt(request: web.Request) -> web.Response:
+    """Kie's docs index (another host at Kie; here beside the API, with no key asked)."""
+    state: EmulatorState = request.app[STATE_KEY]
+    return web.Response(text=catalog.llms_txt(state, state.public_url), content_type="text/plain")
+
+
+async def doc_page(request: web.Request) -> web.Response:
+    state: EmulatorState = request.app[STATE_KEY]
+    text = catalog.page(state, request.path)
+    if text is None:
+        raise web.HTTPNotFound()
+    return web.Response(text=text, content_type="text/markdown")
 
 
 async def serve_file(request: web.Request) -> web.Response:

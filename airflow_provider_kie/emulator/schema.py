@@ -3,8 +3,9 @@ against the client's validation code, so the emulator catches a client that vali
 
 Kie's schemas are looser than Kie's behaviour (no ``minItems``, ``input`` not required, an empty prompt
 allowed); the few rules Kie documents in prose or enforces in practice (docs/kie-api.md §1, §8) are
-added here, by the emulator, in its own words. Other models are checked against the catalog's facts
-(``catalog.py``); a model outside the catalog passes unchecked.
+added here, by the emulator, in its own words. Other models, and these two when a test changed their
+page, are checked against the facts of the page the emulator serves (``catalog.py``); a model outside
+the catalog passes unchecked.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 import copy
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from airflow_provider_kie.emulator import catalog
+
+if TYPE_CHECKING:
+    from airflow_provider_kie.emulator.state import EmulatorState
 
 OPENAPI_DIR = Path(__file__).with_name("openapi")
 CREATE_TASK_DOCUMENTS = {
@@ -68,7 +72,7 @@ def _create_task_validator(model: str) -> Any:
     return jsonschema.Draft7Validator(schema, format_checker=checker)
 
 
-def create_task_problem(body: Any) -> str | None:
+def create_task_problem(state: EmulatorState, body: Any) -> str | None:
     """Why Kie would reject this createTask body, or None if it would accept it."""
     if not isinstance(body, dict):
         return "request body must be a JSON object"
@@ -77,8 +81,8 @@ def create_task_problem(body: Any) -> str | None:
         return "model is required"
     if not isinstance(task_input, dict):
         return "input is required and must be an object"
-    if model not in CREATE_TASK_DOCUMENTS:
-        return catalog.input_problem(model, task_input)
+    if model not in CREATE_TASK_DOCUMENTS or model in state.pages:
+        return catalog.input_problem(catalog.checked_facts(state, model), task_input)
     error = next(
         iter(sorted(_create_task_validator(model).iter_errors(body), key=lambda e: list(e.path))), None
     )

@@ -131,6 +131,9 @@ class EmulatorState:
             self.callbacks: list[dict[str, Any]] = []
             self.windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
             self.spent = Decimal(0)
+            # Kie's pages as a test changed them: model -> its facts (catalog format), or None: gone.
+            self.pages: dict[str, dict[str, Any] | None] = {}
+            self.page_requests: list[RequestRecord] = []  # requests to the docs host
 
     def add_fault(self, fault: Fault) -> None:
         with self.lock:
@@ -139,8 +142,11 @@ class EmulatorState:
     def take_fault(self, endpoint: str, kinds: frozenset[str] | None = None) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                # "*" means Kie's API; a result download fails only when asked for by name ("file").
-                matches = fault.endpoint == endpoint or (fault.endpoint == "*" and endpoint != "file")
+                # "*" means Kie's API; a result download ("file") or a docs page ("docs") fails only
+                # when asked for by name.
+                matches = fault.endpoint == endpoint or (
+                    fault.endpoint == "*" and endpoint not in ("file", "docs")
+                )
                 if not matches or (kinds is not None and fault.kind not in kinds):
                     continue
                 if fault.times is not None:

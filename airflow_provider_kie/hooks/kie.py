@@ -220,17 +220,22 @@ class KieHook(_KieHookBase):
         callback_url: str | None = None,
         *,
         callback_for: CallbackTarget | None = None,
-        validate: bool = True,
+        validate: models.Validate = True,
     ) -> str:
         """Submit one task (``POST /api/v1/jobs/createTask``) and return its ``taskId``. ``input`` is
-        checked against the model's catalog entry first (``validate=False``: sent as given). Without a
+        checked first: by the model's catalog entry, and what it refuses by Kie's current page
+        (``validate="strict"``: the entry alone; False: sent as given; docs/models.md). Without a
         ``callback_url``, a connection with ``callback_base_url`` has Kie call the provider's plugin for
         ``callback_for``."""
-        callback_url = callback_url or self.settings.callback_url(callback_for)
-        body = models.create_task_body(model, input, callback_url, validate=validate)
+        settings = self.settings
+        callback_url = callback_url or settings.callback_url(callback_for)
+        body = models.create_task_body(
+            model, input, callback_url, validate=validate, docs_url=settings.docs_url
+        )
         with _catalog_hint(model):
             data = self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
         kie_task_id = api.parse_task_id(data)
+        models.accepted(model, body["input"])
         self.log.info("Created Kie task %s (model %s)", kie_task_id, model)
         return kie_task_id
 
@@ -421,17 +426,30 @@ class KieAsyncHook(_KieHookBase):
         *,
         claim: SendClaim | None = None,
         callback_for: CallbackTarget | None = None,
-        validate: bool = True,
+        validate: models.Validate = True,
     ) -> str:
         """The new task's id. ``claim`` is told as each attempt is about to leave (after the key's
         limiter let it; an exception from it stops the create with nothing sent) and when an attempt
         was answered without creating anything. ``callback_for`` and ``validate`` as in
-        :meth:`KieHook.create_task`."""
+        :meth:`KieHook.create_task` (a page read, when one is needed, runs in a thread)."""
         settings = await self.get_settings()
         callback_url = callback_url or settings.callback_url(callback_for)
-        body = models.create_task_body(model, input, callback_url, validate=validate)
+        body = (
+            models.create_task_body(model, input, callback_url, validate=False)
+            if validate is False
+            else await asyncio.to_thread(
+                models.create_task_body,
+                model,
+                input,
+                callback_url,
+                validate=validate,
+                docs_url=settings.docs_url,
+            )
+        )
         with _catalog_hint(model):
             data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, claim=claim)
+        if models.refused_keys(model, body["input"]):  # Kie took what the catalog refuses: keep that
+            await asyncio.to_thread(models.accepted, model, body["input"])
         return api.parse_task_id(data)
 
     async def get_task(self, kie_task_id: str) -> KieTask:

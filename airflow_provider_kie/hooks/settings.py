@@ -38,6 +38,9 @@ class KieConnectionSettings:
     callback_base_url: str | None = None
     #: Kie's webhook HMAC key: the plugin then accepts only callbacks Kie signed, recently, once.
     webhook_secret: str | None = field(default=None, repr=False)
+    #: Where Kie's doc pages are read when the catalog refuses an input (None: ``KIE_DOCS_URL``, else
+    #: https://docs.kie.ai; docs/models.md).
+    docs_url: str | None = None
 
     @classmethod
     def from_connection(cls, conn: Any) -> KieConnectionSettings:
@@ -70,7 +73,8 @@ class KieConnectionSettings:
         return cls(
             conn_id=conn_id,
             api_key=api_key,
-            callback_base_url=_callback_base_url(conn_id, extra.get("callback_base_url")),
+            callback_base_url=_http_base_url(conn_id, "callback_base_url", extra.get("callback_base_url")),
+            docs_url=_http_base_url(conn_id, "docs_url", extra.get("docs_url")),
             webhook_secret=webhook_secret,
             base_url=_base_url(conn.host, conn.schema, conn.port) or api.DEFAULT_BASE_URL,
             upload_base_url=str(extra.get("upload_base_url") or api.DEFAULT_UPLOAD_BASE_URL).rstrip("/"),
@@ -145,14 +149,18 @@ def _rate_limits(conn_id: str, value: Any) -> tuple[tuple[str, int, float], ...]
     return tuple(parsed)
 
 
-def _callback_base_url(conn_id: str, value: Any) -> str | None:
+_BASE_URLS = {
+    "callback_base_url": "the http(s) base URL Kie can reach the Airflow API server at, like https://airflow.example.com",
+    "docs_url": "the http(s) base URL of Kie's doc pages, like https://docs.kie.ai",
+}
+
+
+def _http_base_url(conn_id: str, name: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not value.startswith(("https://", "http://")):
         raise KieInputError(
-            "callback_base_url",
-            f"extra of connection {conn_id!r} must be the http(s) base URL Kie can reach the Airflow API "
-            f"server at, like https://airflow.example.com, got {value!r}",
+            name, f"extra of connection {conn_id!r} must be {_BASE_URLS[name]}, got {value!r}"
         )
     return value.rstrip("/")
 

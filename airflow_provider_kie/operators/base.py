@@ -7,11 +7,11 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseOperator, conf
 
-from airflow_provider_kie import inputs
+from airflow_provider_kie import inputs, models
 from airflow_provider_kie.connection import DEFAULT_CONN_ID
-from airflow_provider_kie.exceptions import KieInputError
+from airflow_provider_kie.exceptions import KieError, KieInputError
 from airflow_provider_kie.waiting import PollPolicy
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class KieOperatorBase(BaseOperator):
         timeout: timedelta = timedelta(minutes=30),
         retry_ambiguous_create: bool = False,
         end_from_trigger: bool = True,
-        validate: bool = True,
+        validate: models.Validate = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -56,6 +56,15 @@ class KieOperatorBase(BaseOperator):
         from airflow_provider_kie.hooks.kie import KieHook
 
         return KieHook(self.kie_conn_id, retry_ambiguous_create=self.retry_ambiguous_create)
+
+    def docs_url(self) -> str | None:
+        """The connection's ``docs_url``, read only when a page is (the catalog refused an input); a
+        connection that cannot be read yet leaves ``KIE_DOCS_URL`` or Kie's docs (the create will say
+        what is wrong with it)."""
+        try:
+            return self.hook.settings.docs_url
+        except (KieError, AirflowNotFoundException):
+            return None
 
     @property
     def poll_policy(self) -> PollPolicy:

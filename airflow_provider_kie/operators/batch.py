@@ -86,10 +86,11 @@ class KieBatchOperator(KieOperatorBase):
                 len(checked) - len(record.jobs),
             )
         items = []
-        for index, (body, files, sources) in enumerate(checked):
+        for index, (checked_body, files, sources) in enumerate(checked):
+            body = checked_body.body
             if index not in record.jobs and index not in record.sent:
                 body = self.with_uploads(body, files)
-            items.append(BatchItem(body, sources))
+            items.append(BatchItem(body, sources, list(checked_body.checked.unconfirmed)))
         output_path = None if output is None else str(output)
         if self.deferrable and TRIGGER_WRITES_XCOM:
             # Imported when a task defers: a DAG file's parse needs no trigger (nor the engine behind it).
@@ -201,20 +202,25 @@ class KieBatchOperator(KieOperatorBase):
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         return self.get_openlineage_facets_on_complete(task_instance)
 
-    def _checked(self, index: int, item: Any) -> tuple[dict[str, Any], list[inputs.LocalFile], list[str]]:
-        """Item ``index`` as a createTask body, its files read and checked, and its sources as given."""
+    def _checked(self, index: int, item: Any) -> tuple[models.CheckedBody, list[inputs.LocalFile], list[str]]:
+        """Item ``index`` as a checked createTask body, its files read and checked, and its sources as given."""
         where = f"{self.items_parameter}[{index}]"
         if not isinstance(item, Mapping):
             raise KieInputError(where, f"must be a dict of the model's input fields, got {item!r}")
         try:
-            body = models.create_task_body(
-                self.model, dict(item), self.callback_url, files=True, validate=self.validate
+            checked = models.checked_body(
+                self.model,
+                dict(item),
+                self.callback_url,
+                files=True,
+                validate=self.validate,
+                docs_url=self.docs_url,
             )
-            files = inputs.read_files(body["input"], models.entry(self.model))
+            files = inputs.read_files(checked.body["input"], checked.checked.entry)
         except KieInputError as error:
             raise KieInputError(f"{where}.{error.parameter}", str(error).split(": ", 1)[-1]) from None
-        sources = [str(ref) for ref in models.file_inputs(self.model, body["input"])]
-        return body, files, sources
+        sources = [str(ref) for ref in models.file_inputs(self.model, checked.body["input"])]
+        return checked, files, sources
 
 
 def _as_list(parameter: str, value: Any) -> list[Any]:

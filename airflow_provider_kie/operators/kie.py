@@ -45,8 +45,10 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
     :param poll_interval: first poll interval in seconds; the policy backs off with the task's age.
     :param timeout: how long to wait for the task, as an absolute deadline set when it is created; it
         holds across deferral, triggerer restarts and retries that resume the same Kie task.
-    :param validate: check ``input`` against the model's catalog entry before any request (a model
-        outside the catalog is sent unvalidated, with a warning); False sends it as given.
+    :param validate: check ``input`` before any request: True (default) by the model's catalog entry,
+        and what the entry refuses by Kie's current page, which decides (docs/models.md); ``"strict"``
+        by the catalog entry alone; False sends it as given. A model outside the catalog is sent
+        unvalidated, with a warning.
     :param retry_ambiguous_create: resend a createTask whose reply was lost (may pay twice).
     :param end_from_trigger: when deferred, a success ends the task in the triggerer with its XCom,
         without resuming on a worker; set False if a subclass must run ``execute_complete`` on success.
@@ -163,8 +165,9 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
             )
         # Everything is validated before any request (the mixin's first is a status read): bad input
         # never costs a call. File inputs are read and checked now, uploaded only if a task is submitted.
-        self._body = self._validated_body()
-        self._files = inputs.read_files(self._body["input"], models.entry(self.model))
+        checked = self._checked_body()
+        self._body = checked.body
+        self._files = inputs.read_files(self._body["input"], checked.checked.entry)
         self._output = storage.writable_folder(self.output_path)
         self._result = _NO_RESULT
         try:
@@ -261,11 +264,19 @@ class KieCreateTaskOperator(ResumableJobMixin, KieOperatorBase):
             task_state_store.set(self.external_id_key, job.to_dict())
         context["ti"].xcom_push(key=XCOM_KIE_TASK_ID, value=job.kie_task_id)
 
-    def _validated_body(self) -> dict[str, Any]:
+    def _checked_body(self) -> models.CheckedBody:
         """The createTask body from the rendered fields; file inputs stay as given until uploaded."""
-        return models.create_task_body(
-            self.model, self.build_input(), self.callback_url, files=True, validate=self.validate
+        return models.checked_body(
+            self.model,
+            self.build_input(),
+            self.callback_url,
+            files=True,
+            validate=self.validate,
+            docs_url=self.docs_url,
         )
+
+    def _validated_body(self) -> dict[str, Any]:
+        return self._checked_body().body
 
     def _given_files(self) -> list[Any]:
         """The input files and URLs as the task was given them (before any upload)."""

@@ -40,7 +40,7 @@ class KieStartTrigger(BaseTrigger):
         retry_ambiguous_create: bool = False,
         poll_policy: Mapping[str, Any] | None = None,
         end_from_trigger: bool = True,
-        validate: bool = True,
+        validate: models.Validate = True,
         **fields: Any,
     ) -> None:
         super().__init__()
@@ -104,8 +104,22 @@ class KieStartTrigger(BaseTrigger):
         )
         if not isinstance(model_input, Mapping):
             raise KieInputError("input", f"must be a dict of the model's input fields, got {model_input!r}")
-        body = models.create_task_body(
-            self.model, model_input, self.callback_url, files=True, validate=self.validate
+        loop = asyncio.get_running_loop()
+
+        def docs_url() -> str | None:  # asked only when a page is read, from the validating thread
+            from airflow_provider_kie.hooks.settings import shared_settings
+
+            return asyncio.run_coroutine_threadsafe(shared_settings(self.kie_conn_id), loop).result().docs_url
+
+        # In a thread: an input the catalog refuses has Kie's current page read.
+        body = await asyncio.to_thread(
+            models.create_task_body,
+            self.model,
+            model_input,
+            self.callback_url,
+            files=True,
+            validate=self.validate,
+            docs_url=docs_url,
         )
         given = models.file_inputs(self.model, body["input"])
         if any(models.is_file_ref(item) for item in given):

@@ -48,6 +48,22 @@ def run_model(model, **fields):
     return KieCreateTaskOperator(task_id="t", model=model, input=given).execute({"ti": FakeTI()})
 
 
+def page_grew_but_not_enough(emulator):
+    """Kie's current page takes one more aspect ratio; the value given is outside it still."""
+    import copy
+
+    from airflow_provider_kie.emulator import catalog as emulator_catalog
+
+    page = copy.deepcopy(emulator_catalog.bundled(models.SEEDREAM_EDIT_MODEL))
+    next(f for f in page["fields"] if f["name"] == "aspect_ratio")["enum"].append("5:4")
+    emulator.set_page(models.SEEDREAM_EDIT_MODEL, page)
+    return run_edit(aspect_ratio="7:3")
+
+
+def not_json():
+    return run_generic(model="m/x", input={"prompt": "p", "when": object()}, validate=False)
+
+
 def local_file(name: str, head: bytes, size: int) -> str:
     path = Path(tempfile.mkdtemp(prefix="kie-bad-input-")) / name
     path.write_bytes(head + b"\0" * (size - len(head)))
@@ -123,7 +139,9 @@ CASES = [
     ("input: not a dict", lambda: run_generic(input=["prompt"]), "input", KieInputError),
     ("input: rendered to None", lambda: run_generic(input=None), "input", KieInputError),
     ("model: empty", lambda: run_generic(model=""), "model", KieInputError),
-    ("input: unknown field for seedream", lambda: run_generic(model=models.SEEDREAM_EDIT_MODEL, input={"prompt": "p", "image_urls": [URL], "n": 2}), "input", KieInputError),
+    ("input: unknown field for seedream", lambda: run_generic(model=models.SEEDREAM_EDIT_MODEL, input={"prompt": "p", "image_urls": [URL], "n": 2}), "n", KieInputError),
+    ("aspect_ratio: outside what Kie's current page grew to", page_grew_but_not_enough, "aspect_ratio", KieInputError),
+    ("input: a value that is not JSON, validate=False", not_json, "when", KieInputError),
     ("poll_interval: zero", lambda: edit(poll_interval=0), "poll_interval", KieInputError),
     ("poll_interval: negative", lambda: edit(poll_interval=-3), "poll_interval", KieInputError),
     ("poll_interval: a string", lambda: edit(poll_interval="3"), "poll_interval", KieInputError),

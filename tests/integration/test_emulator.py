@@ -164,7 +164,7 @@ def test_models_without_a_vendored_schema_are_accepted(kie_emulator):
     ("model", "task_input", "extension", "media_type", "magic"),
     [
         ("kling-2.6/text-to-video", {"prompt": "waves", "sound": False, "aspect_ratio": "16:9", "duration": "5"}, "mp4", "video/mp4", b"ftyp"),
-        ("elevenlabs/text-to-speech-multilingual-v2", {"text": "Hello", "voice": "Rachel"}, "mp3", "audio/mpeg", b"ID3"),
+        ("elevenlabs/text-to-speech-multilingual-v2", {"text": "Hello", "voice": "EkK5I93UQWFDigLMpZcX"}, "mp3", "audio/mpeg", b"ID3"),
         (models.SEEDREAM_EDIT_MODEL, EDIT_INPUT, "png", "image/png", b"PNG"),
     ],
 )  # fmt: skip

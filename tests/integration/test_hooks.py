@@ -424,17 +424,19 @@ def _connection_timeout(kie_emulator, monkeypatch, seconds: float) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", conn)
 
 
-async def test_kie_refusing_a_catalog_models_input_says_the_catalog_may_be_out_of_date(hook, kie_emulator):
-    given = {**EDIT_INPUT, "aspect_ratio": "5:4"}  # refused by the catalog, so sent only with validate=False
+async def test_kie_refusing_a_catalog_models_input_points_at_the_models_page(hook, kie_emulator):
+    given = {**EDIT_INPUT, "aspect_ratio": "5:4"}  # the catalog and its page refuse it
     with pytest.raises(KieInputError, match="aspect_ratio"):
         hook.create_task(models.SEEDREAM_EDIT_MODEL, given)
     assert not kie_emulator.requests
-    with pytest.raises(KieValidationError, match=r"may be out of date.*validate=False") as info:
+    with pytest.raises(
+        KieValidationError, match=r"in the provider's catalog.*Kie refused this input"
+    ) as info:
         hook.create_task(models.SEEDREAM_EDIT_MODEL, given, validate=False)
     assert not isinstance(info.value, KieInputError)
     async_hook = KieAsyncHook()
     try:
-        with pytest.raises(KieValidationError, match="may be out of date"):
+        with pytest.raises(KieValidationError, match="Kie refused this input"):
             await async_hook.create_task(models.SEEDREAM_EDIT_MODEL, given, validate=False)
     finally:
         await async_hook.close()

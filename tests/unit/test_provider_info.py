@@ -57,7 +57,13 @@ def test_connection_form_relabels_password_as_api_key():
     assert conn["connection-type"] == "kie"
     assert conn["ui-field-behaviour"]["relabeling"]["password"] == "API key"
     assert {"login", "schema", "port"} <= set(conn["ui-field-behaviour"]["hidden-fields"])
-    assert set(conn["conn-fields"]) == {"upload_base_url", "timeout", "callback_base_url", "webhook_secret"}
+    assert set(conn["conn-fields"]) == {
+        "upload_base_url",
+        "timeout",
+        "callback_base_url",
+        "webhook_secret",
+        "docs_url",
+    }
     assert conn["conn-fields"]["webhook_secret"]["schema"]["format"] == "password"  # a masked field
 
 
