@@ -128,7 +128,7 @@ def test_the_seedream_entries_agree_with_kies_openapi_documents(document, model)
         assert f.default == prop.get("default"), f.name
 
 
-def test_importing_the_operators_reads_only_their_own_entries():
+def test_importing_the_operators_reads_only_their_own_entries_and_no_page():
     code = (
         "import json, pathlib\n"
         "read = []\n"
@@ -137,7 +137,8 @@ def test_importing_the_operators_reads_only_their_own_entries():
         "    read.append(self.name) if self.suffix == '.json' else None\n"
         "    return original(self, *a, **k)\n"
         "pathlib.Path.read_text = spy\n"
-        "import airflow_provider_kie.operators.seedream, airflow_provider_kie.operators.batch\n"
+        "import sys, airflow_provider_kie.operators.seedream, airflow_provider_kie.operators.batch\n"
+        "assert 'airflow_provider_kie.pages' not in sys.modules, 'no page read at parse'\n"
         "print(json.dumps(sorted(n for n in read if '__' in n)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
