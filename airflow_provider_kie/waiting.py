@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_kie.api import KieTask
-from airflow_provider_kie.events import KieJobRef
+from airflow_provider_kie.events import JobRef
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError, KieTimeoutError
 
 
@@ -114,7 +114,7 @@ class Waiter:
     hands each outcome to ``observe``, which a batch uses to log changes of the whole batch), and
     applies :func:`decide` to it."""
 
-    job: KieJobRef
+    job: JobRef
     policy: PollPolicy
     log: Any
     observe: Callable[[KieTask | KieError], None] | None = None
@@ -147,7 +147,7 @@ class _AsyncReader(Protocol):
     async def get_task(self, kie_task_id: str) -> KieTask: ...
 
 
-def wait_sync(hook: _SyncReader, job: KieJobRef, policy: PollPolicy, log: Any) -> KieTask:
+def wait_sync(hook: _SyncReader, job: JobRef, policy: PollPolicy, log: Any) -> KieTask:
     """Poll in this thread (a worker) until the task is terminal."""
     waiter = Waiter(job, policy, log)
     while True:
@@ -163,7 +163,7 @@ def wait_sync(hook: _SyncReader, job: KieJobRef, policy: PollPolicy, log: Any) -
 
 async def wait_async(
     hook: _AsyncReader,
-    job: KieJobRef,
+    job: JobRef,
     policy: PollPolicy,
     log: Any,
     observe: Callable[[KieTask | KieError], None] | None = None,

@@ -96,7 +96,7 @@ def _batch_triggerer(airflow: RealAirflow) -> int | None:
     with airflow.db() as db:
         row = db.execute(
             "SELECT triggerer_id FROM trigger WHERE classpath = ?",
-            ("airflow_provider_kie.triggers.batch.KieBatchTrigger",),
+            ("airflow_provider_kie.triggers.jobs.KieJobsTrigger",),
         ).fetchone()
     return row[0] if row else None
 
