@@ -44,12 +44,11 @@ def kie_emulator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> KieEmulator:
     """The emulator, reset, with connection ``kie_default`` and Kie's doc pages pointing at it."""
-    from airflow_provider_kie import models, pages
+    from airflow_provider_kie import pages
 
     kie_emulator_server.reset()
     monkeypatch.setenv("AIRFLOW_CONN_KIE_DEFAULT", kie_emulator_server.connection_uri(EMULATOR_API_KEY))
     monkeypatch.setenv(pages.DOCS_URL_ENV, kie_emulator_server.url)
     monkeypatch.setenv(pages.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("kie-cache")))
     pages.forget()
-    models.forget_entries()
     return kie_emulator_server
