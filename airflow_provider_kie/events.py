@@ -209,7 +209,7 @@ class JobOutcome:
     def message(self) -> str | None:
         """Why the job did not succeed, in a line."""
         if self.status is Status.FAILED:
-            return f"failCode {self.fail_code!r}: {self.fail_msg or 'no failMsg'}"
+            return f"failCode {self.fail_code}: {self.fail_msg or 'no failMsg'}"
         if self.error is not None:
             return str(KieError.from_event(dict(self.error)))
         return None

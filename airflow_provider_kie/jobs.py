@@ -221,7 +221,8 @@ class JobRun:
         finished job rather than its whole Kie task for every full garbage collection to walk."""
         while True:
             try:
-                kept = await self.ledger.open()
+                needed = [index for index in range(len(self.jobs)) if index not in self.record.jobs]
+                kept = await self.ledger.open(needed)
             except asyncio.CancelledError:  # stopped while elected: hand the jobs over at once
                 await asyncio.shield(self.ledger.close())
                 raise

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,14 +128,28 @@ class Ledger:
         self.writes = 0
         self._heartbeat: asyncio.Task[None] | None = None
 
-    async def open(self) -> JobRecord:
-        """Become the jobs' owner (waiting while another live run owns them); what earlier runs sent."""
+    async def open(self, needed: Sequence[int] | None = None) -> JobRecord:
+        """Become the jobs' owner (waiting while another live run owns them); what earlier runs sent. A
+        run that finds every job it ``needed`` (all, if None) already created follows a live owner instead of waiting
+        for it: nothing is left to send, so it only waits for the Kie tasks (a restarted triggerer
+        resumes at once)."""
         owner = await self.load(OWNER_KEY)
         # What a 0.1.0 trigger still in flight across the upgrade kept.
         record = JobRecord() if owner is not None or self.legacy is None else await self.legacy()
+        looked = 0.0
         while True:
+            if self.elect and _live_other(owner, self.by):
+                self.log.info(
+                    "Another run of these jobs is creating them; waiting for it to hand over, or to fall "
+                    "silent for %.0f s",
+                    CLAIM_LIVE_SECONDS,
+                )
             while self.elect and _live_other(owner, self.by):
-                self.log.info("Another run of these jobs is creating them; waiting for it to hand over")
+                if needed is not None and time.monotonic() - looked >= heartbeat_seconds():
+                    looked = time.monotonic()
+                    kept = record.merged(await self._read(int(owner.get("chunks") or 0)))
+                    if all(index in kept.jobs for index in needed):
+                        return kept  # following: this run owns nothing, sends nothing, writes nothing
                 await asyncio.sleep(CLAIM_SETTLE_SECONDS)
                 owner = await self.load(OWNER_KEY)
             count = int((owner or {}).get("chunks") or 0)
@@ -143,10 +157,16 @@ class Ledger:
                 break
             owner = await self.load(OWNER_KEY)
         for k in range(count):
-            chunk = self.chunks[k] = _Chunk(await self.load(chunk_key(k)))
-            record = record.merged(chunk.record())
+            self.chunks[k] = _Chunk(await self.load(chunk_key(k)))
+            record = record.merged(self.chunks[k].record())
         if self.durable and self.elect:
             self._heartbeat = asyncio.ensure_future(self._beat())
+        return record
+
+    async def _read(self, chunks: int) -> JobRecord:
+        record = JobRecord()
+        for k in range(chunks):
+            record = record.merged(_Chunk(await self.load(chunk_key(k))).record())
         return record
 
     async def _claim(self, chunks: int) -> bool:

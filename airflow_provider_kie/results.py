@@ -19,8 +19,8 @@ from airflow_provider_kie import models
 from airflow_provider_kie.compat import listeners_registered
 from airflow_provider_kie.events import JobOutcome, JobsEvent, Status
 from airflow_provider_kie.exceptions import (
-    KieBatchItemsFailedError,
     KieError,
+    KieJobsFailedError,
     KieTaskFailedError,
     KieTimeoutError,
 )
@@ -74,7 +74,7 @@ def finish(
         summary = "; ".join(f"job {o.index}: {o.status.value}: {o.message}" for o in failed[:5])
         message = f"{len(failed)} of {len(event.outcomes)} jobs did not succeed ({summary}{'; ...' if len(failed) > 5 else ''})"
         if any(o.retryable for o in failed):
-            raise KieBatchItemsFailedError(message + "; a retry resumes the jobs already created")
+            raise KieJobsFailedError(message + "; a retry resumes the jobs already created")
         raise AirflowFailException(message + "; a retry would not change that")
     describe_asset_events(context, asset_extra(event.outcomes, model))
     return xcoms[RETURN_VALUE]

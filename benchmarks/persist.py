@@ -154,8 +154,7 @@ def run_loop(
         stop = asyncio.Event()
         prober = asyncio.create_task(probe(stop))
         waiters = [
-            asyncio.create_task(first_event(KieJobsTrigger.waiting_for(t, deadline)))
-            for t in waiting_ids
+            asyncio.create_task(first_event(KieJobsTrigger.waiting_for(t, deadline))) for t in waiting_ids
         ]
         await asyncio.sleep(5)  # every waiter has polled once and settled into its back-off
         lags.clear()
@@ -180,9 +179,7 @@ def run_loop(
         await asyncio.gather(*waiters, return_exceptions=True)
         await close_shared_async_sessions()
         return {
-            "events_ok": sum(
-                e["status"] == "success" and (store is None or e["stored"]) for e in events
-            ),
+            "events_ok": sum(e["status"] == "success" and (store is None or e["stored"]) for e in events),
             "waiters_still_waiting": still_waiting,
             "wall_seconds": wall,
             "copy_phase_seconds": max(end for _, end in spans) - min(start for start, _ in spans)

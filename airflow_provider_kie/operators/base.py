@@ -177,10 +177,6 @@ class KieOperatorBase(BaseOperator):
         folder = storage.writable_folder(self.output_path)
         store = context.get("task_state_store") if self.durable else None
         record = ledger.retry_record(store.get) if store is not None else JobRecord()
-        if record.jobs or record.sent:
-            self.log.info(
-                "Kie: %d Kie tasks were created by an earlier try; waiting for them", len(record.jobs)
-            )
         try:
             # A job an earlier try created needs no upload: its files were uploaded then.
             done = set(record.jobs) | record.sent

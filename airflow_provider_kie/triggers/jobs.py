@@ -81,7 +81,9 @@ class KieJobsTrigger(BaseTrigger):
     def waiting_for(cls, kie_task_id: str, deadline: float, **kwargs: Any) -> KieJobsTrigger:
         """A trigger that only waits for one Kie task created elsewhere (a sensor's), until ``deadline``."""
         record = JobRecord({0: JobRef(kie_task_id, deadline)})
-        return cls(jobs=[Job()], record=record, timeout=max(deadline - time.time(), 0.0), single=True, **kwargs)
+        return cls(
+            jobs=[Job()], record=record, timeout=max(deadline - time.time(), 0.0), single=True, **kwargs
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -117,7 +119,13 @@ class KieJobsTrigger(BaseTrigger):
                 for line in JobLog(len(event.outcomes), self.log).lines(event.outcomes):
                     line()
                     await asyncio.sleep(0)  # a line may wait for the triggerer's log pipe
-            self.log.info("Kie jobs ended; ending the Airflow task from the triggerer")
+            if self.single:
+                self.log.info(
+                    "Kie task %s succeeded; ending the Airflow task from the triggerer",
+                    event.outcomes[0].kie_task_id,
+                )
+            else:
+                self.log.info("Kie jobs ended; ending the Airflow task from the triggerer")
             # Thousands of outcomes take a while to convert: in a thread, not on the triggerer's loop.
             xcoms = await _off_loop(len(event.outcomes), result_xcoms, event, single=self.single)
             if self.single:  # the rendered link a worker's finalize would have left

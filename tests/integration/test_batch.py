@@ -17,7 +17,7 @@ from airflow_provider_kie import ledger as ledger_module
 from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, receiver_url
 from airflow_provider_kie.compat import TRIGGER_WRITES_XCOM, trigger_lists_variables
 from airflow_provider_kie.events import Job
-from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieInputError
+from airflow_provider_kie.exceptions import KieInputError, KieJobsFailedError
 from airflow_provider_kie.hints import HintReader
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
@@ -109,7 +109,7 @@ def test_partial_failure_fails_after_every_item_ended_and_a_retry_pays_only_for_
     prompts = ["one", "two [fail]", "three"]
     store = DictStateStore()
     first = context(store)
-    with pytest.raises(KieBatchItemsFailedError, match=r"1 of 3 jobs.*job 1: failed"):
+    with pytest.raises(KieJobsFailedError, match=r"1 of 3 jobs.*job 1: failed"):
         run_to_end(batch(prompts, deferrable=deferrable, end_from_trigger=False), first)
     statuses = [r["status"] for r in first["ti"].xcom["return_value"]]
     assert statuses == ["success", "failed", "success"]

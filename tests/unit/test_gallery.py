@@ -75,7 +75,7 @@ def test_the_page_escapes_what_it_shows_and_links_stored_copies_through_the_plug
         in page
     )
     assert 'src="https://tempfile.aiquickdraw.com/r.png"' in page
-    assert "failCode &#x27;500&#x27;: The &lt;model&gt; failed" in page
+    assert "failCode 500: The &lt;model&gt; failed" in page
     assert render("dag", "r", []).count("No Kie task of this run has finished yet") == 1
 
 

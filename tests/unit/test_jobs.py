@@ -44,7 +44,7 @@ def test_outcomes_say_what_a_retry_can_fix():
     assert results[0]["result"] == ["file:///o/t1-0.png"] and results[0]["result_urls"] == ["https://r/1.png"]
     assert results[0]["error"] is None and results[0]["stored"]
     assert [r["retryable"] for r in results] == [False, True, False, False, False]
-    assert outcomes[1].message == "failCode '500': boom" and results[1]["result"] == []
+    assert outcomes[1].message == "failCode 500: boom" and results[1]["result"] == []
     assert results[2]["kie_task_id"] is None and results[4]["status"] == "timeout"
     assert "late" in results[4]["error"]
     assert [o.index for o in JobsEvent(outcomes, JobRecord()).failed] == [1, 2, 3, 4]
@@ -63,7 +63,7 @@ def test_the_end_of_many_jobs_logs_the_totals_and_the_first_failures_not_a_line_
     for line in JobLog(len(outcomes), lines).lines(outcomes):
         line()
     assert lines[0] == "Kie jobs: 500 of 580 succeeded, 1000 credits"
-    assert lines[1] == "Kie job 500: failed, Kie task f0: failCode '500': boom"
+    assert lines[1] == "Kie job 500: failed, Kie task f0: failCode 500: boom"
     assert len(lines) == 1 + FAILURES_LOGGED + 1
     assert lines[-1] == f"Kie jobs: {80 - FAILURES_LOGGED} more did not succeed (see XCom)"
 

@@ -113,6 +113,30 @@ def test_of_two_runs_that_start_together_one_creates_and_the_other_waits_for_it(
     asyncio.run(main())
 
 
+def test_a_run_whose_jobs_a_live_owner_all_created_follows_it_at_once():
+    """A triggerer restarted after its single job was created: the claim of the run it killed lives on
+    for a minute, but nothing is left to send, so the new run waits only for the Kie task."""
+
+    async def main():
+        store = Store()
+        owner = ledger(store)
+        await owner.open()
+        await create_all(owner, 3)  # then its process dies: never released, still "live"
+        follower = ledger(store)
+        record = await asyncio.wait_for(follower.open(needed=[0, 1, 2]), timeout=5)
+        assert set(record.jobs) == {0, 1, 2} and store[OWNER_KEY]["by"] == owner.by
+        await follower.close()  # owns nothing: writes nothing
+        assert store[OWNER_KEY]["by"] == owner.by and not store[OWNER_KEY]["released"]
+        # One job not created yet: it waits for the owner as before.
+        waiting = asyncio.ensure_future(ledger(store).open(needed=[3]))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await owner.close()
+        assert set((await waiting).jobs) == {0, 1, 2}
+
+    asyncio.run(main())
+
+
 def test_a_run_that_lost_the_jobs_while_paused_sends_nothing(monkeypatch):
     async def main():
         store = Store()

@@ -8,7 +8,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_kie import exceptions
 from airflow_provider_kie.api import KieTask, TaskState
 from airflow_provider_kie.events import JobOutcome, JobRecord, JobRef, JobsEvent, Status
-from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieError
+from airflow_provider_kie.exceptions import KieError, KieJobsFailedError
 from airflow_provider_kie.links import LINK_XCOM_KEY
 from airflow_provider_kie.results import finish, raise_for, result_xcoms
 from tests.support import DictStateStore, FakeTI
@@ -69,7 +69,7 @@ def test_many_jobs_report_or_fail_by_policy_and_a_retry_pays_only_for_what_kie_f
     reported = finish({"ti": FakeTI()}, event, single=False, policy="report", model="m")
     assert [r["status"] for r in reported] == ["success", "failed"]
     context = {"ti": FakeTI(), "task_state_store": DictStateStore()}
-    with pytest.raises(KieBatchItemsFailedError, match="1 of 2 jobs"):
+    with pytest.raises(KieJobsFailedError, match="1 of 2 jobs"):
         finish(context, event, single=False, policy="fail", model="m")
     assert len(context["ti"].xcom["return_value"]) == 2  # readable downstream though the task failed
     assert set(context["task_state_store"]["kie_jobs"]["jobs"]) == {"0"}  # b is paid for anew
