@@ -56,6 +56,7 @@ class JobLog:
         self._logged: tuple[tuple[str, int], ...] = ()
         self._logged_phase = ""
         self._last_line = 0.0
+        self._before: set[int] = set()
 
     def job(self, message: str, *args: Any) -> None:
         """A line about one job: said when the run has only that one."""
@@ -63,12 +64,9 @@ class JobLog:
             self.log.info(message, *args)
 
     def begin(self, record: JobRecord) -> None:
-        if self.size == 1 and 0 in record.jobs:
-            self.job("Kie task %s was created by an earlier run; waiting for it", record.jobs[0].kie_task_id)
-        elif record.jobs:
-            self.log.info(
-                "Kie jobs: %d Kie tasks were created by an earlier run; waiting for them", len(record.jobs)
-            )
+        self._before = set(record.jobs)  # a single job's first state line says it was created before
+        if record.jobs and self.size > 1:
+            self.log.info("Kie jobs: waiting for %d Kie tasks created before this run", len(record.jobs))
         self.states = {i: "waiting" if i in record.jobs else "to create" for i in range(self.size)}
         self._counts = Counter(self.states.values())
         self.report(force=True)
@@ -81,7 +79,9 @@ class JobLog:
             self._counts[state] += 1
             self.states[index] = state
             if kie_task_id is not None:
-                self.job("Kie task %s is %s", kie_task_id, state)
+                before = ", created before this run," if index in self._before else ""
+                self._before.discard(index)
+                self.job("Kie task %s%s is %s", kie_task_id, before, state)
             self.report()
 
     def report(self, *, force: bool = False) -> None:
@@ -191,6 +191,7 @@ class JobRun:
         callback_for: Callable[[int], CallbackTarget] | None = None,
         kept_awaited: bool = False,
         wait: bool = True,
+        ended: dict[int, JobOutcome] | None = None,
     ) -> None:
         self.hook = hook
         self.jobs = list(jobs)
@@ -209,6 +210,7 @@ class JobRun:
         self.callback_for = callback_for
         self.kept_awaited = kept_awaited
         self.wait = wait
+        self.ended = ended or {}  # jobs whose outcome is known already: neither created nor waited for
         self.log = JobLog(len(self.jobs), log)
         self._creates = asyncio.Semaphore(CREATES_IN_FLIGHT)
         self._probes = ValueProbes()
@@ -221,7 +223,9 @@ class JobRun:
         finished job rather than its whole Kie task for every full garbage collection to walk."""
         while True:
             try:
-                needed = [index for index in range(len(self.jobs)) if index not in self.record.jobs]
+                needed = [
+                    i for i in range(len(self.jobs)) if i not in self.record.jobs and i not in self.ended
+                ]
                 kept = await self.ledger.open(needed)
             except asyncio.CancelledError:  # stopped while elected: hand the jobs over at once
                 await asyncio.shield(self.ledger.close())
@@ -252,7 +256,7 @@ class JobRun:
             started[index] = asyncio.ensure_future(self._one(index))
 
         try:
-            kept = [index for index in range(len(self.jobs)) if index in self.record.jobs]
+            kept = [i for i in range(len(self.jobs)) if i in self.record.jobs or i in self.ended]
             for n, index in enumerate(kept):
                 start(index)
                 if n % LOOP_SLICE == LOOP_SLICE - 1:
@@ -291,6 +295,8 @@ class JobRun:
 
     async def _one(self, index: int) -> JobOutcome | None:
         """Job ``index``'s outcome; None if another run took the jobs over before it was created."""
+        if index in self.ended:
+            return self.ended[index]
         job, ref = self.jobs[index], self.record.jobs.get(index)
         try:
             created_here = ref is None

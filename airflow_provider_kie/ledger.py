@@ -125,40 +125,50 @@ class Ledger:
         self.confirmed = 0.0  # monotonic time this run last knew it owned the jobs
         self.stopped = False
         self.durable = True
+        self.owner = False  # this run claimed the jobs and has not released them
+        self._to_create: set[int] | None = None  # what this run may still create, when known
         self.writes = 0
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def open(self, needed: Sequence[int] | None = None) -> JobRecord:
-        """Become the jobs' owner (waiting while another live run owns them); what earlier runs sent. A
-        run that finds every job it ``needed`` (all, if None) already created follows a live owner instead of waiting
-        for it: nothing is left to send, so it only waits for the Kie tasks (a restarted triggerer
-        resumes at once)."""
+        """Become the jobs' owner (waiting while another live run owns them); what earlier runs sent.
+
+        ``needed`` are the jobs this run would create (None: not known). A run that finds them all
+        created follows a live owner instead of waiting for it (a restarted triggerer resumes at once),
+        and one that needs none reads nothing; an owner releases the jobs as soon as they all exist."""
+        if needed is not None and not needed:
+            return JobRecord()  # only waits (a sensor's, a retry's): nothing to claim, nothing read
         owner = await self.load(OWNER_KEY)
         # What a 0.1.0 trigger still in flight across the upgrade kept.
         record = JobRecord() if owner is not None or self.legacy is None else await self.legacy()
-        looked = 0.0
+        looked, announced = -heartbeat_seconds(), False
         while True:
-            if self.elect and _live_other(owner, self.by):
-                self.log.info(
-                    "Another run of these jobs is creating them; waiting for it to hand over, or to fall "
-                    "silent for %.0f s",
-                    CLAIM_LIVE_SECONDS,
-                )
-            while self.elect and _live_other(owner, self.by):
-                if needed is not None and time.monotonic() - looked >= heartbeat_seconds():
-                    looked = time.monotonic()
-                    kept = record.merged(await self._read(int(owner.get("chunks") or 0)))
-                    if all(index in kept.jobs for index in needed):
-                        return kept  # following: this run owns nothing, sends nothing, writes nothing
+            live = self.elect and _live_other(owner, self.by)
+            chunks = int(owner.get("chunks") or 0) if isinstance(owner, Mapping) else 0
+            if needed is not None and chunks and time.monotonic() - looked >= heartbeat_seconds():
+                looked = time.monotonic()
+                kept = record.merged(await self._read(chunks))
+                if all(index in kept.jobs for index in needed):
+                    return kept  # following: this run owns nothing, sends nothing, writes nothing
+            if not live:
+                # The chunks this run will write are counted in its claim: no owner write per new chunk.
+                count = chunks
+                if await self._claim(max([count, *(chunk_of(i) + 1 for i in needed or ())])):
+                    break
+            else:
+                if not announced:
+                    announced = True
+                    self.log.info(
+                        "Another run of these jobs is creating them; waiting for it to hand over, or to "
+                        "fall silent for %.0f s",
+                        CLAIM_LIVE_SECONDS,
+                    )
                 await asyncio.sleep(CLAIM_SETTLE_SECONDS)
-                owner = await self.load(OWNER_KEY)
-            count = int((owner or {}).get("chunks") or 0)
-            if await self._claim(count):
-                break
             owner = await self.load(OWNER_KEY)
         for k in range(count):
             self.chunks[k] = _Chunk(await self.load(chunk_key(k)))
             record = record.merged(self.chunks[k].record())
+        self._to_create = None if needed is None else set(needed) - set(record.jobs)
         if self.durable and self.elect:
             self._heartbeat = asyncio.ensure_future(self._beat())
         return record
@@ -174,6 +184,7 @@ class Ledger:
         if not await self._save_owner():
             self.durable = False
             return True  # nowhere to keep a record: nobody else to agree with
+        self.owner = True
         if self.elect:
             await asyncio.sleep(CLAIM_SETTLE_SECONDS)
             kept = await self.load(OWNER_KEY)
@@ -208,6 +219,10 @@ class Ledger:
         await self._write(chunk_of(index))
         if self.on_created is not None:
             await self.on_created(job)
+        if self._to_create is not None:
+            self._to_create.discard(index)
+        if self._to_create == set() and self.owner:
+            await self.close()  # every job exists: nothing left to send, so no claim to keep alive
 
     def stop_sending(self) -> None:
         self.stopped = True
@@ -223,8 +238,9 @@ class Ledger:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
-        if not self.durable or not await self._owns():
+        if not self.owner or not self.durable or not await self._owns():
             return
+        self.owner = False
         for k in list(self.chunks):
             await self._write(k)
         await self._save_owner(released=True)

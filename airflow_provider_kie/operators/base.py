@@ -23,7 +23,7 @@ from airflow_provider_kie.compat import (
     start_trigger_args,
 )
 from airflow_provider_kie.connection import DEFAULT_CONN_ID
-from airflow_provider_kie.events import Job, JobRecord, JobsEvent, check_policy
+from airflow_provider_kie.events import Job, JobOutcome, JobRecord, JobsEvent, Status, check_policy
 from airflow_provider_kie.exceptions import KieError, KieInputError
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.results import finish, may_end_in_triggerer, raise_for
@@ -194,11 +194,15 @@ class KieOperatorBase(BaseOperator):
         """Defer the jobs to the triggerer, or run them here, and finish."""
         if not (self.deferrable and self.waits and TRIGGER_WRITES_XCOM):
             self.hook.settings  # noqa: B018 - here, a connection that cannot serve fails before any job
+        ended: dict[int, JobOutcome] = {}
         if self.deferrable and self.waits and not TRIGGER_WRITES_XCOM:
             # Airflow 2's triggers cannot keep what they send: the jobs are created here, then waited for
-            # in the triggerer (unless a create failed: then here, with the others).
-            record = asyncio.run(self._run_here(context, jobs, record, store, folder, wait=False)).record
-        if self.deferrable and self.waits and (TRIGGER_WRITES_XCOM or len(record.jobs) == len(jobs)):
+            # in the triggerer; a create that failed is reported (never sent again), the others waited
+            # for here.
+            created = asyncio.run(self._run_here(context, jobs, record, store, folder, wait=False))
+            record = created.record
+            ended = {o.index: o for o in created.outcomes if o.status is not Status.CREATED}
+        if self.deferrable and self.waits and not ended:
             from airflow_provider_kie.triggers.jobs import KieJobsTrigger  # when a task defers, not at parse
 
             settings = self._trigger_settings(output_path=folder)
@@ -207,7 +211,8 @@ class KieOperatorBase(BaseOperator):
             )
             self.defer(trigger=trigger, method_name="execute_complete")
         return self.finish(
-            context, asyncio.run(self._run_here(context, jobs, record, store, folder, wait=self.waits))
+            context,
+            asyncio.run(self._run_here(context, jobs, record, store, folder, wait=self.waits, ended=ended)),
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -230,7 +235,15 @@ class KieOperatorBase(BaseOperator):
         )
 
     async def _run_here(
-        self, context: Any, jobs: list[Job], record: JobRecord, store: Any, folder: Any, *, wait: bool
+        self,
+        context: Any,
+        jobs: list[Job],
+        record: JobRecord,
+        store: Any,
+        folder: Any,
+        *,
+        wait: bool,
+        ended: dict[int, JobOutcome] | None = None,
     ) -> JobsEvent:
         """The jobs on this worker: created, waited for and stored by the one engine, the ledger in the
         task state store (no other run shares it: no election), each create marked before it leaves."""
@@ -258,6 +271,7 @@ class KieOperatorBase(BaseOperator):
                 # (Airflow 2): both listen for the callback.
                 callback_for=None if wait else CallbackTarget.of(self.kie_conn_id, ti).for_item,
                 wait=wait,
+                ended=ended,
             )
             outcomes = await run.run()
         return JobsEvent(outcomes, run.record)

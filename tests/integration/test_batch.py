@@ -124,6 +124,25 @@ def test_partial_failure_fails_after_every_item_ended_and_a_retry_pays_only_for_
     assert [results[i]["kie_task_id"] for i in (0, 2)] == [before[i]["kie_task_id"] for i in (0, 2)]
 
 
+def test_on_airflow_2_a_create_that_failed_is_reported_and_the_others_waited_for_on_the_worker(
+    kie_emulator, monkeypatch
+):
+    """Airflow 2's triggers cannot keep what they send, so the worker creates; a create whose reply was
+    lost is never sent again, and the jobs it did create are waited for, not dropped."""
+    from airflow_provider_kie.operators import base
+
+    monkeypatch.setattr(base, "TRIGGER_WRITES_XCOM", False)
+    kie_emulator.add_fault("drop-after", "createTask", times=1)  # created at Kie, its reply lost
+    ctx = context()
+    with pytest.raises(
+        AirflowFailException, match=r"1 of 2 jobs did not succeed.*ambiguous|1 of 2 jobs did not succeed"
+    ):
+        run_to_end(batch(["one", "two"], deferrable=True, end_from_trigger=False), ctx)
+    assert kie_emulator.count("createTask") == 2 and len(kie_emulator.state.tasks) == 2
+    results = ctx["ti"].xcom["return_value"]
+    assert sorted(r["status"] for r in results) == ["error", "success"]
+
+
 def test_report_policy_succeeds_and_reports_the_failed_items(kie_emulator):
     results = run_to_end(batch(["ok", "bad [fail]"], on_item_failure="report", deferrable=True), context())
     assert [r["status"] for r in results] == ["success", "failed"]

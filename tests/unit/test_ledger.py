@@ -137,6 +137,22 @@ def test_a_run_whose_jobs_a_live_owner_all_created_follows_it_at_once():
     asyncio.run(main())
 
 
+def test_an_owner_releases_the_jobs_once_they_all_exist_and_the_next_run_claims_nothing():
+    async def main():
+        store = Store()
+        owner = ledger(store)
+        await owner.open(needed=[0, 1])
+        await create_all(owner, 2)
+        assert store[OWNER_KEY]["released"] and store[OWNER_KEY]["chunks"] == 1  # before its run ends
+        writes = store.writes
+        record = await ledger(store).open(needed=[0, 1])  # a restart: it finds both and only waits
+        assert set(record.jobs) == {0, 1} and store.writes == writes
+        assert await ledger(store).open(needed=[]) == JobRecord()  # a sensor's wait reads nothing
+        assert store.writes == writes
+
+    asyncio.run(main())
+
+
 def test_a_run_that_lost_the_jobs_while_paused_sends_nothing(monkeypatch):
     async def main():
         store = Store()
