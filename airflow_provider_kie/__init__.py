@@ -35,7 +35,11 @@ def get_provider_info() -> dict[str, Any]:
         ),
         "sensors": modules("airflow_provider_kie.sensors.kie"),
         "hooks": modules("airflow_provider_kie.hooks.kie"),
-        "triggers": modules("airflow_provider_kie.triggers.kie", "airflow_provider_kie.triggers.batch"),
+        "triggers": modules(
+            "airflow_provider_kie.triggers.jobs",
+            "airflow_provider_kie.triggers.start",
+            "airflow_provider_kie.triggers.kie",
+        ),
         "extra-links": ["airflow_provider_kie.links.KieResultLink"],
         "connection-types": [
             {

@@ -36,6 +36,20 @@ TRIGGER_WRITES_XCOM = TriggerXCom is not None and hasattr(TriggerXCom, "aset")
 #: there: from 3.3 (3.0 to 3.2 ran such tasks on a worker).
 TRIGGER_STARTS_TASKS = TRIGGER_WRITES_XCOM and airflow_at_least("3.3")
 
+
+def start_trigger_args(trigger_cls: str, trigger_kwargs: dict[str, Any]) -> Any:
+    """What starts a task in the triggerer (``start_from_trigger``), resuming ``execute_complete``."""
+    from airflow.triggers.base import StartTriggerArgs
+
+    return StartTriggerArgs(
+        trigger_cls=trigger_cls,
+        next_method="execute_complete",
+        trigger_kwargs=trigger_kwargs,
+        next_kwargs=None,
+        timeout=None,
+    )
+
+
 #: Why a mapped task started on a worker: Airflow 3.3 starts no mapped task in the triggerer.
 MAPPED_TASKS_START_ON_WORKERS = "Airflow 3.3 starts no mapped task in the triggerer (apache/airflow#52141)"
 
@@ -159,3 +173,34 @@ def first_reschedule_time(context: Any) -> float | None:
     ti = context["ti"]
     first = ti.get_first_reschedule_date(context) if hasattr(ti, "get_first_reschedule_date") else None
     return None if first is None else first.timestamp()
+
+
+def metadata() -> Any:
+    """The metadata database as the provider's API-server plugin reads it (the callback receiver, the
+    results tab): Airflow's models and a session, none of them a public API of Airflow."""
+    from types import SimpleNamespace
+
+    from airflow.models.connection import Connection
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.variable import Variable
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    return SimpleNamespace(
+        session=create_session,
+        Connection=Connection,
+        RenderedTaskInstanceFields=RenderedTaskInstanceFields,
+        TaskInstance=TaskInstance,
+        Variable=Variable,
+        XComModel=XComModel,
+    )
+
+
+def dag_readers() -> Any:
+    """The API server's dependency that lets through only users who may read a DAG's XCom."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from fastapi import Depends
+
+    return Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))

@@ -192,8 +192,8 @@ class KieTaskFailedError(KieError):
         self.fail_code = fail_code
 
 
-class KieBatchItemsFailedError(KieError):
-    """Items of a batch did not succeed, and a retry may fix some (it resumes the items already created)."""
+class KieJobsFailedError(KieError):
+    """Jobs of a task did not succeed, and a retry may fix some (it resumes the jobs already created)."""
 
     retryable = True
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow_provider_kie.callbacks import HINT_PREFIX, HINTS_HEADER, PLUGIN_PREFIX, calls_back, hints_token
 from airflow_provider_kie.compat import trigger_lists_variables
-from airflow_provider_kie.events import KieJobRef
+from airflow_provider_kie.events import JobRef
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,6 @@ def safety_net_interval() -> float:
     from airflow.providers.common.compat.sdk import conf
 
     return conf.getfloat("kie", "callback_safety_net_interval", fallback=SAFETY_NET_INTERVAL)
-
-
-hints_supported = trigger_lists_variables  # its name before compat.py
 
 
 class HintReader:
@@ -167,7 +164,7 @@ class CallbackWait:
     def __init__(
         self,
         hints: HintReader,
-        job: KieJobRef,
+        job: JobRef,
         safety_net: float,
         base_url: str,
         log: Any,
@@ -221,7 +218,7 @@ class Callbacks:
 
     def wait_for(
         self,
-        job: KieJobRef,
+        job: JobRef,
         log: Any,
         *,
         awaited: bool,

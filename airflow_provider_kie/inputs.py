@@ -20,12 +20,13 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_kie import models
+from airflow_provider_kie import media, models
+from airflow_provider_kie.events import Job
 from airflow_provider_kie.exceptions import KieInputError
 
 UPLOAD_PATH = "airflow-inputs"
@@ -34,18 +35,6 @@ REUSE_FOR = 12 * 3600.0
 # gets that one, which also bounds what a task reads into memory.
 DEFAULT_MAX_MB = 100
 log = logging.getLogger(__name__)
-# The types Kie's pages name, by file extension of the upload, and the other names pages give them.
-EXTENSIONS = {
-    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif",
-    "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm", "video/x-matroska": "mkv",
-    "video/x-msvideo": "avi", "audio/mpeg": "mp3", "audio/wav": "wav", "audio/aac": "aac",
-    "audio/ogg": "ogg", "audio/mp4": "m4a", "audio/flac": "flac", "audio/x-ms-wma": "wma",
-    "application/pdf": "pdf",
-}  # fmt: skip
-ALIASES = {
-    "image/jpg": "image/jpeg", "audio/mp3": "audio/mpeg", "audio/x-wav": "audio/wav",
-    "audio/m4a": "audio/mp4", "audio/x-m4a": "audio/mp4", "video/avi": "video/x-msvideo",
-}  # fmt: skip
 
 
 def sniff(content: bytes) -> str | None:
@@ -118,9 +107,7 @@ def read_files(model_input: dict[str, Any], model: models.KieModel | None) -> li
     """Every file input of ``model_input``, read and checked; raises KieInputError naming the input."""
     files = []
     for field in model.file_fields if model else ():
-        value = model_input.get(field.name)
-        items = enumerate(value) if isinstance(value, list) else [(None, value)]
-        for index, item in items:
+        for index, item in field.items(model_input.get(field.name)):
             ref = file_ref(item)
             if ref is not None:
                 files.append(_read(field, index, ref))
@@ -143,7 +130,7 @@ def _read(field: models.Field, index: int | None, ref: Any) -> LocalFile:
             name, f"{where} is larger than {max_bytes / (1024 * 1024):g} MB, the field's limit"
         )
     media_type = sniff(content)
-    accepted = {ALIASES.get(t, t) for t in field.accept}
+    accepted = {media.canonical(t) for t in field.accept}
     if accepted and media_type not in accepted:
         allowed = ", ".join(sorted(accepted))
         raise KieInputError(
@@ -168,7 +155,7 @@ def upload_files(
     cache = UploadCache(upload_host)
     result = {name: list(value) if isinstance(value, list) else value for name, value in model_input.items()}
     for file in files:
-        name = f"{file.sha256[:32]}.{EXTENSIONS.get(file.media_type, 'bin')}"
+        name = f"{file.sha256[:32]}.{media.extension(file.media_type) or 'bin'}"
         made: list[str] = []
         url = cache.url_for(file.sha256, lambda: _noted(made, upload(file.content, name)))  # noqa: B023
         if file.index is None:
@@ -224,3 +211,136 @@ class UploadCache:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- jobs from fields
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How an operator's rendered fields make its jobs' inputs. ``items`` names the field that holds one
+    input per job (None: one job, its input the field ``input``, or the typed ``fields``); ``fields``
+    are typed fields every input takes unless it gives its own (None: omitted); a plain string item
+    fills the ``text`` field. The operator on a worker and the triggerer that starts a task both use it."""
+
+    items: str | None = None
+    fields: tuple[str, ...] = ()
+    text: str | None = None
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The operator's fields it reads."""
+        if self.items is None and not self.fields:
+            return ("input",)
+        return (*((self.items,) if self.items else ()), *self.fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "fields": list(self.fields), "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputSpec:
+        return cls(data.get("items"), tuple(data.get("fields") or ()), data.get("text"))
+
+
+def expand(spec: InputSpec, values: Mapping[str, Any]) -> list[Any]:
+    """The jobs' inputs from the fields' rendered ``values``."""
+    if spec.items is None:
+        return [dict(values) if spec.fields else values.get("input")]
+    given = values.get(spec.items)
+    if isinstance(given, (str, bytes, Mapping)) or not isinstance(given, Sequence):
+        raise KieInputError(spec.items, f"must be a list of items, got {given!r}")
+    defaults = {name: values[name] for name in spec.fields if values.get(name) is not None}
+    return [
+        {**defaults, spec.text: item}
+        if isinstance(item, str) and spec.text
+        else {**defaults, **item}
+        if isinstance(item, Mapping)
+        else item
+        for item in given
+    ]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One job made and checked before any request: its job (body validated, files as given), and its
+    file inputs read and checked, to upload."""
+
+    job: Job
+    files: tuple[LocalFile, ...] = ()
+
+    def uploaded(self, upload: Callable[[bytes, str], str], upload_host: str) -> Job:
+        """The job with its files uploaded (once per content) and replaced by their URLs."""
+        if not self.files:
+            return self.job
+        body = {
+            **self.job.body,
+            "input": upload_files(self.job.body["input"], list(self.files), upload, upload_host=upload_host),
+        }
+        return replace(self.job, body=body)
+
+
+def prepare(
+    model: str,
+    given: Sequence[Any],
+    *,
+    callback_url: str | None,
+    validate: models.Validate,
+    docs_url: Callable[[], str | None] | str | None = None,
+    parameter: str = "input",
+    single: bool = True,
+) -> list[Prepared]:
+    """Each input validated (a catalog model's by its entry, and its current page), its file inputs read
+    and checked: a bad one raises :class:`KieInputError` naming it, before any request."""
+    prepared = []
+    for index, model_input in enumerate(given):
+        where = parameter if single else f"{parameter}[{index}]"
+        if not isinstance(model_input, Mapping):
+            raise KieInputError(where, f"must be a dict of the model's input fields, got {model_input!r}")
+        try:
+            checked = models.checked_body(
+                model, model_input, callback_url, files=True, validate=validate, docs_url=docs_url
+            )
+            files = read_files(checked.body["input"], checked.checked.entry)
+        except KieInputError as error:
+            if single:
+                raise
+            raise KieInputError(f"{where}.{error.parameter}", str(error).split(": ", 1)[-1]) from None
+        sources = tuple(str(ref) for ref in models.file_inputs(model, checked.body["input"]))
+        prepared.append(Prepared(Job(checked.body, sources, checked.checked.unconfirmed), tuple(files)))
+    return prepared
+
+
+def worker_reason(
+    spec: InputSpec, values: Mapping[str, Any], model: str, *, try_number: int | None = None
+) -> str | None:
+    """Why a task whose fields have these ``values`` needs a worker to start (an argument from an upstream
+    task, files to read and upload, a retry to resume), or None: the triggerer can start it. The one
+    place that decides it, for the operator (its fields as written) and the triggerer (as rendered)."""
+    if try_number is not None and try_number > 1:
+        return "a retry resumes the Kie tasks of an earlier try, which only a worker can look up"
+    if _holds(values, _is_xcom_arg):
+        return "an argument comes from an upstream task, which Airflow resolves only on a worker"
+    try:
+        given = expand(spec, values)
+    except KieInputError:
+        return None  # the triggerer refuses it as a worker would
+    files = [item for each in given if isinstance(each, Mapping) for item in models.file_inputs(model, each)]
+    if any(not (isinstance(f, str) and "{{" in f) and models.is_file_ref(f) for f in files):
+        return "its input names files, which a worker reads and uploads"
+    return None
+
+
+def _holds(value: Any, test: Callable[[Any], bool]) -> bool:
+    if test(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds(v, test) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, test) for v in value)
+    return False
+
+
+def _is_xcom_arg(value: Any) -> bool:
+    from airflow.providers.common.compat.sdk import XComArg
+
+    return isinstance(value, XComArg)

@@ -93,6 +93,13 @@ class Field:
     def is_list(self) -> bool:
         return self.type.startswith("array")
 
+    def items(self, value: Any) -> list[tuple[int | None, Any]]:
+        """``value`` as the field holds it: (index, item) for each item of a list, (None, value) for a
+        field that takes one; none for no value."""
+        if value is None:
+            return []
+        return list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+
     @property
     def max_bytes(self) -> int | None:
         return None if self.max_mb is None else int(self.max_mb * 1024 * 1024)
@@ -555,45 +562,25 @@ def checked_body(
     return CheckedBody(body, checked)
 
 
-def create_task_body(
-    model: str,
-    input: Mapping[str, Any],
-    callback_url: str | None = None,
-    *,
-    files: bool = False,
-    validate: Validate = True,
-    docs_url: Callable[[], str | None] | str | None = None,
-) -> dict[str, Any]:
-    """The JSON body of ``POST /api/v1/jobs/createTask``, validated before any request is made."""
-    return checked_body(model, input, callback_url, files=files, validate=validate, docs_url=docs_url).body
+def create_task_body(model: str, input: Mapping[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`checked_body`'s body alone."""
+    return checked_body(model, input, *args, **kwargs).body
 
 
-def refused_keys(model: str, model_input: Mapping[str, Any]) -> list[str]:
-    """What the catalog entry of ``model`` refuses of ``model_input`` (:attr:`Refusal.key` each)."""
-    known = entry(model)
-    return [r.key for r in known.checked(model_input)[1]] if known is not None else []
-
-
-def accepted(model: str, model_input: Mapping[str, Any]) -> None:
-    """Kie created a task from ``model_input``: what the catalog refuses of it counts as allowed for
-    ``model`` from now on (in this process and in the page cache's folder)."""
-    keys = refused_keys(model, model_input)
-    if keys:
+def accepted(model: str | None, keys: Sequence[str]) -> None:
+    """Kie created a task from input that sent these unconfirmed values (:attr:`Refusal.key`): they count
+    as allowed for ``model`` from now on (in this process and in the page cache's folder)."""
+    if model and keys:
         from airflow_provider_kie import pages
 
-        pages.remember_accepted(model, keys)
+        pages.remember_accepted(model, list(keys))
 
 
 def file_inputs(model: str, model_input: Mapping[str, Any]) -> list[Any]:
     """Every item of ``model_input``'s file fields (URLs, paths, URIs, ObjectStoragePaths), as given."""
     known = entry(model)
-    given = [model_input.get(f.name) for f in known.file_fields] if known else []
-    return [
-        item
-        for value in given
-        if value is not None
-        for item in (value if isinstance(value, list) else [value])
-    ]
+    fields = known.file_fields if known else ()
+    return [item for f in fields for _, item in f.items(model_input.get(f.name))]
 
 
 def rejected_hint(model: str) -> str:

@@ -1,7 +1,11 @@
-"""A finished Kie task becomes XCom and a return value, or an error that fails or retries the task.
+"""How a task's jobs end: XCom, the outlets' asset events, the log, and the error that fails or retries it.
 
-Whichever process ends the Airflow task (a worker, or the triggerer with ``end_from_trigger``), what a
-success leaves in XCom comes from one builder, :func:`result_xcoms`.
+Whichever process ends the Airflow task (a worker, or the triggerer with ``end_from_trigger``), what it
+leaves in XCom comes from one builder, :func:`result_xcoms`: for a single job its results as
+``return_value``, its outcome as ``kie_task`` (the keys 0.1.0 wrote, and more) and its Kie task id as
+``kie_task_id`` (published as soon as it exists, too); for many, every job's
+outcome as ``return_value``. (Airflow renders the link on a worker; the triggerer adds it:
+:func:`~airflow_provider_kie.links.link_xcoms`.)
 """
 
 from __future__ import annotations
@@ -11,66 +15,88 @@ from typing import Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_kie import models, storage
-from airflow_provider_kie.api import KieTask, TaskState
+from airflow_provider_kie import models
 from airflow_provider_kie.compat import listeners_registered
-from airflow_provider_kie.events import EventStatus, ItemOutcome, KieTaskEvent
-from airflow_provider_kie.exceptions import KieError, KieTaskFailedError, KieTimeoutError
+from airflow_provider_kie.events import JobOutcome, JobsEvent, Status
+from airflow_provider_kie.exceptions import (
+    KieError,
+    KieJobsFailedError,
+    KieTaskFailedError,
+    KieTimeoutError,
+)
+from airflow_provider_kie.ledger import TASK_ID_KEY
 
-XCOM_KIE_TASK_ID = "kie_task_id"
 XCOM_KIE_TASK = "kie_task"
-# When a trigger created the Kie task: the deadline it set (epoch seconds), for a restarted triggerer.
-XCOM_KIE_TASK_DEADLINE = "kie_task_deadline"
-# What 0.1.0 wrote as its trigger sent createTask (epoch seconds); still read (triggers/kie.py).
-XCOM_KIE_CREATE_SENT = "kie_create_sent"
 RETURN_VALUE = "return_value"
 
 
-def result_xcoms(task: KieTask, stored: list[str] | None = None) -> dict[str, Any]:
-    """The XCom a finished task leaves: ``return_value`` (the stored URIs when results were copied to
-    ``output_path``, else Kie's result URLs) and ``kie_task`` (the record, Kie's URLs included); the
-    extra link's XCom is :func:`~airflow_provider_kie.links.link_xcoms`."""
-    urls = list(task.result_urls)
-    record = {**task.to_dict(), "kind": models.kind_of(task.model)}
-    return {RETURN_VALUE: urls if stored is None else stored, XCOM_KIE_TASK: record}
+def result_xcoms(event: JobsEvent, *, single: bool) -> dict[str, Any]:
+    """The XCom the end of a task leaves (see the module's docstring)."""
+    if single:
+        (outcome,) = event.outcomes
+        record = {**outcome.to_dict(), "kind": models.kind_of(outcome.model)}
+        return {RETURN_VALUE: list(outcome.result), XCOM_KIE_TASK: record, TASK_ID_KEY: outcome.kie_task_id}
+    return {RETURN_VALUE: [outcome.to_dict() for outcome in event.outcomes]}
 
 
-def task_result(
-    context: Any,
-    task: KieTask,
-    *,
-    output: Any = None,
-    provenance: Any = None,
-    stored: list[str] | None = None,
-) -> list[str]:
-    """On a worker: copy the results to ``output`` (a folder, if given and the trigger did not already
-    copy them to ``stored``), push :func:`result_xcoms`, tell the task's outlet asset events what was
-    made, and return ``return_value``; raise if the task failed.
+def finish(
+    context: Any, event: JobsEvent, *, single: bool, policy: str, model: str | None, keep: bool = True
+) -> Any:
+    """On a worker: keep (with ``keep``) the record a retry resumes from, push the XCom (Airflow writes
+    ``return_value`` from what this returns), tell the outlets' asset events what was made, log the
+    end, and return; or raise when a job did not succeed (``policy`` ``fail``, and always for a single
+    job)."""
+    from airflow_provider_kie import ledger
+    from airflow_provider_kie.jobs import JobLog
 
-    Airflow itself writes ``return_value`` (from what ``execute`` returns) and, on Airflow 3, the link
-    (rendered from ``kie_result_urls`` on the operator); only the rest is pushed here.
-    """
-    if stored is None and output is not None and task.state is TaskState.SUCCESS:
-        stored = storage.persist(task, output, provenance)
-    xcoms = result_xcoms(task, stored)
+    store = context.get("task_state_store") if keep else None
+    if store is not None:  # first: it is what a retry reads
+        ledger.keep_for_retry(store.set, event.record.for_retry(event.outcomes))
+    if single and event.outcomes[0].status is Status.CREATED:  # not waited for
+        context["ti"].xcom_push(key=TASK_ID_KEY, value=event.outcomes[0].kie_task_id)
+        return event.outcomes[0].kie_task_id
+    xcoms = result_xcoms(event, single=single)
     for key, value in xcoms.items():
         if key != RETURN_VALUE:
             context["ti"].xcom_push(key=key, value=value)
     if "task" in context:
-        context["task"].kie_result_urls = xcoms[RETURN_VALUE]
-    if task.state is TaskState.FAIL:
-        raise KieTaskFailedError(
-            f"the task failed with failCode {task.fail_code!r}: {task.fail_msg or 'no failMsg'}",
-            kie_task_id=task.kie_task_id,
-            fail_code=task.fail_code,
-            operation="task",
-        )
-    describe_asset_events(context, task_asset_extra(task, stored))
+        made = [uri for outcome in event.outcomes if outcome.succeeded for uri in outcome.result]
+        context["task"].kie_result_urls = made
+    if not single:
+        for line in JobLog(len(event.outcomes), _log(context)).lines(event.outcomes):
+            line()
+    failed = event.failed
+    if single and failed:
+        raise_for(failed[0].as_error(conn_id=getattr(context.get("task"), "kie_conn_id", None)))
+    if failed and policy == "fail":
+        # The outcomes stay readable (trigger rule all_done downstream) though the task fails.
+        context["ti"].xcom_push(key=RETURN_VALUE, value=xcoms[RETURN_VALUE])
+        summary = "; ".join(f"job {o.index}: {o.status.value}: {o.message}" for o in failed[:5])
+        message = f"{len(failed)} of {len(event.outcomes)} jobs did not succeed ({summary}{'; ...' if len(failed) > 5 else ''})"
+        if any(o.retryable for o in failed):
+            raise KieJobsFailedError(message + "; a retry resumes the jobs already created")
+        raise AirflowFailException(message + "; a retry would not change that")
+    describe_asset_events(context, asset_extra(event.outcomes, model))
     return xcoms[RETURN_VALUE]
 
 
+def asset_extra(outcomes: Sequence[JobOutcome], model: str | None) -> dict[str, Any]:
+    """An outlet's asset-event extra: what the jobs made (``stored`` URIs, or Kie's URLs in
+    ``kie_urls``), their Kie task ids, model, kind and credits, and the jobs that did not succeed."""
+    made = [o for o in outcomes if o.succeeded]
+    stored = any(o.stored for o in made)
+    return {
+        "kie_task_ids": [o.kie_task_id for o in made],
+        "model": model,
+        "kind": models.kind_of(model),
+        "credits_consumed": sum(o.credits_consumed or 0 for o in outcomes),
+        "stored" if stored else "kie_urls": [uri for o in made for uri in o.result],
+        "failed_jobs": [o.index for o in outcomes if not o.succeeded],
+    }
+
+
 def describe_asset_events(context: Any, extra: dict[str, Any]) -> None:
-    """Put ``extra`` (what the task made) in the ``extra`` of each outlet's asset event."""
+    """Put ``extra`` in the ``extra`` of each outlet's asset event."""
     outlets = getattr(context.get("task"), "outlets", None) or []
     events = context.get("outlet_events")
     if not outlets or events is None:
@@ -80,39 +106,6 @@ def describe_asset_events(context: Any, extra: dict[str, Any]) -> None:
             events[outlet].extra.update(extra)
         except (KeyError, TypeError, AttributeError):  # not an asset (an old-style lineage object)
             continue
-
-
-def task_asset_extra(task: KieTask, stored: list[str] | None) -> dict[str, Any]:
-    """An asset event's extra for one Kie task."""
-    return {
-        "kie_task_id": task.kie_task_id,
-        "model": task.model,
-        "kind": models.kind_of(task.model),
-        "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
-        "kie_urls": list(task.result_urls),
-        **({"stored": stored} if stored is not None else {}),
-    }
-
-
-def batch_asset_extra(outcomes: Sequence[ItemOutcome], model: str, *, stored: bool) -> dict[str, Any]:
-    """An asset event's extra for a batch: a single task's keys (``stored`` or ``kie_urls``, ``model``,
-    ``credits_consumed``) plus the items'."""
-    made = [o for o in outcomes if o.succeeded]
-    return {
-        "kie_task_ids": [o.kie_task_id for o in made],
-        "model": model,
-        "kind": models.kind_of(model),
-        "credits_consumed": sum(o.credits_consumed or 0 for o in outcomes),
-        "stored" if stored else "kie_urls": [uri for o in made for uri in o.result],
-        "failed_items": [o.index for o in outcomes if not o.succeeded],
-    }
-
-
-def event_result(context: Any, event: KieTaskEvent, conn_id: str, **store: Any) -> list[str]:
-    """What ``execute_complete`` returns for a KieTaskTrigger event, or the error it raises."""
-    if event.status in (EventStatus.SUCCESS, EventStatus.FAILED) and event.task is not None:
-        return task_result(context, event.task, stored=event.stored, **store)
-    raise_for(event.as_error(conn_id=conn_id))
 
 
 def may_end_in_triggerer(operator: Any, *, log: bool = True) -> bool:
@@ -152,3 +145,12 @@ def raise_for(error: KieError) -> NoReturn:
     if isinstance(error, KieTimeoutError) or not (error.retryable or isinstance(error, KieTaskFailedError)):
         raise AirflowFailException(str(error)) from error
     raise error
+
+
+def _log(context: Any) -> Any:
+    task = context.get("task")
+    if task is not None:
+        return task.log
+    import logging
+
+    return logging.getLogger(__name__)

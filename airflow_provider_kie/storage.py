@@ -20,34 +20,20 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import mimetypes
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
 from typing import Any
 
+from airflow_provider_kie import media
 from airflow_provider_kie.api import KieTask
+from airflow_provider_kie.events import Provenance
 from airflow_provider_kie.exceptions import KieInputError, KieStorageError
 from airflow_provider_kie.hooks import sessions
 
 CHUNK_BYTES = 1024 * 1024
 TRIGGERER_COPIES = 4
 DOWNLOAD_TIMEOUT = 60.0
-EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "video/mp4": "mp4",
-    "video/webm": "webm",
-    "video/quicktime": "mov",
-    "audio/mpeg": "mp3",
-    "audio/wav": "wav",
-    "audio/mp4": "m4a",
-    "audio/ogg": "ogg",
-    "audio/flac": "flac",
-}
 
 
 def as_path(output_path: Any, conn_id: str | None = None) -> Any:
@@ -98,20 +84,17 @@ def make_folder(folder: Any) -> None:
 
 def extension(content_type: str | None, url: str) -> str:
     """The file extension from the reply's content type, else from the URL, else ``bin``."""
-    media = (content_type or "").split(";")[0].strip().lower()
-    if media in EXTENSIONS:
-        return EXTENSIONS[media]
+    known = media.extension(content_type)
+    if known:
+        return known
     name = url.split("?")[0].rsplit("/", 1)[-1]
     suffix = name.rpartition(".")[2].lower() if "." in name else ""
     return suffix if suffix.isalnum() and len(suffix) <= 5 else "bin"
 
 
-def persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | None = None) -> list[str]:
+def persist(task: KieTask, folder: Any, provenance: Provenance | None = None) -> list[str]:
     """Copy every result of ``task`` into ``folder`` and write its manifest; return the stored URIs.
-
-    ``provenance`` goes into the manifest: ``input``, the model input as sent to Kie (uploaded files as
-    their URLs), and ``sources``, the input files as the task was given them (paths, URIs, URLs).
-    """
+    ``provenance`` goes into the manifest (``input`` as sent to Kie, ``sources`` as the task was given)."""
     return asyncio.run(_persist(task, folder, provenance))
 
 
@@ -120,9 +103,7 @@ _copy_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaph
 )
 
 
-async def persist_async(
-    task: KieTask, output_path: str, provenance: Mapping[str, Any] | None = None
-) -> list[str]:
+async def persist_async(task: KieTask, output_path: str, provenance: Provenance | None = None) -> list[str]:
     """:func:`persist` in a running event loop (the triggerer's), at most :data:`TRIGGERER_COPIES` at a
     time: the download is asynchronous and every file operation runs in a thread."""
     loop = asyncio.get_running_loop()
@@ -131,7 +112,7 @@ async def persist_async(
         return await _persist(task, await asyncio.to_thread(as_path, output_path), provenance)
 
 
-async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | None) -> list[str]:
+async def _persist(task: KieTask, folder: Any, provenance: Provenance | None) -> list[str]:
     aiohttp = await sessions.load_aiohttp()
     try:
         await asyncio.to_thread(make_folder, folder)
@@ -162,8 +143,8 @@ async def _persist(task: KieTask, folder: Any, provenance: Mapping[str, Any] | N
     manifest = {
         "kie_task_id": task.kie_task_id,
         "model": task.model,
-        "input": (provenance or {}).get("input"),
-        "sources": (provenance or {}).get("sources", []),
+        "input": provenance.input if provenance else None,
+        "sources": list(provenance.sources) if provenance else [],
         "credits_consumed": None if task.credits_consumed is None else float(task.credits_consumed),
         "kie_urls": list(task.result_urls),
         "stored": stored,
@@ -224,18 +205,10 @@ async def _download(session: Any, url: str, folder: Any, stem: str) -> dict[str,
 
 def file_entry(target: Any, url: str | None, content_type: str, size: int, sha256: str) -> dict[str, Any]:
     """A stored result as its manifest lists it."""
-    major = content_type.split("/")[0]
-    kind = (
-        major
-        if major in ("image", "video", "audio")
-        else "data"
-        if content_type == "application/json"
-        else "file"
-    )
     return {
         "uri": str(target),
         "kie_url": url,
-        "kind": kind,
+        "kind": media.kind(content_type),
         "content_type": content_type,
         "bytes": size,
         "sha256": sha256,
@@ -260,11 +233,10 @@ def _described(target: Any, url: str) -> dict[str, Any]:
 
 def media_type(content_type: str | None, url: str) -> str:
     """The reply's media type, else the one the URL's extension names, else a binary file's."""
-    media = (content_type or "").split(";")[0].strip().lower()
-    if media and media != "application/octet-stream":
-        return media
-    name = url.split("?")[0].rsplit("/", 1)[-1]
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+    given = media.canonical(content_type)
+    if given and given != "application/octet-stream":
+        return given
+    return media.of_name(url) or "application/octet-stream"
 
 
 def _write_whole(target: Any, content: bytes) -> None:

@@ -1,9 +1,9 @@
 """The one wait decision: after each recordInfo, is the task finished, do we poll again (when), or stop?
 
-The operator's worker loop, the trigger's async loop and the sensor's ``poke`` all step through
+The engine's wait (on a worker and in the triggerer) and the sensor's ``poke`` both step through
 :func:`decide`, so a task id Kie never knows, a deadline, a non-retryable error or a finished task end
-the wait the same way wherever it runs. The loops themselves (:func:`wait_sync`, :func:`wait_async`)
-only fetch, sleep and repeat.
+the wait the same way wherever it runs. The loop itself (:func:`wait_async`, which the engine runs on a
+worker and in the triggerer alike) only fetches, sleeps and repeats.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_kie.api import KieTask
-from airflow_provider_kie.events import KieJobRef
+from airflow_provider_kie.events import JobRef
 from airflow_provider_kie.exceptions import KieError, KieInputError, KieNotFoundError, KieTimeoutError
 
 
@@ -114,7 +114,7 @@ class Waiter:
     hands each outcome to ``observe``, which a batch uses to log changes of the whole batch), and
     applies :func:`decide` to it."""
 
-    job: KieJobRef
+    job: JobRef
     policy: PollPolicy
     log: Any
     observe: Callable[[KieTask | KieError], None] | None = None
@@ -139,31 +139,13 @@ class Waiter:
         )
 
 
-class _SyncReader(Protocol):
-    def get_task(self, kie_task_id: str) -> KieTask: ...
-
-
 class _AsyncReader(Protocol):
     async def get_task(self, kie_task_id: str) -> KieTask: ...
 
 
-def wait_sync(hook: _SyncReader, job: KieJobRef, policy: PollPolicy, log: Any) -> KieTask:
-    """Poll in this thread (a worker) until the task is terminal."""
-    waiter = Waiter(job, policy, log)
-    while True:
-        try:
-            outcome: KieTask | KieError = hook.get_task(job.kie_task_id)
-        except KieError as error:
-            outcome = error
-        step = waiter.step(outcome)
-        if isinstance(step, Finished):
-            return step.task
-        time.sleep(step.delay)
-
-
 async def wait_async(
     hook: _AsyncReader,
-    job: KieJobRef,
+    job: JobRef,
     policy: PollPolicy,
     log: Any,
     observe: Callable[[KieTask | KieError], None] | None = None,
@@ -171,7 +153,7 @@ async def wait_async(
     read_first: bool = True,
 ) -> KieTask:
     """Poll on this event loop (a trigger) until the task is terminal; ``sleep`` waits between polls
-    (a batch's may end early, when a task created before this one has finished; a callback's hint
+    (one of many jobs' may end early, when a task created before this one has finished; a callback's hint
     ends it too). Without ``read_first``, the first read waits for ``sleep`` too."""
     waiter = Waiter(job, policy, log, observe)
     if not read_first:

@@ -19,10 +19,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from airflow_provider_kie import ledger  # noqa: E402
-from airflow_provider_kie.events import KieJobRef  # noqa: E402
-from airflow_provider_kie.ledger import BatchLedger, BatchRecord  # noqa: E402
-
-IN_FLIGHT = 4  # batch.CREATES_IN_FLIGHT
+from airflow_provider_kie.events import JobRecord, JobRef  # noqa: E402
+from airflow_provider_kie.jobs import CREATES_IN_FLIGHT as IN_FLIGHT  # noqa: E402
+from airflow_provider_kie.ledger import Ledger  # noqa: E402
 
 
 class CountingStore(dict):
@@ -46,7 +45,7 @@ class CountingStore(dict):
 
 async def with_ledger(size: int) -> CountingStore:
     store = CountingStore()
-    run = BatchLedger(store.load, store.save, log=logging.getLogger("bench"))
+    run = Ledger(store.load, store.save, log=logging.getLogger("bench"))
     await run.open()
     slots = asyncio.Semaphore(IN_FLIGHT)
 
@@ -54,7 +53,7 @@ async def with_ledger(size: int) -> CountingStore:
         async with slots:
             await run.sending(index)
             await asyncio.sleep(0)
-            await run.created(index, KieJobRef(f"{index:032x}", 1.8e9))
+            await run.created(index, JobRef(f"{index:032x}", 1.8e9))
 
     await asyncio.gather(*(one(index) for index in range(size)))
     await run.close()
@@ -64,12 +63,12 @@ async def with_ledger(size: int) -> CountingStore:
 async def whole_record(size: int) -> CountingStore:
     """Before the ledger: the whole record saved before each send and after each reply."""
     store = CountingStore()
-    record = BatchRecord()
+    record = JobRecord()
     for index in range(size):
         record.sent.add(index)
-        await store.save(ledger.BATCH_RECORD_KEY, record.to_dict())
-        record.jobs[index] = KieJobRef(f"{index:032x}", 1.8e9)
-        await store.save(ledger.BATCH_RECORD_KEY, record.to_dict())
+        await store.save(ledger.RECORD_KEY, record.to_dict())
+        record.jobs[index] = JobRef(f"{index:032x}", 1.8e9)
+        await store.save(ledger.RECORD_KEY, record.to_dict())
     return store
 
 

@@ -1,4 +1,4 @@
-"""Persist benchmark: results copied to ``output_path`` by KieTaskTriggers in one asyncio loop (as the
+"""Persist benchmark: results copied to ``output_path`` by KieJobsTriggers in one asyncio loop (as the
 triggerer runs them) while many other triggers wait on the same loop, against the emulator in another
 process; compared, in the same run, with a plain ``cp`` of the same bytes on the same machine (a copy
 from the local disk) and with ``curl`` downloading them from the same emulator (the same source).
@@ -93,7 +93,7 @@ def run_loop(
     from airflow_provider_kie import storage
     from airflow_provider_kie.connection import connection_json
     from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
-    from airflow_provider_kie.triggers.kie import KieTaskTrigger
+    from airflow_provider_kie.triggers.jobs import KieJobsTrigger
 
     os.environ["AIRFLOW_CONN_KIE_DEFAULT"] = connection_json(KEY, url)
     spans: list[tuple[float, float]] = []
@@ -144,17 +144,17 @@ def run_loop(
             await asyncio.sleep(PROBE_INTERVAL)
             lags.append(time.monotonic() - before - PROBE_INTERVAL)
 
-    async def first_event(trigger: KieTaskTrigger) -> dict[str, Any]:
+    async def first_event(trigger: KieJobsTrigger) -> dict[str, Any]:
         async for event in trigger.run():
-            return event.payload
+            (outcome,) = event.payload["outcomes"]
+            return outcome
         raise AssertionError("no event")
 
     async def main() -> dict[str, Any]:
         stop = asyncio.Event()
         prober = asyncio.create_task(probe(stop))
         waiters = [
-            asyncio.create_task(first_event(KieTaskTrigger(job={"kie_task_id": t, "deadline": deadline})))
-            for t in waiting_ids
+            asyncio.create_task(first_event(KieJobsTrigger.waiting_for(t, deadline))) for t in waiting_ids
         ]
         await asyncio.sleep(5)  # every waiter has polled once and settled into its back-off
         lags.clear()
@@ -163,14 +163,11 @@ def run_loop(
         baseline = rss_bytes()
         rss.start()
         started = time.monotonic()
-        store = {"output_path": f"file://{folder}", "provenance": {"input": {"prompt": "p"}, "sources": []}}
+        store: str | None = f"file://{folder}"
         if variant == "no_copy":  # the same triggers ending without a copy: the loop's own lag
             store = None
         events = await asyncio.gather(
-            *(
-                first_event(KieTaskTrigger(job={"kie_task_id": t, "deadline": deadline}, store=store))
-                for t in copy_ids
-            )
+            *(first_event(KieJobsTrigger.waiting_for(t, deadline, output_path=store)) for t in copy_ids)
         )
         wall = time.monotonic() - started
         rss.running = False
@@ -182,9 +179,7 @@ def run_loop(
         await asyncio.gather(*waiters, return_exceptions=True)
         await close_shared_async_sessions()
         return {
-            "events_ok": sum(
-                e["status"] == "success" and (store is None or bool(e["stored"])) for e in events
-            ),
+            "events_ok": sum(e["status"] == "success" and (store is None or e["stored"]) for e in events),
             "waiters_still_waiting": still_waiting,
             "wall_seconds": wall,
             "copy_phase_seconds": max(end for _, end in spans) - min(start for start, _ in spans)

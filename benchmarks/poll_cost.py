@@ -4,7 +4,7 @@ against the emulator in another process (no rate limits, so only the client's wo
     .venv/bin/python benchmarks/poll_cost.py --polls 1000 --rounds 3
 
 * ``hook``: ``KieAsyncHook.get_task`` (the shared session; the reply parsed into a ``KieTask``);
-* ``trigger``: a whole ``KieTaskTrigger`` per read (construction, the engine's batch of one, the event);
+* ``trigger``: a whole ``KieJobsTrigger`` per read (construction, the engine's run of one job, the event);
 * ``peer``: what HttpSensorTrigger does per poke (a new aiohttp session, ``HttpAsyncHook.run``) plus the
   JSON state check it lacks.
 
@@ -43,10 +43,10 @@ async def poll_hook(task_id: str) -> None:
 
 
 async def poll_trigger(task_id: str) -> None:
-    from airflow_provider_kie.triggers.kie import KieTaskTrigger
+    from airflow_provider_kie.triggers.jobs import KieJobsTrigger
 
-    async for event in KieTaskTrigger(job={"kie_task_id": task_id, "deadline": time.time() + 600}).run():
-        assert event.payload["status"] == "success", event.payload
+    async for event in KieJobsTrigger.waiting_for(task_id, time.time() + 600).run():
+        assert event.payload["outcomes"][0]["status"] == "success", event.payload
 
 
 async def poll_peer(task_id: str) -> None:

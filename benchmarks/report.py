@@ -33,7 +33,7 @@ def plot(waiting: dict, path: Path) -> None:
     left.legend()
     policy = PollPolicy()
     ages = [a / 2 for a in range(0, 1201)]
-    right.plot(ages, [policy.interval(a) for a in ages], label="KieTaskTrigger poll interval")
+    right.plot(ages, [policy.interval(a) for a in ages], label="a Kie job's poll interval")
     right.plot(ages, [5.0 for _ in ages], "--", label="peer (fixed 5 s)")
     calls, t = [], 0.0
     while t < 600:
@@ -184,7 +184,7 @@ def persist_section(report: dict) -> list[str]:
         "",
         f"`.venv/bin/python {command}`",
         "",
-        f"One asyncio loop, as the triggerer runs its triggers: {o['waiting_triggers']} `KieTaskTrigger`s wait",
+        f"One asyncio loop, as the triggerer runs its triggers: {o['waiting_triggers']} `KieJobsTrigger`s (one job each) wait",
         f"on tasks that generate for an hour while {o['results']} more find their task done and copy its",
         f"{o['result_mb']:g} MB result to a local `output_path`; the emulator serves the files from another",
         "process. A probe sleeps 20 ms in a loop on the same event loop and records how late it wakes (the",
@@ -267,7 +267,7 @@ def video_persist_section(report: dict) -> list[str]:
         f"`.venv/bin/python {command}`",
         "",
         f"As above, with one `kling-2.6/text-to-video` task whose result is a {o['result_mb']:g} MB MP4 (the",
-        "emulator's clip padded with an MP4 `free` box), copied by a `KieTaskTrigger` to a local `output_path`",
+        "emulator's clip padded with an MP4 `free` box), copied by a `KieJobsTrigger` to a local `output_path`",
         f"while {o['waiting_triggers']} other triggers wait on the same loop; `curl` fetches the same file from",
         "the same emulator right after.",
         "",
@@ -804,7 +804,7 @@ def poll_cost_section() -> list[str]:
         "",
         "One recordInfo read of a finished task, repeated in one event loop against the emulator (no",
         "limits): back to back (*dense*) and 0.1 s apart (*sparse*). *hook*: `KieAsyncHook.get_task`;",
-        "*trigger*: a whole `KieTaskTrigger` per read; *peer*: HttpSensorTrigger's poke (a new session,",
+        "*trigger*: a whole `KieJobsTrigger` per read; *peer*: HttpSensorTrigger's poke (a new session,",
         "`HttpAsyncHook.run`) plus the state check. CPU ms per read, median of the rounds:",
         "",
         *table(
@@ -841,7 +841,7 @@ def main() -> None:
             "",
             f"{o['tasks']} tasks created at once, each finishing {o['generating_seconds']:g} s (+1 s waiting) later; the",
             "emulator (another process) enforces Kie's 10 recordInfo/s per key, answering 429 beyond it. *ours*:",
-            "`KieTaskTrigger`s; *peer*: HttpSensorTrigger's loop from apache-airflow-providers-http (a new",
+            "`KieJobsTrigger`s; *peer*: HttpSensorTrigger's loop from apache-airflow-providers-http (a new",
             "session per poll, 5 s poke interval) plus the state check it lacks.",
             "",
             *table(

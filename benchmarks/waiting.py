@@ -1,7 +1,7 @@
 """Waiting benchmark: N concurrent triggers in one asyncio loop (as the triggerer runs them) against the
 emulator in another process, with Kie's per-key limits enforced by the emulator.
 
-Compares KieTaskTrigger with the peer a user would build today from apache-airflow-providers-http:
+Compares KieJobsTrigger (waiting for one task each, as a sensor's) with the peer a user would build today from apache-airflow-providers-http:
 HttpSensorTrigger's loop (a new aiohttp session per poll, fixed poke interval) with a check of the
 task's state added, since HttpSensorTrigger alone fires on any non-404 reply and Kie answers 200.
 
@@ -66,10 +66,10 @@ def create_tasks(url: str, n: int, body: dict[str, Any] = EDIT_BODY) -> list[str
 
 
 async def wait_ours(task_id: str, deadline: float) -> dict[str, Any]:
-    from airflow_provider_kie.triggers.kie import KieTaskTrigger
+    from airflow_provider_kie.triggers.jobs import KieJobsTrigger
 
-    async for event in KieTaskTrigger(job={"kie_task_id": task_id, "deadline": deadline}).run():
-        return {"status": event.payload["status"], "at": time.time()}
+    async for event in KieJobsTrigger.waiting_for(task_id, deadline).run():
+        return {"status": event.payload["outcomes"][0]["state"], "at": time.time()}
     raise AssertionError
 
 
@@ -110,7 +110,7 @@ def run_waiters(kind: str, url: str, task_ids: list[str], timeout: float) -> dic
     import aiohttp  # noqa: F401
     from airflow.providers.http.hooks.http import HttpAsyncHook  # noqa: F401
 
-    from airflow_provider_kie.triggers.kie import KieTaskTrigger  # noqa: F401
+    from airflow_provider_kie.triggers.jobs import KieJobsTrigger  # noqa: F401
 
     # A triggerer running Kie triggers has its heap frozen (triggers/heap.py) as the first one starts;
     # frozen here for both waiters, so neither pays full collections walking Airflow's own objects.

@@ -16,13 +16,14 @@ from urllib.parse import urlparse
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from airflow_provider_kie import media
 from airflow_provider_kie.emulator import catalog
 from airflow_provider_kie.emulator.callbacks import schedule_callback
 from airflow_provider_kie.emulator.faults import FAULTS, RECORD_FAULTS
 from airflow_provider_kie.emulator.images import result_file, result_png
 from airflow_provider_kie.emulator.replies import MESSAGES, envelope, record_of, reply
 from airflow_provider_kie.emulator.schema import create_task_problem
-from airflow_provider_kie.emulator.state import RESULT_EXTENSIONS, EmulatedTask, EmulatorState, task_record
+from airflow_provider_kie.emulator.state import EmulatedTask, EmulatorState, task_record
 
 STATE_KEY = web.AppKey("state", EmulatorState)
 RECORD_INFO_IS_NULL = "recordInfo is null"
@@ -269,7 +270,7 @@ def _find_file(state: EmulatorState, path: str) -> tuple[bytes, str] | None:
         with state.lock:
             task = state.tasks.get(task_id)
         kind = "image" if frame else task.kind if task else ""
-        if task is None or task.state(time.time()) != "success" or RESULT_EXTENSIONS.get(kind) != extension:
+        if task is None or task.state(time.time()) != "success" or media.made_as(kind)[1] != extension:
             return None
         return result_file(kind, name, state.config.result_bytes)
     with state.lock:

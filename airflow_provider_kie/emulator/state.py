@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from airflow_provider_kie import media
 from airflow_provider_kie.emulator.faults import BadSetting, Fault
-
-RESULT_EXTENSIONS = {"image": "png", "video": "mp4", "audio": "mp3"}
 
 
 @dataclass
@@ -180,7 +179,7 @@ def task_record(state: EmulatorState, task: EmulatedTask, now: float) -> dict[st
     """recordInfo ``data`` for ``task`` at time ``now``, shaped as Kie sends it."""
     current = task.state(now)
     terminal = current in ("success", "fail")
-    url = f"{state.public_url}/files/results/{task.task_id}.{RESULT_EXTENSIONS[task.kind]}"
+    url = f"{state.public_url}/files/results/{task.task_id}.{media.made_as(task.kind)[1]}"
     finished = min(now, task.done_at)
     record: dict[str, Any] = {
         "taskId": task.task_id,

@@ -7,6 +7,7 @@ import contextlib
 import os
 import random
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -15,10 +16,11 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_kie import api, get_provider_info, models
+from airflow_provider_kie import api, families, get_provider_info, models
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.callbacks import CallbackTarget
 from airflow_provider_kie.connection import DEFAULT_CONN_ID
+from airflow_provider_kie.events import Job
 from airflow_provider_kie.exceptions import (
     KieAmbiguousCreateError,
     KieConnectionError,
@@ -29,10 +31,6 @@ from airflow_provider_kie.exceptions import (
     KieValidationError,
 )
 from airflow_provider_kie.hooks import ratelimit, sessions
-from airflow_provider_kie.hooks.settings import (
-    DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,  # importable here, as before
-)
-from airflow_provider_kie.hooks.settings import USER_AGENT as USER_AGENT
 from airflow_provider_kie.hooks.settings import KieConnectionSettings, shared_settings
 
 # requests and aiohttp are imported where used: a deferrable task's worker run only validates and
@@ -229,20 +227,22 @@ class KieHook(_KieHookBase):
         ``callback_for``."""
         settings = self.settings
         callback_url = callback_url or settings.callback_url(callback_for)
-        body = models.create_task_body(
+        checked = models.checked_body(
             model, input, callback_url, validate=validate, docs_url=settings.docs_url
         )
+        family = families.MARKET
         with _catalog_hint(model):
-            data = self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body)
-        kie_task_id = api.parse_task_id(data)
-        models.accepted(model, body["input"])
+            data = self._request("POST", family.create_path, api.CREATE_TASK, json=checked.body)
+        kie_task_id = family.task_id(data)
+        models.accepted(model, checked.checked.unconfirmed)
         self.log.info("Created Kie task %s (model %s)", kie_task_id, model)
         return kie_task_id
 
-    def get_task(self, kie_task_id: str) -> KieTask:
-        """Read one task (``GET /api/v1/jobs/recordInfo``)."""
-        data = self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": kie_task_id})
-        return api.parse_task(data)
+    def get_task(self, kie_task_id: str, family: str = "market") -> KieTask:
+        """Read one task (Market: ``GET /api/v1/jobs/recordInfo``)."""
+        found = families.family(family)
+        data = self._request("GET", found.record_path, api.GET_TASK, params={found.record_query: kie_task_id})
+        return found.record(data)
 
     def get_credits(self) -> Decimal:
         return api.parse_credits(self._request("GET", api.CREDITS_PATH, api.GET_CREDITS))
@@ -433,28 +433,36 @@ class KieAsyncHook(_KieHookBase):
         was answered without creating anything. ``callback_for`` and ``validate`` as in
         :meth:`KieHook.create_task` (a page read, when one is needed, runs in a thread)."""
         settings = await self.get_settings()
-        callback_url = callback_url or settings.callback_url(callback_for)
-        body = (
-            models.create_task_body(model, input, callback_url, validate=False)
-            if validate is False
-            else await asyncio.to_thread(
-                models.create_task_body,
-                model,
-                input,
-                callback_url,
-                validate=validate,
-                docs_url=settings.docs_url,
-            )
+        # A page read, when the catalog refuses the input, runs in a thread.
+        checked = await asyncio.to_thread(
+            models.checked_body, model, input, callback_url, validate=validate, docs_url=settings.docs_url
         )
-        with _catalog_hint(model):
-            data = await self._request("POST", api.CREATE_TASK_PATH, api.CREATE_TASK, json=body, claim=claim)
-        if models.refused_keys(model, body["input"]):  # Kie took what the catalog refuses: keep that
-            await asyncio.to_thread(models.accepted, model, body["input"])
-        return api.parse_task_id(data)
+        job = Job(checked.body, unconfirmed=checked.checked.unconfirmed)
+        return await self.create(job, claim=claim, callback_for=callback_for)
 
-    async def get_task(self, kie_task_id: str) -> KieTask:
-        data = await self._request("GET", api.RECORD_INFO_PATH, api.GET_TASK, params={"taskId": kie_task_id})
-        return api.parse_task(data)
+    async def create(
+        self, job: Job, *, claim: SendClaim | None = None, callback_for: CallbackTarget | None = None
+    ) -> str:
+        """Create ``job``'s Kie task through its family, its body as given (validated where it was made);
+        the new task's id. Values it sends unconfirmed that Kie takes count as allowed from then on."""
+        settings = await self.get_settings()
+        family = families.family(job.family)
+        body = job.body
+        if "callBackUrl" not in body and (url := settings.callback_url(callback_for)):
+            body = {**body, "callBackUrl": url}
+        with _catalog_hint(job.model):
+            data = await self._request("POST", family.create_path, api.CREATE_TASK, json=body, claim=claim)
+        kie_task_id = family.task_id(data)
+        if job.unconfirmed:
+            await asyncio.to_thread(models.accepted, job.model, job.unconfirmed)
+        return kie_task_id
+
+    async def get_task(self, kie_task_id: str, family: str = "market") -> KieTask:
+        found = families.family(family)
+        data = await self._request(
+            "GET", found.record_path, api.GET_TASK, params={found.record_query: kie_task_id}
+        )
+        return found.record(data)
 
     async def get_credits(self) -> Decimal:
         return api.parse_credits(await self._request("GET", api.CREDITS_PATH, api.GET_CREDITS))
@@ -509,11 +517,25 @@ class KieAsyncHook(_KieHookBase):
 
 
 @contextlib.contextmanager
-def _catalog_hint(model: str) -> Iterator[None]:
-    """Kie's refusal of a catalog model's input says the catalog may be out of date for it."""
+def _catalog_hint(model: str | None) -> Iterator[None]:
+    """Kie's refusal of a catalog model's input points at the model's page."""
     try:
         yield
     except KieValidationError as error:
-        if not isinstance(error, KieInputError):
+        if model and not isinstance(error, KieInputError):
             error.message += models.rejected_hint(model)
         raise
+
+
+def __getattr__(name: str) -> Any:
+    # Names 0.1.0 had here; they live in hooks/settings.py now.
+    if name in ("USER_AGENT", "DEFAULT_TIMEOUT", "KieConnectionSettings"):
+        warnings.warn(
+            f"airflow_provider_kie.hooks.kie.{name} moved to airflow_provider_kie.hooks.settings",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from airflow_provider_kie.hooks import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

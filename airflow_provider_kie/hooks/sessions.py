@@ -92,12 +92,13 @@ async def within_running_time(seconds: float, awaitable: Awaitable[T]) -> T:
     its timer fires before the reply that came meanwhile is read, so a createTask Kie answered (and
     charged for) would end as a timeout, its task id lost."""
     loop = asyncio.get_running_loop()
-    request = asyncio.ensure_future(awaitable)
+    task = asyncio.current_task()
+    assert task is not None
     deadline = loop.time() + seconds
     timed_out = False
     timer: asyncio.TimerHandle
 
-    def check() -> None:  # a timer, not asyncio.wait(): a poll is one task and one timer, no more
+    def check() -> None:  # one timer that cancels this task, as asyncio.timeout() does: no second task
         nonlocal deadline, timer, timed_out
         late = loop.time() - deadline
         if late > LOOP_STALL_SECONDS:
@@ -105,17 +106,15 @@ async def within_running_time(seconds: float, awaitable: Awaitable[T]) -> T:
             timer = loop.call_at(deadline, check)
         else:
             timed_out = True
-            request.cancel()
+            task.cancel()
 
     timer = loop.call_at(deadline, check)
     try:
-        return await request
+        return await awaitable
     except asyncio.CancelledError:
-        if timed_out:
+        # Ours, unless someone else cancelled the task too (then theirs goes on).
+        if timed_out and (not hasattr(task, "uncancel") or task.uncancel() == 0):
             raise asyncio.TimeoutError() from None
         raise
     finally:
         timer.cancel()
-        if not request.done():
-            request.cancel()
-            await asyncio.gather(request, return_exceptions=True)

@@ -41,6 +41,10 @@ class KieConnectionSettings:
     #: Where Kie's doc pages are read when the catalog refuses an input (None: ``KIE_DOCS_URL``, else
     #: https://docs.kie.ai; docs/models.md).
     docs_url: str | None = None
+    # Each call asks for its limiter: found once per settings (the key's hash is not free).
+    _limiters: dict[str, ratelimit.SlidingWindowLimiter | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_connection(cls, conn: Any) -> KieConnectionSettings:
@@ -101,6 +105,11 @@ class KieConnectionSettings:
         return (self.conn_id, self.base_url, ratelimit.fingerprint(self.api_key), self.timeout)
 
     def limiter(self, operation: str) -> ratelimit.SlidingWindowLimiter | None:
+        if operation not in self._limiters:
+            self._limiters[operation] = self._find_limiter(operation)
+        return self._limiters[operation]
+
+    def _find_limiter(self, operation: str) -> ratelimit.SlidingWindowLimiter | None:
         kind = _LIMITED_OPERATIONS.get(operation)
         configured = {name: (limit, window) for name, limit, window in self.rate_limits}
         if kind is None:

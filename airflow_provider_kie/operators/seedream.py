@@ -1,17 +1,18 @@
-"""Seedream 4.5 operators: typed parameters, from the model catalog, on top of KieCreateTaskOperator."""
+"""Typed operators: a catalog entry's fields as parameters, on top of KieCreateTaskOperator; and the
+Seedream 4.5 pair."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from airflow_provider_kie import models
+from airflow_provider_kie import inputs, models
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 
 
 class KieModelOperator(KieCreateTaskOperator):
-    """A KieCreateTaskOperator whose ``input`` is built from one attribute per field of ``kie_model``
-    (a catalog entry). A subclass names the model; its templated fields and the documentation of its
+    """A KieCreateTaskOperator whose ``input`` is made of one parameter per field of ``kie_model`` (a
+    catalog entry). A subclass names the model; its templated fields and the documentation of its
     parameters come from the catalog entry, unless the subclass declares them itself."""
 
     kie_model: ClassVar[models.KieModel]
@@ -21,19 +22,16 @@ class KieModelOperator(KieCreateTaskOperator):
         model = cls.__dict__.get("kie_model")
         if model is None:
             return
+        cls.input_spec = inputs.InputSpec(fields=model.template_fields)
         if "template_fields" not in cls.__dict__:
             cls.template_fields = (*model.template_fields, "callback_url", "output_path")
         if ":param" not in (cls.__doc__ or ""):
             cls.__doc__ = f"{cls.__doc__ or ''}\n\n{parameter_docs(model)}"
 
     def __init__(self, **kwargs: Any) -> None:
-        fields = {f.name: kwargs.pop(f.name, None) for f in self.kie_model.fields}
+        for f in self.kie_model.fields:  # before the base decides where the task starts, which reads them
+            setattr(self, f.name, kwargs.pop(f.name, None))
         super().__init__(model=self.kie_model.name, **kwargs)
-        for name, value in fields.items():
-            setattr(self, name, value)
-
-    def build_input(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in self.kie_model.fields}
 
 
 class SeedreamTextToImageOperator(KieModelOperator):

@@ -11,36 +11,29 @@ from __future__ import annotations
 
 import html
 import json
-import mimetypes
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from airflow_provider_kie.events import EventStatus, ItemOutcome
+from airflow_provider_kie import media
+from airflow_provider_kie.compat import dag_readers, metadata
+from airflow_provider_kie.events import JobOutcome, Status
 from airflow_provider_kie.results import RETURN_VALUE, XCOM_KIE_TASK
-
-
-def _dag_readers() -> Any:
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.core_api.security import requires_access_dag
-
-    return Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))
 
 
 @dataclass
 class Card:
-    """One Kie task of the run, as the gallery shows it."""
+    """One Kie job of the run, as the gallery shows it."""
 
     task_id: str
     map_index: int
-    item: int = -1  # the edit's index in a batch task, else -1
+    item: int = -1  # the job's index in a task of many, else -1
     state: str | None = None  # the Airflow task's
-    record: dict[str, Any] = field(default_factory=dict)  # XCom kie_task: the Kie task's record
-    returned: list[str] = field(default_factory=list)  # stored URIs, or Kie's URLs
+    outcome: JobOutcome | None = None
     prompt: str | None = None
     seconds: float | None = None
 
@@ -52,6 +45,11 @@ class Card:
     def label(self) -> str:
         label = self.task_id if self.map_index < 0 else f"{self.task_id} [{self.map_index}]"
         return label if self.item < 0 else f"{label} #{self.item}"
+
+    @property
+    def returned(self) -> list[str]:
+        """What the job made: stored URIs, or Kie's URLs."""
+        return list(self.outcome.result) if self.outcome and self.outcome.succeeded else []
 
 
 @dataclass
@@ -67,11 +65,14 @@ class _Left:
 def run_cards(dag_id: str, run_id: str, task: tuple[str, int] | None = None) -> list[Card]:
     """A card per Kie task the run's task instances (or only ``task``: its task id and map index) left
     a record of, in task, map index, item order."""
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    db = metadata()
+    XComModel, TaskInstance, RenderedTaskInstanceFields = (
+        db.XComModel,
+        db.TaskInstance,
+        db.RenderedTaskInstanceFields,
+    )
 
     def of_run(model: Any) -> list[Any]:
         where = [model.dag_id == dag_id, model.run_id == run_id]
@@ -80,7 +81,7 @@ def run_cards(dag_id: str, run_id: str, task: tuple[str, int] | None = None) -> 
         return where
 
     left: dict[tuple[str, int], _Left] = {}
-    with create_session() as session:
+    with db.session() as session:
         for row in session.scalars(
             select(XComModel).where(*of_run(XComModel), XComModel.key.in_([XCOM_KIE_TASK, RETURN_VALUE]))
         ):
@@ -102,45 +103,22 @@ def run_cards(dag_id: str, run_id: str, task: tuple[str, int] | None = None) -> 
 
 
 def _cards(task_id: str, map_index: int, left: _Left) -> list[Card]:
+    """A card per job the task instance left an outcome of: a single job's in XCom ``kie_task``, many
+    jobs' in ``return_value``."""
     record, returned = left.xcom.get(XCOM_KIE_TASK), left.xcom.get(RETURN_VALUE)
-    if isinstance(record, dict):  # one Kie task
-        urls = [str(u) for u in returned] if isinstance(returned, list) else []
-        prompt = record.get("prompt") or _prompt(left.rendered)
-        return [Card(task_id, map_index, -1, left.state, record, urls, prompt, left.seconds)]
-    if not isinstance(returned, list):
-        return []
-    # A batch task: its return_value holds one ItemOutcome per edit.
-    edits = _json(left.rendered.get("edits"))
-    edits = edits if isinstance(edits, list) else []
-    cards: list[Card] = []
-    for outcome in _outcomes(returned):
-        item = outcome.index
-        edit = edits[item] if 0 <= item < len(edits) and isinstance(edits[item], dict) else {}
-        state = "fail" if outcome.status is EventStatus.FAILED else outcome.status.value
-        record = {
-            "kie_task_id": outcome.kie_task_id,
-            "model": left.rendered.get("model"),
-            "state": state,
-            "credits_consumed": outcome.credits_consumed,
-            "fail_msg": outcome.error,
-        }
-        urls = list(outcome.result)
-        cards.append(
-            Card(task_id, map_index, item, left.state, record, urls, edit.get("prompt"), left.seconds)
-        )
-    return cards
-
-
-def _outcomes(returned: list[Any]) -> Iterator[ItemOutcome]:
-    """The outcomes of a batch's items that have a Kie task (a return_value that is not a batch's, or
-    an entry that cannot be read, gives none)."""
-    for entry in returned:
+    single = isinstance(record, dict)
+    entries = [record] if single else returned if isinstance(returned, list) else []
+    cards = []
+    for entry in entries:
         try:
-            outcome = ItemOutcome.from_dict(entry)
-        except (KeyError, TypeError, ValueError):
+            outcome = JobOutcome.from_dict(entry or {})
+        except (KeyError, TypeError, ValueError, AttributeError):  # not a job's outcome
             continue
         if outcome.kie_task_id:
-            yield outcome
+            prompt = outcome.prompt or (_prompt(left.rendered) if single else None)
+            item = -1 if single else outcome.index
+            cards.append(Card(task_id, map_index, item, left.state, outcome, prompt, left.seconds))
+    return cards
 
 
 def _json(value: Any) -> Any:
@@ -201,13 +179,13 @@ def _image_src(dag_id: str, run_id: str, card: Card, index: int, uri: str) -> st
 
 
 def _card_html(dag_id: str, run_id: str, card: Card) -> Iterator[str]:
-    record, e = card.record, html.escape
-    state = record.get("state") or "?"
-    yield f'<article class="card {e(state)}" data-kie-task-id="{e(str(record.get("kie_task_id", "")))}">'
-    images = card.returned if state == "success" else []
-    if images:
+    outcome, e = card.outcome, html.escape
+    assert outcome is not None
+    state = "fail" if outcome.status is Status.FAILED else outcome.state or outcome.status.value
+    yield f'<article class="card {e(state)}" data-kie-task-id="{e(outcome.kie_task_id or "")}">'
+    if card.returned:
         yield '<div class="images">'
-        for index, uri in enumerate(images):
+        for index, uri in enumerate(card.returned):
             yield _media_html(
                 e(_image_src(dag_id, run_id, card, index, uri)), uri, f"result {index + 1} of {card.label}"
             )
@@ -215,30 +193,27 @@ def _card_html(dag_id: str, run_id: str, card: Card) -> Iterator[str]:
     yield f"<h2>{e(card.label)}</h2>"
     if card.prompt:
         yield f'<p class="prompt">{e(card.prompt)}</p>'
-    credits = record.get("credits_consumed")
+    credits = outcome.credits_consumed
     facts = [
-        ("model", record.get("model")),
+        ("model", outcome.model),
         ("Kie state", state),
         ("Airflow state", card.state),
         ("credits", None if credits is None else f"{credits:g}"),
         ("duration", None if card.seconds is None else f"{card.seconds:.0f} s"),
-        ("Kie task", record.get("kie_task_id")),
+        ("Kie task", outcome.kie_task_id),
     ]
     yield (
         "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts if v is not None) + "</dl>"
     )
-    if state == "fail":
-        yield (
-            f'<p class="failure">failCode {e(str(record.get("fail_code")))}: '
-            f"{e(str(record.get('fail_msg') or 'no failMsg'))}</p>"
-        )
+    if not outcome.succeeded and outcome.message:
+        yield f'<p class="failure">{e(outcome.message)}</p>'
     yield "</article>"
 
 
 def _media_html(src: str, uri: str, label: str) -> str:
     """A result as the browser shows it: a video or a sound with its controls, else an image."""
-    media_type = mimetypes.guess_type(uri.split("?")[0])[0] or "image/"
-    kind = media_type.split("/")[0]
+    media_type = media.of_name(uri) or "image/*"  # a URL that names no type: Kie's images do not
+    kind = media.kind(media_type)
     if kind == "video":
         return f'<video src="{src}" controls muted playsinline preload="metadata" title="{html.escape(label)}"></video>'
     if kind == "audio":
@@ -269,11 +244,11 @@ dt { color: #718096; } dd { margin: 0; overflow-wrap: anywhere; }
 def router() -> APIRouter:
     routes = APIRouter()
 
-    @routes.get("/gallery", response_class=HTMLResponse, dependencies=[_dag_readers()])
+    @routes.get("/gallery", response_class=HTMLResponse, dependencies=[dag_readers()])
     def gallery(dag_id: str = Query(...), run_id: str = Query(...)) -> HTMLResponse:
         return HTMLResponse(render(dag_id, run_id, run_cards(dag_id, run_id)))
 
-    @routes.get("/gallery/image", dependencies=[_dag_readers()])
+    @routes.get("/gallery/image", dependencies=[dag_readers()])
     def image(
         dag_id: str = Query(...),
         run_id: str = Query(...),
@@ -295,7 +270,7 @@ def router() -> APIRouter:
                 while chunk := source.read(1 << 20):
                     yield chunk
 
-        media_type = mimetypes.guess_type(card.returned[index])[0] or "application/octet-stream"
+        media_type = media.of_name(card.returned[index]) or "application/octet-stream"
         return StreamingResponse(chunks(), media_type=media_type)
 
     return routes

@@ -31,8 +31,9 @@ from airflow_provider_kie.callbacks import (
     hints_token,
     verify_callback_signature,
 )
+from airflow_provider_kie.compat import metadata
 from airflow_provider_kie.exceptions import KieError, KieSignatureError
-from airflow_provider_kie.results import XCOM_KIE_TASK_ID
+from airflow_provider_kie.ledger import created_kie_task_id
 
 log = logging.getLogger(__name__)
 
@@ -129,60 +130,44 @@ def _may_list_hints(conn_id: str, token: str) -> None:
 
 
 def _hinted_task_ids() -> list[str]:
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    with create_session() as session:
-        keys = session.scalars(select(Variable.key).where(Variable.key.startswith(HINT_PREFIX)))
+    db = metadata()
+    with db.session() as session:
+        keys = session.scalars(select(db.Variable.key).where(db.Variable.key.startswith(HINT_PREFIX)))
         return [key[len(HINT_PREFIX) :] for key in keys]
 
 
 def _settings(conn_id: str, not_found: str) -> Any:
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     from airflow_provider_kie.hooks.settings import KieConnectionSettings
 
     try:
-        return KieConnectionSettings.from_connection(Connection.get_connection_from_secrets(conn_id))
+        return KieConnectionSettings.from_connection(
+            metadata().Connection.get_connection_from_secrets(conn_id)
+        )
     except (AirflowNotFoundException, KieError):
         raise _Rejected(404, not_found)
 
 
-def _awaited_task_ids(session: Any, target: CallbackTarget) -> set[str]:
-    """The Kie tasks the target task instance waits for: the item's, read from its chunk of the batch's
-    record (one indexed row, whatever the batch's size), or the task's XCom ``kie_task_id``, or (a
-    callback URL sent before items were named) every task of its batch's whole record (XCom ``kie_batch``)."""
-    from airflow.models.xcom import XComModel
-
-    from airflow_provider_kie.events import BatchRecord
-    from airflow_provider_kie.ledger import BATCH_RECORD_KEY, chunk_key, chunk_of
+def _awaited_task_id(session: Any, target: CallbackTarget) -> str | None:
+    """The Kie task the target task instance's job created, as the ledger kept it in XCom (one indexed
+    row, whatever the number of jobs)."""
+    xcom = metadata().XComModel
 
     def stored(key: str) -> Any:
-        row = session.scalars(
-            XComModel.get_many(
-                run_id=target.run_id,
-                key=key,
-                dag_ids=target.dag_id,
-                task_ids=target.task_id,
-                map_indexes=target.map_index,
-            )
-        ).first()
-        return None if row is None else XComModel.deserialize_value(row)
-
-    if target.item is not None:
-        chunk = stored(chunk_key(chunk_of(target.item)))
-        job = (chunk or {}).get("jobs", {}).get(str(target.item)) if isinstance(chunk, dict) else None
-        return (
-            {job["kie_task_id"]}
-            if isinstance(job, dict) and isinstance(job.get("kie_task_id"), str)
-            else set()
+        rows = xcom.get_many(
+            run_id=target.run_id,
+            key=key,
+            dag_ids=target.dag_id,
+            task_ids=target.task_id,
+            map_indexes=target.map_index,
         )
-    awaited = {stored(XCOM_KIE_TASK_ID)}
-    if isinstance(batch := stored(BATCH_RECORD_KEY), dict):
-        awaited |= {job.kie_task_id for job in BatchRecord.from_dict(batch).jobs.values()}
-    return {kie_task_id for kie_task_id in awaited if isinstance(kie_task_id, str)}
+        row = session.scalars(rows).first()
+        return None if row is None else xcom.deserialize_value(row)
+
+    return created_kie_task_id(stored, target.item or 0)
 
 
 def _kie_task_id(body: bytes) -> str:
@@ -196,14 +181,14 @@ def _leave_hint(target: CallbackTarget, kie_task_id: str, timestamp: str | None,
     """Refuse a task the target does not wait for, or a signed callback already received; else leave
     the hint. The hint's row is locked while it is read and written, so two API server workers cannot
     both take a replay of a callback already received."""
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
     from sqlalchemy import delete, select
 
+    db = metadata()
+    Variable = db.Variable
     key = HINT_PREFIX + kie_task_id
     now = datetime.now(timezone.utc)
-    with create_session() as session:
-        if kie_task_id not in _awaited_task_ids(session, target):
+    with db.session() as session:
+        if kie_task_id != _awaited_task_id(session, target):
             raise _Rejected(404, "this task instance does not wait for that Kie task")
         existing = session.scalars(select(Variable).where(Variable.key == key).with_for_update()).first()
         seen: list[str] = []

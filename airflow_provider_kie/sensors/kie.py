@@ -14,11 +14,11 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 from airflow_provider_kie.api import KieTask
 from airflow_provider_kie.compat import first_reschedule_time
 from airflow_provider_kie.connection import DEFAULT_CONN_ID
-from airflow_provider_kie.events import KieJobRef, KieTaskEvent
+from airflow_provider_kie.events import JobOutcome, JobRef, JobsEvent
 from airflow_provider_kie.exceptions import KieError, KieInputError
 from airflow_provider_kie.links import KieResultLink
 from airflow_provider_kie.operators.base import check_wait_arguments
-from airflow_provider_kie.results import event_result, may_end_in_triggerer, raise_for, task_result
+from airflow_provider_kie.results import finish, may_end_in_triggerer, raise_for
 from airflow_provider_kie.waiting import PollAgain, PollPolicy, Waiter
 
 if TYPE_CHECKING:
@@ -82,16 +82,16 @@ class KieTaskSensor(BaseSensorOperator):
             # Poke and reschedule modes decide on each answer as the trigger would; Airflow's own
             # sensor timeout is the deadline. In reschedule mode the wait started at the first poke.
             started = _first_poke_time(context) if self.reschedule else time.time()
-            self._waiter = Waiter(KieJobRef(kie_task_id, math.inf), policy, self.log, waiting_since=started)
+            self._waiter = Waiter(JobRef(kie_task_id, math.inf), policy, self.log, waiting_since=started)
             return super().execute(context)
-        job = KieJobRef.starting_now(kie_task_id, float(self.timeout))
         # Imported when a task defers: a DAG file's parse needs no trigger (nor the engine behind it).
-        from airflow_provider_kie.triggers.kie import KieTaskTrigger
+        from airflow_provider_kie.triggers.jobs import KieJobsTrigger
 
         self.defer(
-            trigger=KieTaskTrigger(
+            trigger=KieJobsTrigger.waiting_for(
+                kie_task_id,
+                time.time() + float(self.timeout),
                 kie_conn_id=self.kie_conn_id,
-                job=job.to_dict(),
                 poll_policy=policy.to_dict(),
                 end_from_trigger=may_end_in_triggerer(self),
             ),
@@ -101,7 +101,7 @@ class KieTaskSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool | PokeReturnValue:
         kie_task_id = self._checked_task_id()
         if self._waiter is None or self._waiter.job.kie_task_id != kie_task_id:  # poke() called directly
-            self._waiter = Waiter(KieJobRef(kie_task_id, math.inf), PollPolicy(), self.log)
+            self._waiter = Waiter(JobRef(kie_task_id, math.inf), PollPolicy(), self.log)
         try:
             outcome: KieTask | KieError = self.hook.get_task(kie_task_id)
         except KieError as error:
@@ -112,10 +112,14 @@ class KieTaskSensor(BaseSensorOperator):
             raise_for(error)
         if isinstance(step, PollAgain):
             return False
-        return PokeReturnValue(is_done=True, xcom_value=task_result(context, step.task))
+        event = JobsEvent([JobOutcome.finished(0, JobRef(kie_task_id, 0.0), step.task)])
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[str]:
-        return event_result(context, KieTaskEvent.from_dict(event), self.kie_conn_id)
+        return self._finish(context, JobsEvent.from_dict(event))
+
+    def _finish(self, context: Any, event: JobsEvent) -> list[str]:
+        return finish(context, event, single=True, policy="fail", model=None, keep=False)
 
 
 def _first_poke_time(context: Any) -> float:

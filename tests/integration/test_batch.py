@@ -14,16 +14,17 @@ from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie import hints as hints_module
 from airflow_provider_kie import ledger as ledger_module
-from airflow_provider_kie.batch import BatchItem, BatchRun
 from airflow_provider_kie.callbacks import HINT_PREFIX, CallbackTarget, receiver_url
-from airflow_provider_kie.exceptions import KieBatchItemsFailedError, KieInputError
-from airflow_provider_kie.hints import HintReader, hints_supported
+from airflow_provider_kie.compat import TRIGGER_WRITES_XCOM, trigger_lists_variables
+from airflow_provider_kie.events import Job
+from airflow_provider_kie.exceptions import KieInputError, KieJobsFailedError
+from airflow_provider_kie.hints import HintReader
 from airflow_provider_kie.hooks.kie import KieAsyncHook
 from airflow_provider_kie.hooks.sessions import close_shared_async_sessions
-from airflow_provider_kie.ledger import BATCH_RECORD_KEY, OWNER_KEY
+from airflow_provider_kie.jobs import JobRun
+from airflow_provider_kie.ledger import OWNER_KEY, RECORD_KEY
 from airflow_provider_kie.operators.batch import KieBatchOperator, SeedreamEditBatchOperator
-from airflow_provider_kie.triggers.batch import KieBatchTrigger
-from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM
+from airflow_provider_kie.triggers.jobs import KieJobsTrigger
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import EDIT_INPUT, DictStateStore, FakeTI
 
@@ -78,7 +79,7 @@ def test_every_item_is_created_once_and_reported_in_order(kie_emulator, deferrab
         task = by_id[result["kie_task_id"]]
         assert task.body["input"]["prompt"] == prompt and task.body["input"]["image_urls"] == IMAGE
         assert result["result"] == [f"{kie_emulator.url}/files/results/{task.task_id}.png"]
-    assert set(ctx["ti"].xcom[BATCH_RECORD_KEY]["jobs"]) == {str(n) for n in range(5)}
+    assert set(ctx["task_state_store"][RECORD_KEY]["jobs"]) == {str(n) for n in range(5)}
 
 
 def test_a_bad_item_fails_the_batch_naming_it_with_no_request(kie_emulator):
@@ -108,7 +109,7 @@ def test_partial_failure_fails_after_every_item_ended_and_a_retry_pays_only_for_
     prompts = ["one", "two [fail]", "three"]
     store = DictStateStore()
     first = context(store)
-    with pytest.raises(KieBatchItemsFailedError, match=r"1 of 3 items.*item 1: failed"):
+    with pytest.raises(KieJobsFailedError, match=r"1 of 3 jobs.*job 1: failed"):
         run_to_end(batch(prompts, deferrable=deferrable, end_from_trigger=False), first)
     statuses = [r["status"] for r in first["ti"].xcom["return_value"]]
     assert statuses == ["success", "failed", "success"]
@@ -123,6 +124,23 @@ def test_partial_failure_fails_after_every_item_ended_and_a_retry_pays_only_for_
     assert [results[i]["kie_task_id"] for i in (0, 2)] == [before[i]["kie_task_id"] for i in (0, 2)]
 
 
+def test_on_airflow_2_a_create_that_failed_is_reported_and_the_others_waited_for_on_the_worker(
+    kie_emulator, monkeypatch
+):
+    """Airflow 2's triggers cannot keep what they send, so the worker creates; a create whose reply was
+    lost is never sent again, and the jobs it did create are waited for, not dropped."""
+    from airflow_provider_kie.operators import base
+
+    monkeypatch.setattr(base, "TRIGGER_WRITES_XCOM", False)
+    kie_emulator.add_fault("drop-after", "createTask", times=1)  # created at Kie, its reply lost
+    ctx = context()
+    with pytest.raises(AirflowFailException, match=r"1 of 2 jobs did not succeed"):
+        run_to_end(batch(["one", "two"], deferrable=True, end_from_trigger=False), ctx)
+    assert kie_emulator.count("createTask") == 2 and len(kie_emulator.state.tasks) == 2
+    results = ctx["ti"].xcom["return_value"]
+    assert sorted(r["status"] for r in results) == ["error", "success"]
+
+
 def test_report_policy_succeeds_and_reports_the_failed_items(kie_emulator):
     results = run_to_end(batch(["ok", "bad [fail]"], on_item_failure="report", deferrable=True), context())
     assert [r["status"] for r in results] == ["success", "failed"]
@@ -132,10 +150,10 @@ def test_report_policy_succeeds_and_reports_the_failed_items(kie_emulator):
 def test_an_error_no_retry_can_fix_fails_the_task_at_once(kie_emulator):
     kie_emulator.config.api_keys = ["other"]  # 401 on every createTask
     store = DictStateStore()
-    with pytest.raises(AirflowFailException, match=r"2 of 2 items.*(KieAuthError|401)"):
+    with pytest.raises(AirflowFailException, match=r"2 of 2 jobs.*(KieAuthError|401)"):
         run_to_end(batch(["a", "b"]), context(store))
     # Refused for sure: not an ambiguous create, so a later try may send them.
-    assert store[BATCH_RECORD_KEY] == {"jobs": {}, "sent": []}
+    assert store[RECORD_KEY] == {"jobs": {}, "sent": []}
 
 
 def test_files_are_uploaded_once_for_the_whole_batch(kie_emulator):
@@ -167,13 +185,15 @@ class TestInTheTriggerer:
         assert kie_emulator.requests == []  # validated on the worker, created in the triggerer
         kwargs = info.value.trigger.serialize()[1]
         assert json.loads(json.dumps(kwargs)) == kwargs and EDIT_INPUT["prompt"] not in json.dumps(kwargs)
-        event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**kwargs))
+        event = triggerer_xcom.run_in_triggerer(KieJobsTrigger(**kwargs))
         assert isinstance(event, TaskSuccessEvent)
         results = triggerer_xcom["return_value"]
         assert [r["status"] for r in results] == ["success"] * 3
         assert kie_emulator.count("createTask") == 3
 
-    @pytest.mark.skipif(not hints_supported(), reason="a trigger lists callback hints from Airflow 3.3")
+    @pytest.mark.skipif(
+        not trigger_lists_variables(), reason="a trigger lists callback hints from Airflow 3.3"
+    )
     def test_with_callbacks_each_task_is_read_once_its_hint_came(
         self, kie_emulator, calling_back, triggerer_xcom, monkeypatch
     ):
@@ -187,7 +207,7 @@ class TestInTheTriggerer:
         operator = batch(["a", "b", "c"], deferrable=True)
         with pytest.raises(TaskDeferred) as info:
             operator.execute(context())
-        event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**info.value.trigger.serialize()[1]))
+        event = triggerer_xcom.run_in_triggerer(KieJobsTrigger(**info.value.trigger.serialize()[1]))
         assert isinstance(event, TaskSuccessEvent)
         assert [r["status"] for r in triggerer_xcom["return_value"]] == ["success"] * 3
         batch_target = CallbackTarget.of("kie_default", triggerer_xcom.ti)
@@ -214,12 +234,12 @@ class TestInTheTriggerer:
         kie_emulator.add_fault("slow-body", "createTask", delay=3)  # the first create's reply comes late
         kwargs = self._deferred(batch(["a", "b", "c"], deferrable=True, on_item_failure="report"))
         triggerer_xcom.stop_when(
-            KieBatchTrigger(**kwargs),
+            KieJobsTrigger(**kwargs),
             lambda: len(_kept_jobs(triggerer_xcom)) == 2 and len(kie_emulator.state.tasks) == 3,
         )
         assert len(_kept_jobs(triggerer_xcom)) == 3  # the slow reply came as the run stopped, and was kept
         assert triggerer_xcom[OWNER_KEY]["released"]  # so the next run takes over at once
-        event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**kwargs))
+        event = triggerer_xcom.run_in_triggerer(KieJobsTrigger(**kwargs))
         assert isinstance(event, TaskSuccessEvent)
         assert [r["status"] for r in triggerer_xcom["return_value"]] == ["success"] * 3
         assert kie_emulator.count("createTask") == 3
@@ -241,13 +261,13 @@ class TestInTheTriggerer:
             return None
 
         with monkeypatch.context() as patch:
-            patch.setattr(BatchRun, "_keep_received", killed)
+            patch.setattr(JobRun, "_keep_received", killed)
             triggerer_xcom.stop_when(
-                KieBatchTrigger(**kwargs),
+                KieJobsTrigger(**kwargs),
                 lambda: len(_kept_jobs(triggerer_xcom)) == 2 and len(kie_emulator.state.tasks) == 3,
             )
-        assert len(_kept_jobs(triggerer_xcom)) == 2 and len(triggerer_xcom["kie_batch.0"]["sent"]) == 1
-        event = triggerer_xcom.run_in_triggerer(KieBatchTrigger(**kwargs))
+        assert len(_kept_jobs(triggerer_xcom)) == 2 and len(triggerer_xcom["kie_jobs.0"]["sent"]) == 1
+        event = triggerer_xcom.run_in_triggerer(KieJobsTrigger(**kwargs))
         assert isinstance(event, TaskSuccessEvent)
         statuses = sorted(r["status"] for r in triggerer_xcom["return_value"])
         assert statuses == ["error", "success", "success"]
@@ -270,7 +290,7 @@ class TestInTheTriggerer:
         }
 
         async def both():
-            first, second = KieBatchTrigger(**kwargs), KieBatchTrigger(**kwargs)
+            first, second = KieJobsTrigger(**kwargs), KieJobsTrigger(**kwargs)
             first.task_instance = second.task_instance = triggerer_xcom.ti
             try:
                 one = asyncio.ensure_future(anext(first.run()))
@@ -288,9 +308,9 @@ class TestInTheTriggerer:
         events = asyncio.run(both())
         assert kie_emulator.count("createTask") == len(edits)
         assert len({task.body["input"]["prompt"] for task in kie_emulator.state.tasks.values()}) == len(edits)
-        reported = [[r["kie_task_id"] for r in event.payload["results"]] for event in events]
+        reported = [[r["kie_task_id"] for r in event.payload["outcomes"]] for event in events]
         assert reported[0] == reported[1] and set(reported[0]) == set(kie_emulator.state.tasks)
-        assert all(r["status"] == "success" for event in events for r in event.payload["results"])
+        assert all(r["status"] == "success" for event in events for r in event.payload["outcomes"])
 
     @staticmethod
     def _deferred(operator):
@@ -304,7 +324,7 @@ def _kept_jobs(xcom) -> dict:
     return {
         index: job
         for key, chunk in xcom.items()
-        if key.startswith(BATCH_RECORD_KEY + ".")
+        if key.startswith(RECORD_KEY + ".")
         for index, job in chunk["jobs"].items()
     }
 
@@ -322,21 +342,22 @@ class RecordingLog:
 def test_progress_is_logged_per_change_of_the_batch_not_per_poll(kie_emulator):
     kie_emulator.config.generating_seconds = 0.5
     items = [
-        BatchItem({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "prompt": f"p{n}"}})
-        for n in range(4)
+        Job({"model": "seedream/4.5-edit", "input": {**EDIT_INPUT, "prompt": f"p{n}"}}) for n in range(4)
     ]
     log = RecordingLog()
 
     async def main():
         try:
             async with KieAsyncHook() as hook:
-                run = BatchRun(hook, items, timeout=60, poll_policy=PollPolicy(0.05, backoff=0), log=log)
+                run = JobRun(hook, items, timeout=60, poll_policy=PollPolicy(0.05, backoff=0), log=log)
                 return await run.run()
         finally:
             await close_shared_async_sessions()
 
     outcomes = asyncio.run(main())
     assert [o.status.value for o in outcomes] == ["success"] * 4
-    assert log.lines[0] == "Kie batch of 4: 4 to create" and log.lines[-1] == "Kie batch of 4: 4 success"
-    assert len(log.lines) < kie_emulator.count("recordInfo")  # per change of the batch, not per poll
-    assert all(line.startswith("Kie batch of 4: ") for line in log.lines)  # no line per item and poll
+    assert (
+        log.lines[0] == "Kie jobs, 4 in all: 4 to create" and log.lines[-1] == "Kie jobs, 4 in all: 4 success"
+    )
+    assert len(log.lines) < kie_emulator.count("recordInfo")  # per change of the jobs, not per poll
+    assert all(line.startswith("Kie jobs, 4 in all: ") for line in log.lines)  # no line per job and poll

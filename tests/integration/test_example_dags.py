@@ -140,7 +140,7 @@ def test_kie_content_pipeline_then_its_contact_sheet(airflow_env, kie_emulator, 
         assert sorted(edit_extra["kie_task_ids"] + clip_extra["kie_task_ids"]) == sorted(
             kie_emulator.state.tasks
         )
-        assert edit_extra["stored"] == stored and edit_extra["failed_items"] == []
+        assert edit_extra["stored"] == stored and edit_extra["failed_jobs"] == []
         assert clip_extra["stored"] == videos and clip_extra["kind"] == "video"
 
     state, xcom, _ = dags_test(env, kie_emulator, "kie_contact_sheet")

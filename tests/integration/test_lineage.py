@@ -47,9 +47,9 @@ def test_a_local_input_and_stored_results(kie_emulator, tmp_path):
     (kie_task_id,) = kie_emulator.state.tasks
     assert names(lineage.inputs) == [("file", sample)]  # the file as given, not its upload's URL
     assert names(lineage.outputs) == [("file", f"{tmp_path}/{kie_task_id}-0.png")] and len(uris) == 1
-    facet = json.loads(Serde.to_json(lineage.run_facets["kie_task"]))
-    assert facet["kieTaskId"] == kie_task_id and facet["model"] == "seedream/4.5-edit"
-    assert facet["state"] == "success" and facet["creditsConsumed"] == 6.0
+    facet = json.loads(Serde.to_json(lineage.run_facets["kie_jobs"]))
+    assert facet["kieTaskIds"] == [kie_task_id] and facet["model"] == "seedream/4.5-edit"
+    assert facet["states"] == ["success"] and facet["creditsConsumed"] == 6.0 and facet["kind"] == "image"
     assert facet["_schemaURL"] and facet["_producer"] is not None
 
 
@@ -78,7 +78,7 @@ def test_a_task_resumed_after_the_triggerer(kie_emulator, tmp_path, triggerer_xc
     lineage = extracted(resumed)
     (kie_task_id,) = kie_emulator.state.tasks
     assert names(lineage.outputs) == [("file", f"{tmp_path}/{kie_task_id}-0.png")]
-    assert lineage.run_facets["kie_task"].kieTaskId == kie_task_id
+    assert lineage.run_facets["kie_jobs"].kieTaskIds == [kie_task_id]
 
 
 def test_a_failed_kie_task_still_names_its_run(kie_emulator):
@@ -86,7 +86,7 @@ def test_a_failed_kie_task_still_names_its_run(kie_emulator):
     with pytest.raises(Exception, match="failCode"):
         operator.execute({"ti": FakeTI()})
     lineage = extracted(operator, TaskInstanceState.FAILED)
-    assert lineage.run_facets["kie_task"].state == "fail" and lineage.outputs == []
+    assert lineage.run_facets["kie_jobs"].states == ["fail"] and lineage.outputs == []
 
 
 def test_the_provider_does_not_import_openlineage():
@@ -113,5 +113,6 @@ def test_a_batch_with_a_failed_item(kie_emulator, tmp_path):
     assert names(lineage.inputs) == [("file", sample), ("https://cdn.example.com", "b.png")]
     made = [results[i]["kie_task_id"] for i in (0, 2)]
     assert names(lineage.outputs) == [("file", f"{tmp_path}/{task}-0.png") for task in made]
-    facet = json.loads(Serde.to_json(lineage.run_facets["kie_batch"]))
-    assert facet["items"] == 3 and facet["succeeded"] == 2 and len(facet["kieTaskIds"]) == 3
+    facet = json.loads(Serde.to_json(lineage.run_facets["kie_jobs"]))
+    assert facet["jobs"] == 3 and facet["succeeded"] == 2 and len(facet["kieTaskIds"]) == 3
+    assert facet["states"] == ["success", "fail", "success"]

@@ -8,16 +8,20 @@ from datetime import timedelta
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, TaskDeferred
+from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_kie import links, models
+from airflow_provider_kie import waiting as waiting_module
 from airflow_provider_kie.callbacks import receiver_url
+from airflow_provider_kie.compat import TRIGGER_WRITES_XCOM
+from airflow_provider_kie.events import Job, JobRecord
 from airflow_provider_kie.exceptions import KieTaskFailedError
 from airflow_provider_kie.links import KieResultLink
-from airflow_provider_kie.operators import kie as kie_operators
+from airflow_provider_kie.operators import base as base_operators
 from airflow_provider_kie.operators.kie import KieCreateTaskOperator
 from airflow_provider_kie.operators.seedream import SeedreamEditOperator, SeedreamTextToImageOperator
 from airflow_provider_kie.testing import EMULATOR_API_KEY
-from airflow_provider_kie.triggers.kie import TRIGGER_WRITES_XCOM, KieTaskTrigger
+from airflow_provider_kie.triggers.jobs import KieJobsTrigger
 from airflow_provider_kie.waiting import PollPolicy
 from tests.support import AIRFLOW_33, EDIT_INPUT, DictStateStore, FakeTI
 
@@ -73,20 +77,18 @@ class TestOperator:
             operator.execute(context())
         assert kie_emulator.count("createTask") == 0  # validated on the worker, created in the triggerer
         classpath, kwargs = info.value.trigger.serialize()
-        assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
-        assert kwargs["create"] == {
-            "body": {
-                "model": "seedream/4.5-edit",
-                "input": {"prompt": "Make it water", "image_urls": ["https://a/b.png"], "aspect_ratio": "1:1",
-                          "quality": "basic"},
-                "callBackUrl": "https://cb/x",
-            },
-            "timeout": 300,
-            "retry_ambiguous_create": False,
+        assert classpath == "airflow_provider_kie.triggers.jobs.KieJobsTrigger"
+        (job,) = [Job.from_dict(j) for j in json.loads(kwargs["jobs"])]
+        assert job.body == {
+            "model": "seedream/4.5-edit",
+            "callBackUrl": "https://cb/x",
+            "input": {"prompt": "Make it water", "image_urls": ["https://a/b.png"], "aspect_ratio": "1:1",
+                      "quality": "basic"},
         }  # fmt: skip
-        assert kwargs["job"] is None and kwargs["end_from_trigger"] is True
+        assert kwargs["timeout"] == 300 and kwargs["single"] and kwargs["end_from_trigger"] is True
+        assert JobRecord.from_dict(json.loads(kwargs["record"])) == JobRecord()
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
-        assert KieTaskTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
+        assert KieJobsTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
         assert info.value.method_name == "execute_complete"
 
     @pytest.mark.skipif(TRIGGER_WRITES_XCOM, reason="Airflow 3: the triggerer creates the task")
@@ -96,20 +98,10 @@ class TestOperator:
         with pytest.raises(TaskDeferred) as info:
             operator.execute(context())
         classpath, kwargs = info.value.trigger.serialize()
-        assert classpath == "airflow_provider_kie.triggers.kie.KieTaskTrigger"
-        assert set(kwargs) == {
-            "kie_conn_id",
-            "job",
-            "create",
-            "poll_policy",
-            "end_from_trigger",
-            "store",
-            "resume_not_before",
-            "await_callback",
-        }
-        assert kwargs["create"] is None and kwargs["end_from_trigger"] is True
-        assert kwargs["job"]["kie_task_id"] in kie_emulator.state.tasks
-        assert started + 300 <= kwargs["job"]["deadline"] <= time.time() + 300
+        assert classpath == "airflow_provider_kie.triggers.jobs.KieJobsTrigger"
+        (ref,) = JobRecord.from_dict(json.loads(kwargs["record"])).jobs.values()  # the trigger only waits
+        assert ref.kie_task_id in kie_emulator.state.tasks and kwargs["end_from_trigger"] is True
+        assert started + 300 <= ref.deadline <= time.time() + 300
         assert EMULATOR_API_KEY not in json.dumps(kwargs)
 
     @pytest.mark.parametrize(
@@ -236,17 +228,51 @@ class TestResume:
     def test_retry_after_crash_between_create_and_wait_resumes(self, kie_emulator, monkeypatch):
         store = DictStateStore()
 
-        def worker_dies(*args, **kwargs):
+        async def worker_dies(*args, **kwargs):
             raise SystemExit("worker killed")
 
         with monkeypatch.context() as patch, pytest.raises(SystemExit):
-            patch.setattr(kie_operators, "wait_sync", worker_dies)
-            edit_operator().execute(context(store))
-        assert store["kie_task"]["kie_task_id"] in kie_emulator.state.tasks
+            patch.setattr(waiting_module, "wait_async", worker_dies)
+            patch.setattr("airflow_provider_kie.jobs.wait_async", worker_dies)
+            edit_operator(deferrable=False).execute(context(store))
+        (kie_task_id,) = kie_emulator.state.tasks
+        assert store["kie_jobs.0"]["jobs"]["0"]["kie_task_id"] == kie_task_id  # kept as it came
         retry = context(store)
-        urls = edit_operator().execute(retry)
+        urls = edit_operator(deferrable=False).execute(retry)
         assert kie_emulator.count("createTask") == 1
         assert urls == retry["ti"].xcom["kie_task"]["result_urls"]
+
+    @pytest.mark.fault(
+        fault="worker killed between a non-deferrable task's createTask and its reply",
+        where="worker (non-deferrable, single task and batch)",
+        expected="the create was marked before it left: the retry reports an ambiguous create, no second createTask",
+    )
+    @pytest.mark.parametrize("kind", ["single", "batch"])
+    def test_a_worker_killed_mid_create_leaves_a_retry_that_reports_it(self, kie_emulator, monkeypatch, kind):
+        from airflow_provider_kie.operators.batch import KieBatchOperator
+
+        def operator():
+            if kind == "single":
+                return edit_operator(deferrable=False)
+            return KieBatchOperator(
+                task_id="b", model=models.SEEDREAM_EDIT_MODEL, inputs=[EDIT_INPUT], poll_interval=0.05
+            )
+
+        store = DictStateStore()
+        kie_emulator.add_fault("drop-after", "createTask")  # Kie creates the task; the reply never comes
+        with monkeypatch.context() as patch, pytest.raises(SystemExit):
+
+            def killed(self, *args, **kwargs):  # the worker dies as the reply is lost
+                raise SystemExit("worker killed")
+
+            patch.setattr("airflow_provider_kie.hooks.kie.KieAsyncHook._retry_delay", killed)
+            operator().execute(context(store))
+        assert len(kie_emulator.state.tasks) == 1 and store["kie_jobs.0"]["sent"] == {
+            "0": store["kie_jobs_owner"]["by"]
+        }
+        with pytest.raises(AirflowFailException, match="was not sent again"):
+            operator().execute(context(store))
+        assert kie_emulator.count("createTask") == 1
 
     @pytest.mark.fault(
         fault="worker lost while resuming after the trigger",
@@ -264,9 +290,12 @@ class TestResume:
         with pytest.raises(TypeError):
             operator.execute_complete(lost, event.payload)
         retry = context(store)
-        urls = edit_operator(deferrable=True).execute(retry)
-        assert kie_emulator.count("createTask") == 1
-        assert urls == event.payload["task"]["result_urls"] == retry["ti"].xcom["kie_task"]["result_urls"]
+        with pytest.raises(TaskDeferred) as again:  # it waits for the Kie task the first try created
+            edit_operator(deferrable=True).execute(retry)
+        resumed = triggerer_xcom.run_in_triggerer(again.value.trigger)
+        assert isinstance(resumed, TaskSuccessEvent) and kie_emulator.count("createTask") == 1
+        (done,) = event.payload["outcomes"]
+        assert triggerer_xcom["return_value"] == done["result_urls"]
 
     @pytest.mark.fault(
         fault="deferred task retried while its Kie task runs",
@@ -276,15 +305,18 @@ class TestResume:
     def test_retry_of_deferred_task_defers_on_the_same_kie_task(self, kie_emulator, monkeypatch):
         store = DictStateStore()
         kie_emulator.config.generating_seconds = 30
-        with monkeypatch.context() as patch:  # as on Airflow 2 or earlier: created on the worker
-            patch.setattr(kie_operators, "TRIGGER_WRITES_XCOM", False)
+        with monkeypatch.context() as patch:  # as on Airflow 2: created on the worker
+            patch.setattr(base_operators, "TRIGGER_WRITES_XCOM", False)
             with pytest.raises(TaskDeferred) as first:
                 edit_operator(deferrable=True).execute(context(store))
         with pytest.raises(TaskDeferred) as second:
             edit_operator(deferrable=True).execute(context(store))
         assert kie_emulator.count("createTask") == 1
         first_kwargs, second_kwargs = (d.value.trigger.serialize()[1] for d in (first, second))
-        assert first_kwargs["job"] == second_kwargs["job"]  # same task, same deadline
+        records = [
+            JobRecord.from_dict(json.loads(kwargs["record"])) for kwargs in (first_kwargs, second_kwargs)
+        ]
+        assert records[0] == records[1] and len(records[0].jobs) == 1  # same task, same deadline
 
     def test_retry_after_kie_failure_submits_again(self, kie_emulator):
         store = DictStateStore()

@@ -48,7 +48,7 @@ def test_a_deferred_task_stores_its_results_in_s3_from_the_triggerer(kie_emulato
             {"ti": FakeTI()}
         )
     trigger = deferred.value.trigger
-    assert trigger.serialize()[1]["store"]["output_path"] == f"{bucket}/out"  # the conn id, never a secret
+    assert trigger.serialize()[1]["output_path"] == f"{bucket}/out"  # the conn id, never a secret
     assert "kie-test-secret" not in json.dumps(trigger.serialize())
     triggerer_xcom.run_in_triggerer(trigger)
     (kie_task_id,) = kie_emulator.state.tasks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pendulum
@@ -9,6 +10,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_kie import models
+from airflow_provider_kie.events import JobRecord
 from airflow_provider_kie.exceptions import KieTaskFailedError
 from airflow_provider_kie.hooks.kie import KieHook
 from airflow_provider_kie.sensors.kie import KieTaskSensor
@@ -38,8 +40,9 @@ class TestSensor:
         with pytest.raises(TaskDeferred) as info:
             sensor.execute(context())
         kwargs = info.value.trigger.serialize()[1]
-        assert kwargs["job"]["kie_task_id"] == "abc" and kwargs["poll_policy"]["initial_interval"] == 2
-        assert time.time() + 590 < kwargs["job"]["deadline"] <= time.time() + 600
+        (ref,) = JobRecord.from_dict(json.loads(kwargs["record"])).jobs.values()
+        assert ref.kie_task_id == "abc" and kwargs["poll_policy"]["initial_interval"] == 2
+        assert time.time() + 590 < ref.deadline <= time.time() + 600
 
     def test_failed_task_fails_sensor(self, kie_emulator):
         task_id = KieHook().create_task(models.SEEDREAM_EDIT_MODEL, {**EDIT_INPUT, "prompt": "[fail]"})

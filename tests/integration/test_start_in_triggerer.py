@@ -58,7 +58,7 @@ class TestWhichTasksStartInTheTriggerer:
     def test_what_needs_a_worker_does_not(self, change, reason):
         operator = edit(**change)
         assert not operator.start_from_trigger and operator.start_trigger_args is None
-        assert reason in operator._worker_start_reason
+        assert reason in operator._worker_reason
 
     def test_an_argument_from_an_upstream_task_does_not(self):
         from airflow.providers.common.compat.sdk import task
@@ -70,7 +70,7 @@ class TestWhichTasksStartInTheTriggerer:
                 return "Make it water"
 
             operator = edit(prompt=prompt())
-        assert not operator.start_from_trigger and "upstream task" in operator._worker_start_reason
+        assert not operator.start_from_trigger and "upstream task" in operator._worker_reason
 
     def test_a_subclass_that_overrides_execute_does_not(self):
         class Custom(KieCreateTaskOperator):
@@ -78,7 +78,22 @@ class TestWhichTasksStartInTheTriggerer:
                 return super().execute(context)
 
         operator = Custom(task_id="c", model="m/x", input={"a": 1}, deferrable=True)
-        assert not operator.start_from_trigger and "overrides execute" in operator._worker_start_reason
+        assert not operator.start_from_trigger and "overrides execute" in operator._worker_reason
+
+    def test_a_batch_with_nothing_for_a_worker_does_and_one_with_files_does_not(self):
+        from airflow_provider_kie.operators.batch import SeedreamEditBatchOperator
+
+        batch = SeedreamEditBatchOperator(
+            task_id="b", edits=["{{ params.p }}", "two"], image_urls=[URL], deferrable=True
+        )
+        assert (
+            batch.start_from_trigger
+            and batch.start_trigger_args.trigger_kwargs["edits"][0] == "{{ params.p }}"
+        )
+        local = SeedreamEditBatchOperator(
+            task_id="b", edits=["one", {"image_urls": [str(EXAMPLES / "sample.png")]}], deferrable=True
+        )
+        assert not local.start_from_trigger and "files" in local._worker_reason
 
     def test_mapped_tasks_keep_starting_on_a_worker(self):
         with DAG("kie_start_mapped", schedule=None, start_date=datetime(2026, 1, 1)):
@@ -98,9 +113,20 @@ class TestKieStartTrigger:
         assert task.body["input"]["prompt"] == "Make it glass" and kie_emulator.count("createTask") == 1
         assert triggerer_xcom["return_value"] == [f"{kie_emulator.url}/files/results/{task.task_id}.png"]
 
+    def test_a_batch_started_in_the_triggerer_creates_every_job_there(self, kie_emulator, triggerer_xcom):
+        from airflow_provider_kie.operators.batch import SeedreamEditBatchOperator
+
+        operator = SeedreamEditBatchOperator(
+            task_id="b", edits=["{{ params.p }}", "two"], image_urls=[URL], deferrable=True
+        )
+        triggerer_xcom.run_in_triggerer(start_trigger(operator, edits=["one", "two"]))
+        assert sorted(t.body["input"]["prompt"] for t in kie_emulator.state.tasks.values()) == ["one", "two"]
+        assert [r["status"] for r in triggerer_xcom["return_value"]] == ["success", "success"]
+
     def test_bad_input_after_rendering_fails_with_no_request(self, kie_emulator, triggerer_xcom):
         event = triggerer_xcom.run_in_triggerer(start_trigger(edit(prompt="{{ params.p }}"), prompt=""))
-        assert event.payload["status"] == "error" and "invalid 'prompt'" in event.payload["message"]
+        (refused,) = event.payload["outcomes"]
+        assert refused["status"] == "error" and "invalid 'prompt'" in refused["error"]
         with pytest.raises(Exception, match="invalid 'prompt'"):
             edit().execute_complete({"ti": FakeTI()}, event.payload)
         assert not kie_emulator.requests
@@ -119,7 +145,7 @@ class TestKieStartTrigger:
         trigger = start_trigger(edit(image_urls=["{{ params.image }}"]), **{"image_urls": [URL], **rendered})
         triggerer_xcom.ti = SimpleNamespace(**{**vars(triggerer_xcom.ti), "try_number": try_number})
         event = triggerer_xcom.run_in_triggerer(trigger)
-        assert event.payload["status"] == "needs_worker" and reason in event.payload["message"]
+        assert reason in event.payload["needs_worker"]
         assert not kie_emulator.requests
         with pytest.raises(TaskDeferred):  # the worker runs the task as if it had started there
             edit(image_urls=[URL]).execute_complete({"ti": FakeTI()}, event.payload)

@@ -64,7 +64,7 @@ def test_a_deferred_task_is_copied_by_the_trigger_off_the_event_loop(
         operator.execute({"ti": FakeTI()})
     trigger = deferred.value.trigger
     assert trigger.serialize()[1]["end_from_trigger"] is True  # no worker needed for the copy
-    assert trigger.serialize()[1]["store"]["output_path"] == f"file://{tmp_path}"
+    assert trigger.serialize()[1]["output_path"] == f"file://{tmp_path}"
 
     async def run_and_note_loop_thread():
         loop_threads.add(threading.get_ident())
@@ -77,7 +77,8 @@ def test_a_deferred_task_is_copied_by_the_trigger_off_the_event_loop(
     event = asyncio.run(run_and_note_loop_thread())
     (kie_task_id,) = kie_emulator.state.tasks
     uris = [f"file://{tmp_path}/{kie_task_id}-0.png"]
-    assert event.payload["stored"] == uris
+    (done,) = event.payload["outcomes"]
+    assert done["result"] == uris and done["stored"]
     assert (tmp_path / f"{kie_task_id}-0.png").stat().st_size == 3 * storage.CHUNK_BYTES + 5
     assert copy_threads and not copy_threads & loop_threads  # every write ran off the loop's thread
     (tmp_path / f"{kie_task_id}.json").unlink()  # the worker that resumes must not copy again
@@ -97,14 +98,17 @@ def test_a_download_cut_in_the_triggerer_is_finished_by_the_retry(kie_emulator, 
     with pytest.raises(TaskDeferred) as deferred:
         edit(output_path=str(tmp_path), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
     event = triggerer_xcom.run_in_triggerer(deferred.value.trigger)
-    assert event.payload["status"] == "error" and event.payload["stored"] is None
+    (cut,) = event.payload["outcomes"]
+    assert cut["status"] == "error" and not cut["stored"]
     ctx = {"ti": FakeTI(), "task_state_store": store}
     with pytest.raises(KieStorageError):
         edit(output_path=str(tmp_path), deferrable=True).execute_complete(ctx, event.payload)
     assert stored_files(tmp_path) == []  # no half file under any name
-    retry = edit(output_path=str(tmp_path), deferrable=True)
-    uris = retry.execute({"ti": FakeTI(), "task_state_store": store})  # Kie's task is done: no defer
+    with pytest.raises(TaskDeferred) as again:  # the retry waits for the same Kie task, then copies
+        edit(output_path=str(tmp_path), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
+    triggerer_xcom.run_in_triggerer(again.value.trigger)
     (kie_task_id,) = kie_emulator.state.tasks
+    uris = triggerer_xcom["return_value"]
     assert uris == [f"file://{tmp_path}/{kie_task_id}-0.png"] and kie_emulator.count("createTask") == 1
 
 
@@ -177,8 +181,11 @@ def test_asset_events_carry_what_was_made(kie_emulator, tmp_path):
     (kie_task_id,) = kie_emulator.state.tasks
     extra = events["asset"].extra
     assert (
-        extra["kie_task_id"] == kie_task_id and extra["stored"] == uris and extra["credits_consumed"] == 6.0
+        extra["kie_task_ids"] == [kie_task_id]
+        and extra["stored"] == uris
+        and extra["credits_consumed"] == 6.0
     )
+    assert extra["kind"] == "image" and extra["failed_jobs"] == []
 
 
 def test_a_copy_removes_what_a_copy_killed_mid_file_left(kie_emulator, tmp_path):
@@ -206,14 +213,18 @@ def test_a_folder_unwritable_at_copy_time_is_a_retry_not_a_new_task(kie_emulator
     folder.rmdir()
     folder.write_text("not a folder any more")  # checked at defer time, gone when the results arrive
     event = triggerer_xcom.run_in_triggerer(deferred.value.trigger)
-    assert event.payload["status"] == "error" and "KieStorageError" in json.dumps(event.payload["error"])
+    (failed,) = event.payload["outcomes"]
+    assert failed["status"] == "error" and failed["cause"]["error_class"] == "KieStorageError"
     with pytest.raises(KieStorageError):
         edit(output_path=str(folder), deferrable=True).execute_complete(
             {"ti": FakeTI(), "task_state_store": store}, event.payload
         )
     folder.unlink()
-    uris = edit(output_path=str(folder), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
+    with pytest.raises(TaskDeferred) as again:  # the retry waits for the same Kie task, then copies
+        edit(output_path=str(folder), deferrable=True).execute({"ti": FakeTI(), "task_state_store": store})
+    triggerer_xcom.run_in_triggerer(again.value.trigger)
     (kie_task_id,) = kie_emulator.state.tasks
+    uris = triggerer_xcom["return_value"]
     assert uris == [f"file://{folder}/{kie_task_id}-0.png"] and kie_emulator.count("createTask") == 1
 
 

@@ -94,9 +94,9 @@ def _triggerer_jobs(airflow: RealAirflow) -> list[int]:
 
 def _batch_triggerer(airflow: RealAirflow) -> int | None:
     with airflow.db() as db:
+        # Started in the triggerer (KieStartTrigger), or deferred by a worker (KieJobsTrigger).
         row = db.execute(
-            "SELECT triggerer_id FROM trigger WHERE classpath = ?",
-            ("airflow_provider_kie.triggers.batch.KieBatchTrigger",),
+            "SELECT triggerer_id FROM trigger WHERE classpath LIKE ?", ("airflow_provider_kie.triggers.%",)
         ).fetchone()
     return row[0] if row else None
 

@@ -43,8 +43,8 @@ def test_content_pipeline_on_a_real_airflow(tmp_path, kie_emulator, s3_server, m
         airflow.trigger_dag("kie_content_pipeline")
 
         def mid_copy():
-            with airflow.db() as db:  # the batch's ledger: its record in chunks, kie_batch.<k>
-                rows = db.execute("SELECT value FROM xcom WHERE key LIKE 'kie_batch.%'").fetchall()
+            with airflow.db() as db:  # the jobs' ledger: its record in chunks, kie_jobs.<k>
+                rows = db.execute("SELECT value FROM xcom WHERE key LIKE 'kie_jobs.%'").fetchall()
             chunks = [json.loads(value) for (value,) in rows]
             chunks = [json.loads(chunk) if isinstance(chunk, str) else chunk for chunk in chunks]
             partial = local.is_dir() and any(p.name.startswith(".") for p in local.iterdir())

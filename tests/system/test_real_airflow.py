@@ -86,11 +86,11 @@ def test_edit_dag_runs_through_the_triggerer(real_airflow, kie_emulator, record_
         if line.startswith("{")
     ]
     journey = [
-        f"Kie task {task_id} was created before a triggerer restart; waiting for it",
+        f"Kie task {task_id}, created before this run, is ",
         f"Kie task {task_id} succeeded; ending the Airflow task from the triggerer",
         "trigger completed",
     ]
-    assert all(step in events for step in journey), events
+    assert all(any(event.startswith(step) for event in events) for step in journey), events
     assert real_airflow.worker_runs("edit_image") == []  # started and ended in the triggerer
     polls = [r for r in kie_emulator.requests if r.endpoint == "recordInfo"]
     assert polls and all(r.user_agent.startswith("airflow-provider-kie/") for r in polls)
@@ -182,12 +182,8 @@ def test_killed_worker_is_retried_on_the_same_kie_task(tmp_path, kie_emulator, r
     retry_log = next(
         airflow_instance.home.glob("logs/dag_id=kie_worker_crash/*/task_id=edit_in_worker/attempt=2.log")
     )
-    # The retry found the stored Kie task: still running (reconnect) or already done (no resubmission).
-    text = retry_log.read_text()
-    assert (
-        "Reconnecting to existing job" in text
-        or "Job already completed successfully, skipping resubmission" in text
-    )
+    # The retry found the Kie task the first try kept in the task state store, and waited for it.
+    assert f"Kie task {task_id}, created before this run, is " in retry_log.read_text()
 
 
 ASSETS_DAG = """

@@ -129,7 +129,7 @@ def test_triggerer_restarts_before_and_during_a_create(tmp_path, kie_emulator, m
             "one create in flight and the other's id stored",
             lambda: (
                 len(kie_emulator.state.tasks) == 2
-                and xcom_count("kie_batch.0") == 2  # both marked as they left
+                and xcom_count("kie_jobs.0") == 2  # both marked as they left
                 and xcom_count("kie_task_id") == 1
             ),
         )

@@ -19,7 +19,7 @@ from airflow_provider_kie.callbacks import (
     calls_back,
     hints_token,
 )
-from airflow_provider_kie.events import KieJobRef
+from airflow_provider_kie.events import JobRef
 from airflow_provider_kie.hints import CallbackWait, HintReader, PluginHintLister
 
 TARGET = CallbackTarget("kie_default", "dag", "edit", "manual__2026-11-29T00:00:00+00:00", 3)
@@ -70,7 +70,7 @@ def test_one_listing_wakes_every_task_named_and_no_other():
 
 def awaited(hints, kie_task_id, deadline):
     """A task's wait for its callback, awaited from the start, with a 60 s safety net."""
-    return CallbackWait(hints, KieJobRef(kie_task_id, deadline), 60, "http://airflow", None, awaited=True)
+    return CallbackWait(hints, JobRef(kie_task_id, deadline), 60, "http://airflow", None, awaited=True)
 
 
 def test_after_its_hint_a_task_is_polled_at_kies_pace_and_a_failing_listing_only_delays():

@@ -152,7 +152,7 @@ def typed_operators():
     from airflow_provider_kie.operators import market, seedream
 
     found = [getattr(module, name) for module in (market, seedream) for name in dir(module)]
-    return [c for c in found if isinstance(c, type) and "kie_model" in vars(c)]
+    return [c for c in found if isinstance(c, type) and vars(c).get("kie_model") is not None]
 
 
 @pytest.mark.parametrize("operator", typed_operators(), ids=lambda c: c.__name__)
@@ -162,10 +162,11 @@ def test_typed_operators_take_fields_and_docs_from_their_catalog_entry(operator)
     assert set(model.template_fields) <= set(operator.template_fields)
     assert all(f":param {f.name}:" in operator.__doc__ for f in model.fields)
     task = operator(task_id="t", **minimal_input(model))
-    assert task._validated_body()["input"] == model.validate(minimal_input(model), files=True)
+    (prepared,) = task.prepared()
+    assert prepared.job.body["input"] == model.validate(minimal_input(model), files=True)
     for field, _, given in mutations(model)[:1] if "__init__" not in vars(operator) else []:
         with pytest.raises(KieInputError, match=field):
-            operator(task_id="t", **given)._validated_body()
+            operator(task_id="t", **given).prepared()
 
 
 def test_the_typed_operators_cover_the_families_the_docs_promise():

@@ -7,16 +7,28 @@ import pytest
 
 pytest.importorskip("fastapi")
 
+from airflow_provider_kie.events import JobOutcome, Status
 from airflow_provider_kie.plugins.gallery import Card, _cards, _Left, render
 
 
-def record(state: str, **more) -> dict:
-    return {"kie_task_id": f"kie-{state}", "model": "seedream/4.5-edit", "state": state, **more}
+def outcome(status: str, **more) -> dict:
+    return {
+        "index": 0,
+        "status": status,
+        "kie_task_id": f"kie-{status}",
+        "model": "seedream/4.5-edit",
+        **more,
+    }
 
 
-def test_a_task_card_holds_its_record_results_and_rendered_prompt():
+def test_a_task_card_holds_its_outcome_results_and_rendered_prompt():
     left = _Left(
-        xcom={"kie_task": record("success", credits_consumed=6.0), "return_value": ["file:///out/a.png"]},
+        xcom={
+            "kie_task": outcome(
+                "success", state="success", result=["file:///out/a.png"], credits_consumed=6.0
+            ),
+            "return_value": ["file:///out/a.png"],
+        },
         rendered={"prompt": "A red dress"},
         state="success",
         seconds=12.5,
@@ -30,39 +42,31 @@ def test_a_task_card_holds_its_record_results_and_rendered_prompt():
     )
 
 
-def test_a_batch_task_gives_a_card_per_edit_with_its_prompt():
+def test_a_task_of_many_jobs_gives_a_card_per_job_that_made_a_kie_task():
     outcomes = [
-        {
-            "index": 0,
-            "status": "success",
-            "kie_task_id": "k0",
-            "result": ["s3://b/0.png"],
-            "credits_consumed": 6.0,
-        },
-        {"index": 1, "status": "failed", "kie_task_id": "k1", "result": [], "error": "failCode '500': boom"},
-        {
-            "index": 2,
-            "status": "error",
-            "kie_task_id": None,
-            "result": [],
-            "error": "rejected",
-        },  # never created
+        outcome("success", result=["s3://b/0.png"], credits_consumed=6.0, prompt="p0"),
+        {**outcome("failed", fail_code="500", fail_msg="boom", prompt="p1"), "index": 1},
+        {**outcome("error", error="rejected"), "index": 2, "kie_task_id": None},  # never created
     ]
-    left = _Left(xcom={"return_value": outcomes}, rendered={"edits": '[{"prompt": "p0"}, {"prompt": "p1"}]'})
-    cards = _cards("edits", -1, left)
-    assert [(c.label, c.record["state"], c.prompt) for c in cards] == [
-        ("edits #0", "success", "p0"),
-        ("edits #1", "fail", "p1"),
+    cards = _cards("edits", -1, _Left(xcom={"return_value": outcomes}))
+    assert [(c.label, c.outcome.status, c.prompt, c.returned) for c in cards] == [
+        ("edits #0", Status.SUCCESS, "p0", ["s3://b/0.png"]),
+        ("edits #1", Status.FAILED, "p1", []),
     ]
+
+
+def card(
+    task_id: str, status: Status, result: tuple[str, ...] = (), prompt: str | None = None, **more
+) -> Card:
+    made = JobOutcome(0, status, f"kie-{task_id}", model="m", result=result, **more)
+    return Card(task_id, -1, -1, "success", made, prompt)
 
 
 def test_the_page_escapes_what_it_shows_and_links_stored_copies_through_the_plugin():
     cards = [
-        Card(
-            "stored", -1, -1, "success", record("success"), ["file:///out/a.png"], "<script>alert(1)</script>"
-        ),
-        Card("kie", -1, -1, "success", record("success"), ["https://tempfile.aiquickdraw.com/r.png"]),
-        Card("fails", -1, -1, "failed", record("fail", fail_code="500", fail_msg="The <model> failed")),
+        card("stored", Status.SUCCESS, ("file:///out/a.png",), "<script>alert(1)</script>"),
+        card("kie", Status.SUCCESS, ("https://tempfile.aiquickdraw.com/r.png",)),
+        card("fails", Status.FAILED, fail_code="500", fail_msg="The <model> failed"),
     ]
     page = render("dag", "manual__1", cards)
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -1,5 +1,6 @@
-"""The batch ledger on an in-memory store: what a run keeps as items leave and come back, the election
-between two runs, what a run that takes over finds, and writes whose size does not grow with the batch."""
+"""The ledger on an in-memory store: what a run keeps as jobs leave and come back, the election between
+two runs, what a run that takes over finds, writes whose size does not grow with the number of jobs,
+and what a retry starts from."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import logging
 import pytest
 
 from airflow_provider_kie import ledger as ledger_module
-from airflow_provider_kie.events import KieJobRef
-from airflow_provider_kie.ledger import OWNER_KEY, BatchLedger, Superseded
+from airflow_provider_kie.events import JobRecord, JobRef
+from airflow_provider_kie.ledger import OWNER_KEY, Ledger, Superseded
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +43,19 @@ def quick_election(monkeypatch):
     monkeypatch.setattr(ledger_module, "CLAIM_SETTLE_SECONDS", 0.01)
 
 
-def ledger(store: Store, **kwargs) -> BatchLedger:
-    return BatchLedger(store.load, store.save, log=log, **kwargs)
+def ledger(store: Store, **kwargs) -> Ledger:
+    return Ledger(store.load, store.save, log=log, **kwargs)
 
 
-async def create_all(run: BatchLedger, size: int, *, in_flight: int = 4) -> None:
-    """What a batch run tells its ledger: each item marked as it leaves, its id once it comes back."""
+async def create_all(run: Ledger, size: int, *, in_flight: int = 4) -> None:
+    """What a run tells its ledger: each job marked as it leaves, its id once it comes back."""
     slots = asyncio.Semaphore(in_flight)
 
     async def one(index: int) -> None:
         async with slots:
             await run.sending(index)
             await asyncio.sleep(0)
-            await run.created(index, KieJobRef(f"task-{index}", 1e10))
+            await run.created(index, JobRef(f"task-{index}", 1e10))
 
     await asyncio.gather(*(one(index) for index in range(size)))
 
@@ -76,8 +77,8 @@ def test_a_run_that_takes_over_finds_every_id_and_every_create_left_without_one(
     asyncio.run(main())
 
 
-def test_record_writes_cost_the_same_per_item_whatever_the_batch_size():
-    """0.2.0 wrote the whole record twice per item: bytes per item grew with the batch."""
+def test_record_writes_cost_the_same_per_job_whatever_their_number():
+    """Writing the whole record twice per job made the bytes per job grow with the number of jobs."""
 
     def bytes_per_item(size: int) -> float:
         store = Store()
@@ -112,13 +113,53 @@ def test_of_two_runs_that_start_together_one_creates_and_the_other_waits_for_it(
     asyncio.run(main())
 
 
-def test_a_run_that_lost_the_batch_while_paused_sends_nothing(monkeypatch):
+def test_a_run_whose_jobs_a_live_owner_all_created_follows_it_at_once():
+    """A triggerer restarted after its single job was created: the claim of the run it killed lives on
+    for a minute, but nothing is left to send, so the new run waits only for the Kie task."""
+
+    async def main():
+        store = Store()
+        owner = ledger(store)
+        await owner.open()
+        await create_all(owner, 3)  # then its process dies: never released, still "live"
+        follower = ledger(store)
+        record = await asyncio.wait_for(follower.open(needed=[0, 1, 2]), timeout=5)
+        assert set(record.jobs) == {0, 1, 2} and store[OWNER_KEY]["by"] == owner.by
+        await follower.close()  # owns nothing: writes nothing
+        assert store[OWNER_KEY]["by"] == owner.by and not store[OWNER_KEY]["released"]
+        # One job not created yet: it waits for the owner as before.
+        waiting = asyncio.ensure_future(ledger(store).open(needed=[3]))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await owner.close()
+        assert set((await waiting).jobs) == {0, 1, 2}
+
+    asyncio.run(main())
+
+
+def test_an_owner_releases_the_jobs_once_they_all_exist_and_the_next_run_claims_nothing():
+    async def main():
+        store = Store()
+        owner = ledger(store)
+        await owner.open(needed=[0, 1])
+        await create_all(owner, 2)
+        assert store[OWNER_KEY]["released"] and store[OWNER_KEY]["chunks"] == 1  # before its run ends
+        writes = store.writes
+        record = await ledger(store).open(needed=[0, 1])  # a restart: it finds both and only waits
+        assert set(record.jobs) == {0, 1} and store.writes == writes
+        assert await ledger(store).open(needed=[]) == JobRecord()  # a sensor's wait reads nothing
+        assert store.writes == writes
+
+    asyncio.run(main())
+
+
+def test_a_run_that_lost_the_jobs_while_paused_sends_nothing(monkeypatch):
     async def main():
         store = Store()
         paused = ledger(store)
         await paused.open()
         await paused.sending(0)
-        await paused.created(0, KieJobRef("task-0", 1e10))
+        await paused.created(0, JobRef("task-0", 1e10))
         # It stops heart-beating for longer than a claim lives; another run takes over.
         store[OWNER_KEY]["at"] -= ledger_module.CLAIM_LIVE_SECONDS + 1
         new_owner = ledger(store)
@@ -126,7 +167,7 @@ def test_a_run_that_lost_the_batch_while_paused_sends_nothing(monkeypatch):
         paused.confirmed -= ledger_module.heartbeat_seconds() + 1  # as a paused process finds its clock
         with pytest.raises(Superseded):
             await paused.sending(1)
-        assert "1" not in store["kie_batch.0"]["sent"]
+        assert "1" not in store["kie_jobs.0"]["sent"]
         await paused.close()  # writes nothing over the new owner's record
         assert store[OWNER_KEY]["by"] == new_owner.by
 
@@ -134,7 +175,7 @@ def test_a_run_that_lost_the_batch_while_paused_sends_nothing(monkeypatch):
 
 
 def test_a_run_stopped_while_its_mark_was_written_leaves_no_mark():
-    """Paused as a create's mark was written, then cancelled on waking (its triggerer handed the batch
+    """Paused as a create's mark was written, then cancelled on waking (its triggerer handed the jobs
     over): the create never left, so the next run must not take it for an ambiguous one."""
 
     async def main():
@@ -145,7 +186,7 @@ def test_a_run_stopped_while_its_mark_was_written_leaves_no_mark():
         save = store.save
 
         async def slow_save(key, value):
-            if key == "kie_batch.0":
+            if key == "kie_jobs.0":
                 writing.set()
                 await asyncio.sleep(0.05)
             return await save(key, value)
@@ -160,3 +201,24 @@ def test_a_run_stopped_while_its_mark_was_written_leaves_no_mark():
         assert (await ledger(store).open()).sent == set()
 
     asyncio.run(main())
+
+
+def test_a_retry_starts_from_the_kept_record_a_killed_runs_marks_and_what_0_1_0_kept():
+    store: dict = {}
+    # A worker killed mid-run: job 0 created, job 1 marked as it left, its reply never kept.
+    store[OWNER_KEY] = {"by": "run-1", "at": 1.0, "chunks": 1, "released": False}
+    store["kie_jobs.0"] = {"jobs": {"0": {"kie_task_id": "t0", "deadline": 9.0}}, "sent": {"1": "run-1"}}
+    record = ledger_module.retry_record(store.get)
+    assert record == JobRecord({0: JobRef("t0", 9.0)}, {1})
+    ledger_module.keep_for_retry(store.__setitem__, record)  # a run's end: the chunks are released
+    assert ledger_module.retry_record(store.get) == record and store[OWNER_KEY]["chunks"] == 0
+    assert ledger_module.retry_record({"kie_task": {"task_id": "old", "deadline": 5.0}}.get) == JobRecord(
+        {0: JobRef("old", 5.0)}
+    )
+
+
+def test_the_kie_task_a_job_created_is_found_where_the_ledger_keeps_it():
+    xcom = {"kie_jobs.1": {"jobs": {"57": {"kie_task_id": "t57", "deadline": 1.0}}, "sent": {}}}
+    assert ledger_module.created_kie_task_id(xcom.get, 57) == "t57"
+    assert ledger_module.created_kie_task_id(xcom.get, 58) is None
+    assert ledger_module.created_kie_task_id({"kie_task_id": "single"}.get, 0) == "single"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import airflow
 import jsonschema
+import pytest
 
 from airflow_provider_kie import get_provider_info
 
@@ -104,9 +105,11 @@ print(json.dumps(failed))
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {}
 
 
-def test_names_that_moved_are_still_found_where_serialized_tasks_look():
+def test_names_0_1_0_had_are_still_found_where_0_1_0_put_them():
     kie = importlib.import_module("airflow_provider_kie.triggers.kie")
-    start = importlib.import_module("airflow_provider_kie.triggers.start")
-    assert kie.KieStartTrigger is start.KieStartTrigger
+    jobs = importlib.import_module("airflow_provider_kie.triggers.jobs")
+    assert issubclass(kie.KieTaskTrigger, jobs.KieJobsTrigger)
     hooks = importlib.import_module("airflow_provider_kie.hooks.kie")
     assert hooks.KieConnectionSettings.__module__ == "airflow_provider_kie.hooks.settings"
+    with pytest.warns(DeprecationWarning, match="hooks.settings"):
+        assert hooks.USER_AGENT.startswith("airflow-provider-kie/")

@@ -15,7 +15,7 @@ import pytest
 LOAD_A_KIE_TRIGGER = """
 import gc, sys
 {prelude}
-import airflow_provider_kie.triggers.batch
+import airflow_provider_kie.triggers.jobs
 from airflow_provider_kie.triggers.heap import freeze_triggerer_heap
 print(gc.get_freeze_count() > 0, freeze_triggerer_heap())
 """

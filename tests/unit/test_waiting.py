@@ -82,13 +82,13 @@ def test_policy_round_trips_and_rejects_bad_values():
 
 
 def test_a_wait_logs_each_change_of_state_and_each_error_not_each_poll():
-    from airflow_provider_kie.events import KieJobRef
+    from airflow_provider_kie.events import JobRef
     from airflow_provider_kie.waiting import Waiter
 
     lines: list[str] = []
     log = type("Log", (), {"info": lambda self, m, *a: lines.append(m % a), "warning": None})()
     log.warning = log.info
-    waiter = Waiter(KieJobRef("abc", math.inf), POLICY, log)
+    waiter = Waiter(JobRef("abc", math.inf), POLICY, log)
     for outcome in [
         task(TaskState.WAITING),
         task(TaskState.WAITING),
