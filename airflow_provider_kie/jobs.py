@@ -36,6 +36,8 @@ LOOP_SLICE = 500
 #: The failed jobs a run's end logs one line each (a line per job of thousands held the triggerer's
 #: loop while its log pipe drained them).
 FAILURES_LOGGED = 50
+#: A job's states that its run's end reports (one line fewer per job where thousands wait at once).
+_ENDS = (TaskState.SUCCESS.value, TaskState.FAIL.value)
 #: The least time between two progress lines of a run of many jobs (and only when its counts changed).
 PROGRESS_EVERY = 10.0
 
@@ -78,7 +80,8 @@ class JobLog:
                 self._counts[old] -= 1
             self._counts[state] += 1
             self.states[index] = state
-            if kie_task_id is not None:
+            # How a job ended its run's end says; that it was created before this run, its first line.
+            if kie_task_id is not None and (index in self._before or state not in _ENDS):
                 before = ", created before this run," if index in self._before else ""
                 self._before.discard(index)
                 self.job("Kie task %s%s is %s", kie_task_id, before, state)

@@ -65,6 +65,8 @@ def finish(
     if not single:
         for line in JobLog(len(event.outcomes), _log(context)).lines(event.outcomes):
             line()
+    elif event.outcomes[0].succeeded:  # (a failure is raised below, with Kie's words)
+        _log(context).info("Kie task %s succeeded", event.outcomes[0].kie_task_id)
     failed = event.failed
     if single and failed:
         raise_for(failed[0].as_error(conn_id=getattr(context.get("task"), "kie_conn_id", None)))

@@ -322,7 +322,6 @@ class KieHook(_KieHookBase):
         while True:
             for delay in attempts.waits():
                 time.sleep(delay)
-            self.log.debug("Kie %s %s (attempt %d)", method, path, attempts.count)
             try:
                 try:
                     response = self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
@@ -489,7 +488,6 @@ class KieAsyncHook(_KieHookBase):
                 except BaseException:
                     attempts.landed()  # nothing left: the limiter's place is free again
                     raise
-            self.log.debug("Kie %s %s (attempt %d)", method, path, attempts.count)
             try:
                 try:
                     response, body = await sessions.within_running_time(

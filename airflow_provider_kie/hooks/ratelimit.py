@@ -5,6 +5,7 @@ several processes use one key: each limiter lowers its share on Kie's 429s (docs
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import threading
 import time
@@ -26,6 +27,10 @@ CUBIC_GROWTH = 0.2
 PACING_JITTER = 0.2
 # Before any 429, a window's worth of calls leaves spread over this fraction of the window.
 BURST_SPREAD = 0.1
+# A waiting call wakes on a beat of this many seconds: calls that would wake a few ms apart (the replies
+# of one burst, each a window old) wake together, one turn of the event loop for all of them instead
+# of one each (a call woken alone costs the process several times the CPU of one woken in a group).
+CONFIRM_BEAT = 0.01
 
 
 class SlidingWindowLimiter:
@@ -53,6 +58,10 @@ class SlidingWindowLimiter:
         self.configured = (limit, window, share, processes)
         self.ceiling = max(1.0, limit * share)  # this process's most: Kie's limit, or the share stated
         self.window = window + SLACK_SECONDS
+        # Kie counts a call before its reply lands: a reply a window old (and a hair more, for how Kie
+        # cuts its window) frees a place. Less than the slots' slack, so a backlog booked a window
+        # after its slots finds the replies of the window before aged out, not a few ms short.
+        self.landed_window = window + SLACK_SECONDS / 2
         self.throttles = 0  # 429s that lowered the rate
         self._slots: deque[float] = deque()
         self._landed: deque[float] = deque()  # when the replies of recent calls arrived
@@ -114,7 +123,7 @@ class SlidingWindowLimiter:
 
     def _forget(self, now: float) -> None:
         for stamps in (self._landed, self._rejected):
-            while stamps and stamps[0] <= now - self.window:
+            while stamps and stamps[0] <= now - self.landed_window:
                 stamps.popleft()
 
     def reserve(self) -> float:
@@ -124,6 +133,12 @@ class SlidingWindowLimiter:
                 self._slots.popleft()
             # A lone process may use its whole window at once; a shared one paces (see __init__).
             limit = int(self.ceiling) if self._paced else self.limit
+            if len(self._slots) >= limit and not self._paced:
+                # A backlog, alone on the key: each window's calls leave together on a beat of
+                # window * BURST_SPREAD (a window is ten beats, so slots stay on it), as one burst.
+                at = _on_beat(max(now, self._slots[-limit] + self.window), self.window * BURST_SPREAD)
+                self._slots.append(at)
+                return at - now
             at = now if len(self._slots) < limit else max(now, self._slots[-limit] + self.window)
             if self._paced and self._slots:
                 # at the rate the cubic will have reached by then: a slot booked far ahead of a low rate
@@ -144,7 +159,8 @@ class SlidingWindowLimiter:
         """The sleeps before one call may leave; iterate it lazily, sleeping each before the next."""
         yield self.reserve()
         while (late := self.confirm_send()) > 0:
-            yield late
+            now = time.monotonic()
+            yield _on_beat(now + late, CONFIRM_BEAT) - now
 
     def confirm_send(self) -> float:
         """0 if a call may leave now (it is then in flight until :meth:`landed`), else how long to wait
@@ -158,7 +174,7 @@ class SlidingWindowLimiter:
             if excess > 0:
                 if excess > len(self._landed):  # the window is full of calls in flight
                     return IN_FLIGHT_RECHECK_SECONDS
-                return self._landed[excess - 1] + self.window - now
+                return self._landed[excess - 1] + self.landed_window - now
             self._in_flight += 1
             return 0.0
 
@@ -192,6 +208,11 @@ def limiter_for(
         if limiter is None or limiter.configured != (limit, window, share, processes):
             limiter = _limiters[key] = SlidingWindowLimiter(limit, window, share=share, processes=processes)
         return limiter
+
+
+def _on_beat(at: float, beat: float) -> float:
+    """``at``, or the next multiple of ``beat`` after it (a hair over one is taken as on it)."""
+    return math.ceil(at / beat - 1e-6) * beat
 
 
 def fingerprint(api_key: str) -> str:

@@ -107,8 +107,13 @@ def test_the_log_of_one_job_tells_that_jobs_story_not_counts():
     log = JobLog(1, lines)
     log.begin(JobRecord({0: JobRef("t1", 1.0)}))
     log.set(0, "generating", "t1")
-    log.set(0, "success", "t1")
-    assert lines == ["Kie task t1, created before this run, is generating", "Kie task t1 is success"]
+    log.set(0, "success", "t1")  # said by the run's end
+    assert lines == ["Kie task t1, created before this run, is generating"]
+    fresh = Lines()
+    log = JobLog(1, fresh)
+    log.begin(JobRecord({0: JobRef("t2", 1.0)}))
+    log.set(0, "success", "t2")  # found done at once: still says it was created before this run
+    assert fresh == ["Kie task t2, created before this run, is success"]
 
 
 def test_a_finished_task_wakes_the_unfinished_ones_created_before_it_or_just_after():
