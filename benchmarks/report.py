@@ -820,6 +820,106 @@ def poll_cost_section() -> list[str]:
     ]
 
 
+def engine_section(waiting_runs: list[dict], batch_runs: list[dict], sharing: dict | None) -> list[str]:
+    """Issue 29's goals, each in every one of its runs: a poll against the peer's, the batch's start,
+    the mapped edits' triggerer CPU, and the spread of processes sharing a key."""
+    lines = ["## One engine: polls, starts and sharing, run after run", ""]
+    if waiting_runs:
+        rows = [
+            (
+                "run",
+                "ours CPU ms / task",
+                "peer CPU ms / task",
+                "peer / ours (goal ≥ 20)",
+                "ours CPU ms / request",
+                "peer CPU ms / request (goal: ours ≤)",
+                "requests / task ours, peer",
+            )
+        ]
+        for i, w in enumerate(waiting_runs, 1):
+            o, p = w["ours"], w["peer"]
+            rows.append(
+                (
+                    str(i),
+                    fmt(1000 * o["cpu_seconds_per_task"]),
+                    fmt(1000 * p["cpu_seconds_per_task"]),
+                    fmt(p["cpu_seconds_per_task"] / o["cpu_seconds_per_task"]),
+                    fmt(1000 * o["cpu_seconds_per_task"] / o["recordinfo_requests_per_task"]),
+                    fmt(1000 * p["cpu_seconds_per_task"] / p["recordinfo_requests_per_task"]),
+                    f"{fmt(o['recordinfo_requests_per_task'])}, {fmt(p['recordinfo_requests_per_task'])}",
+                )
+            )
+        lines += [
+            f"`.venv/bin/python benchmarks/waiting.py --tasks {waiting_runs[0]['ours']['tasks']} --generating "
+            f"{waiting_runs[0]['ours']['generating_seconds']:g} --out benchmarks/results/waiting-run-N.json`, "
+            f"{len(waiting_runs)} runs one after the other (ours and the peer side by side in each):",
+            "",
+            *table(rows),
+            "",
+        ]
+    if batch_runs:
+        rows = [
+            (
+                "run",
+                "ours: makespan / bound",
+                "batch: makespan / bound (goal ≤ 1.10)",
+                "batch: worker runs",
+                "peer: makespan / bound",
+                "ours: triggerer CPU s / image (goal ≤ 0.25)",
+                "ours: ledger XCom writes / image",
+                "duplicate creates, createTask 429s (all)",
+            )
+        ]
+        for i, b in enumerate(batch_runs, 1):
+            v = b["variants"]
+            o, bt, p = v.get("ours", {}), v.get("batch", {}), v.get("peer", {})
+            rows.append(
+                (
+                    str(i),
+                    fmt(o.get("makespan_over_bound")),
+                    fmt(bt.get("makespan_over_bound")),
+                    fmt(round(bt["worker_runs_per_image"] * bt["tasks"]) if bt else None),
+                    fmt(p.get("makespan_over_bound")),
+                    fmt(o.get("triggerer_cpu_seconds_per_image")),
+                    fmt(o.get("ledger_xcom_writes_per_image")),
+                    f"{sum(x.get('duplicate_creates', 0) for x in v.values())}, "
+                    f"{sum(x.get('createTask_429s', 0) for x in v.values())}",
+                )
+            )
+        lines += [f"`{batch_runs[0]['command']}`, {len(batch_runs)} runs:", "", *table(rows), ""]
+    if sharing:
+        for variant, runs in sharing.get("runs", {}).items():
+            rows = [
+                (
+                    "run",
+                    "makespan / bound (goal ≤ 1.35)",
+                    "createTask answered 429 (goal ≤ 5 %)",
+                    "duplicate creates",
+                )
+            ]
+            for i, r in enumerate(runs, 1):
+                rows.append(
+                    (
+                        str(i),
+                        fmt(r["makespan_over_bound"]),
+                        f"{100 * r['createTask_429_share']:.1f} %",
+                        fmt(r["duplicate_creates"]),
+                    )
+                )
+            spread = sharing["spread"][variant]["makespan_over_bound"]
+            lines += [
+                f"`{sharing['command']}` ({variant}: {runs[0]['processes']} processes started together, "
+                f"{runs[0]['creates']} creates in all):",
+                "",
+                *table(rows),
+                "",
+                f"Spread of makespan / bound: {fmt(spread['min'])} to {fmt(spread['max'])} "
+                f"(median {fmt(spread['median'])}).",
+                "",
+            ]
+    return lines
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -985,6 +1085,15 @@ def main() -> None:
             large_runs,
             json.loads(ledger_path.read_text()) if ledger_path.exists() else None,
             json.loads(before_path.read_text()) if before_path.exists() else None,
+        )
+    waiting_runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("waiting-run-*.json"))]
+    engine_batches = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("engine-batch-*.json"))]
+    sharing_runs_path = RESULTS / "sharing-runs.json"
+    if waiting_runs or engine_batches or sharing_runs_path.exists():
+        lines += engine_section(
+            waiting_runs,
+            engine_batches,
+            json.loads(sharing_runs_path.read_text()) if sharing_runs_path.exists() else None,
         )
     sharing_path = RESULTS / "sharing.json"
     if sharing_path.exists():

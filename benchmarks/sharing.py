@@ -13,6 +13,12 @@ Each process runs ``--concurrency`` createTask calls at a time through one ``Kie
 with many triggers, or a worker's slots) and samples its limiter's allowed rate for the plot.
 
     .venv/bin/python benchmarks/sharing.py --processes 3 --creates 300 --out benchmarks/results/sharing.json
+
+``--runs N`` repeats each variant N times (a fresh emulator each) and reports the spread: a limiter that
+adapts from 429s converges differently from run to run.
+
+    .venv/bin/python benchmarks/sharing.py --processes 3 --creates 120 --variants adaptive --runs 5 \
+        --out benchmarks/results/sharing-runs.json
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -175,6 +182,7 @@ def main() -> None:
         "--window", type=float, default=10.0, help="Kie's createTask window (20 calls per it)"
     )
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--runs", type=int, default=1, help="runs of each variant, to see their spread")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--go", type=Path, help=argparse.SUPPRESS)
@@ -184,13 +192,23 @@ def main() -> None:
         args.out.write_text(json.dumps(result))
         return
     command = " ".join([".venv/bin/python", "benchmarks/sharing.py", *sys.argv[1:]])
-    report: dict[str, Any] = {"command": command, "variants": {}}
+    report: dict[str, Any] = {"command": command, "variants": {}, "runs": {}, "spread": {}}
     for variant in args.variants.split(","):
-        report["variants"][variant] = run(
-            variant, args.processes, args.creates, args.concurrency, args.window
-        )
-        summary = {k: v for k, v in report["variants"][variant].items() if k != "per_process"}
-        print(json.dumps(summary), flush=True)
+        runs = report["runs"][variant] = []
+        for _ in range(args.runs):
+            runs.append(run(variant, args.processes, args.creates, args.concurrency, args.window))
+            summary = {k: v for k, v in runs[-1].items() if k != "per_process"}
+            print(json.dumps(summary), flush=True)
+        report["variants"][variant] = runs[0]
+        report["spread"][variant] = {
+            key: {
+                "min": min(r[key] for r in runs),
+                "median": statistics.median(r[key] for r in runs),
+                "max": max(r[key] for r in runs),
+            }
+            for key in ("makespan_over_bound", "createTask_429_share")
+        }
+        print(json.dumps({"variant": variant, "spread": report["spread"][variant]}), flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
 
