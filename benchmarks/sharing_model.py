@@ -28,6 +28,7 @@ from airflow_provider_kie.hooks.kie import RetryPolicy
 # each process's part of the creates (None: equal parts)). Airflow's triggerers each take up to their
 # capacity of unassigned triggers at once, so one of three HA triggerers often holds most of a batch.
 SHAPES = (
+    ("3 processes, 40 creates each", 3, 120, 16, 0.0, None),
     ("3 processes, 16 at a time", 3, 300, 16, 0.0, None),
     ("3 processes, 100 at a time (triggerers)", 3, 300, 100, 0.0, None),
     ("3 triggerers, 90/5/5 % of the batch", 3, 300, 300, 0.0, (0.9, 0.05, 0.05)),

@@ -21,8 +21,10 @@ IN_FLIGHT_RECHECK_SECONDS = 0.05
 # After a 429 a limiter allows BACKOFF_FACTOR of the calls it made in the window that got it, then
 # grows back along a cubic curve: quickly at first, flat around the rate that met the 429, and only
 # then probing above it (CUBIC, as botocore's adaptive mode uses), CUBIC_GROWTH calls per window^3.
-BACKOFF_FACTOR = 0.7
-CUBIC_GROWTH = 0.2
+# 0.85 and 0.1 from benchmarks/sharing_model.py: three processes started together on one key finish
+# 120 creates in 1.1x the bound (1.4x with 0.7 and 0.2) and meet fewer 429s in most shapes.
+BACKOFF_FACTOR = 0.85
+CUBIC_GROWTH = 0.1
 # Paced calls leave at gaps of window / rate, each stretched or shrunk by up to this fraction.
 PACING_JITTER = 0.2
 # Before any 429, a window's worth of calls leaves spread over this fraction of the window.
