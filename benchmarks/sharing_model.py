@@ -134,9 +134,11 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--variants", default="fixed,adaptive,hinted")
+    parser.add_argument("--shapes", help="the labels of the shapes to run, separated by ; (default: all)")
     args = parser.parse_args()
+    shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes.split(";")]
     print(f"429s / requests and makespan / bound (creates / 2 per s), mean [max] of {args.seeds} seeds")
-    for label, processes, creates, concurrency, stagger, parts in SHAPES:
+    for label, processes, creates, concurrency, stagger, parts in shapes:
         cells = []
         for variant in args.variants.split(","):
             runs = [
