@@ -75,3 +75,12 @@ def test_sharing_model_runs_the_limiter_in_virtual_time():
     assert result.returncode == 0, result.stderr[-3000:]
     lone = next(line for line in result.stdout.splitlines() if line.startswith("1 process:"))
     assert "fixed 0.0%" in lone and "adaptive 0.0%" in lone  # alone on a key: never a 429
+
+
+def test_paced_reads_benchmark_measures_each_way_of_pacing(tmp_path):
+    out = tmp_path / "paced_reads.json"
+    command = [sys.executable, "benchmarks/paced_reads.py", "--reads", "10", "--out", str(out)]
+    result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert all(report[f"{kind}, bursts of {n}"] > 0 for kind in ("hook", "aiohttp") for n in (1, 5, 10))
