@@ -870,6 +870,8 @@ def engine_section(
             *table(rows),
             "",
         ]
+        notes = [f"run {i}: {w['note']}" for i, w in enumerate(waiting_runs, 1) if w.get("note")]
+        lines += [f"{'; '.join(notes)}.", ""] if notes else []
     if batch_runs:
         rows = [
             (
@@ -894,12 +896,14 @@ def engine_section(
                     fmt(round(bt["worker_runs_per_image"] * bt["tasks"]) if bt else None),
                     fmt(p.get("makespan_over_bound")),
                     fmt(o.get("triggerer_cpu_seconds_per_image")),
-                    fmt(o.get("ledger_xcom_writes_per_image")),
+                    fmt(o["ledger_xcom_writes"] / o["tasks"] if "ledger_xcom_writes" in o else None),
                     f"{sum(x.get('duplicate_creates', 0) for x in v.values())}, "
                     f"{sum(x.get('createTask_429s', 0) for x in v.values())}",
                 )
             )
+        notes = [f"run {i}: {b['note']}" for i, b in enumerate(batch_runs, 1) if b.get("note")]
         lines += [f"`{batch_runs[0]['command']}`, {len(batch_runs)} runs:", "", *table(rows), ""]
+        lines += [f"{'; '.join(notes)}.", ""] if notes else []
     if sharing:
         for variant, runs in sharing.get("runs", {}).items():
             rows = [
@@ -922,7 +926,7 @@ def engine_section(
             spread = sharing["spread"][variant]["makespan_over_bound"]
             lines += [
                 f"`{sharing['command']}` ({variant}: {runs[0]['processes']} processes started together, "
-                f"{runs[0]['creates']} creates in all):",
+                f"{runs[0]['creates']} creates in all{'; ' + sharing['note'] if sharing.get('note') else ''}):",
                 "",
                 *table(rows),
                 "",
