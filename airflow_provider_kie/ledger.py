@@ -152,8 +152,7 @@ class Ledger:
                     return kept  # following: this run owns nothing, sends nothing, writes nothing
             if not live:
                 # The chunks this run will write are counted in its claim: no owner write per new chunk.
-                count = chunks
-                if await self._claim(max([count, *(chunk_of(i) + 1 for i in needed or ())])):
+                if await self._claim(max([chunks, *(chunk_of(i) + 1 for i in needed or ())])):
                     break
             else:
                 if not announced:
@@ -165,7 +164,7 @@ class Ledger:
                     )
                 await asyncio.sleep(CLAIM_SETTLE_SECONDS)
             owner = await self.load(OWNER_KEY)
-        for k in range(count):
+        for k in range(chunks):  # what earlier runs kept
             self.chunks[k] = _Chunk(await self.load(chunk_key(k)))
             record = record.merged(self.chunks[k].record())
         self._to_create = None if needed is None else set(needed) - set(record.jobs)
